@@ -1,0 +1,1 @@
+"""Running function code: instance processes, the wire protocol to them, and the pool."""

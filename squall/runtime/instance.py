@@ -1,0 +1,226 @@
+"""The platform's handle on one instance process: init it, invoke it, read its output, kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from squall.runtime.output import OutputCollector
+from squall.runtime.protocol import LENGTHS, NONCE_SIZE, Frame, decode_frame, decode_lengths, encode_frame
+from squall.types import LogLine
+
+READ_CHUNK = 256 * 1024
+
+
+class InstanceState(str, enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything an instance needs to run one version of one function."""
+
+    function: str
+    version: int
+    handler: str
+    code_dir: str
+    memory: int
+    timeout: float
+    environ: dict[str, str] = field(default_factory=dict)
+    sys_path: tuple[str, ...] = ()
+    log_group: str = ""
+    log_stream: str = ""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.function, self.version)
+
+
+@dataclass
+class InvokeOutcome:
+    """What one invocation produced. `payload` is the result JSON or Lambda's error object."""
+
+    ok: bool
+    payload: bytes
+    logs: list[LogLine]
+    duration_ms: float
+    max_memory_mb: int = 0
+    init_ms: float | None = None
+
+    def error(self) -> dict[str, Any]:
+        return dict(orjson.loads(self.payload)) if not self.ok else {}
+
+
+class InstanceDied(Exception):
+    """The instance process ended while the platform was waiting for it."""
+
+
+class Instance:
+    """One live instance process. Not safe for two concurrent invocations (the pool ensures that)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, spec: InstanceSpec) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process = process
+        self.spec = spec
+        self.pid = process.pid
+        self.state = InstanceState.STARTING
+        self.created_at = time.time()
+        self.last_used = time.monotonic()
+        self.invocations = 0
+        self.init_ms: float | None = None
+        self.max_memory_mb = 0
+        self._writer = process.stdin
+        self._reader = process.stdout
+        self._nonce = secrets.token_hex(NONCE_SIZE // 2).encode()
+        self._buffer = bytearray()
+        self._output = OutputCollector()
+
+    # -- lifecycle --------------------------------------------------------
+    async def init(self, timeout: float) -> InvokeOutcome:
+        """Send the spec and wait for `ready`; on failure the outcome holds the init error."""
+        spec = self.spec
+        header = {
+            "t": "init", "nonce": self._nonce.decode(), "function": spec.function,
+            "version": str(spec.version), "handler": spec.handler, "code_dir": spec.code_dir,
+            "memory": spec.memory, "environ": spec.environ, "sys_path": list(spec.sys_path),
+            "log_group": spec.log_group, "log_stream": spec.log_stream,
+        }
+        started = time.perf_counter()
+        self._writer.write(encode_frame(header))
+        try:
+            frame = await asyncio.wait_for(self._read_frame(), timeout)
+        except (asyncio.TimeoutError, InstanceDied, ConnectionError) as exc:
+            return await self._failed_init(exc, timeout, started)
+        self.init_ms = float(frame.header.get("init_ms", 0.0))
+        if frame.kind != "ready":
+            self.kill()
+            return InvokeOutcome(False, frame.payload, self._output.finish(), 0.0, init_ms=self.init_ms)
+        self.state = InstanceState.IDLE
+        return InvokeOutcome(True, b"null", self._output.finish(), 0.0, init_ms=self.init_ms)
+
+    async def _failed_init(self, exc: BaseException, timeout: float, started: float) -> InvokeOutcome:
+        self.kill()
+        init_ms = (time.perf_counter() - started) * 1000
+        if isinstance(exc, asyncio.TimeoutError):
+            message = f"Init timed out after {timeout:.2f} seconds"
+        else:
+            message = f"Runtime exited during init: {await self._exit_reason()}"
+        error = {"errorMessage": message, "errorType": "Runtime.InitError", "requestId": "", "stackTrace": []}
+        return InvokeOutcome(False, orjson.dumps(error), self._output.finish(), 0.0, init_ms=init_ms)
+
+    def kill(self) -> None:
+        """Kill the process at once (SIGKILL); safe to call twice."""
+        self.state = InstanceState.DEAD
+        if self.process.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        transport = getattr(self._writer, "transport", None)
+        if transport is not None:
+            transport.close()
+
+    async def wait_dead(self) -> None:
+        self.kill()
+        await self.process.wait()
+
+    # -- invocation ---------------------------------------------------------
+    async def invoke(self, request_id: str, event: bytes, timeout: float, arn: str) -> InvokeOutcome:
+        """Run one invocation; on timeout or death the instance is killed and the outcome says why."""
+        self.state = InstanceState.BUSY
+        self.invocations += 1
+        deadline_ms = int((time.time() + timeout) * 1000)
+        header = {"t": "invoke", "id": request_id, "deadline_ms": deadline_ms, "arn": arn}
+        started = time.perf_counter()
+        try:
+            self._writer.write(encode_frame(header, event))
+            frame = await asyncio.wait_for(self._read_frame(), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            return self._platform_error(request_id, started, "Sandbox.Timedout",
+                                        f"Task timed out after {timeout:.2f} seconds")
+        except (InstanceDied, ConnectionError):
+            self.kill()
+            reason = await self._exit_reason()
+            return self._platform_error(request_id, started, "Runtime.ExitError",
+                                        f"RequestId: {request_id} Error: Runtime exited with error: {reason}")
+        return self._finish(frame)
+
+    def _finish(self, frame: Frame) -> InvokeOutcome:
+        header = frame.header
+        self.max_memory_mb = max(self.max_memory_mb, int(header.get("max_rss_kb", 0)) // 1024)
+        self.last_used = time.monotonic()
+        if header.get("exiting"):
+            self.kill()
+        else:
+            self.state = InstanceState.IDLE
+        return InvokeOutcome(bool(header.get("ok")), frame.payload, self._output.finish(),
+                             float(header.get("duration_ms", 0.0)), self.max_memory_mb)
+
+    def _platform_error(self, request_id: str, started: float, error_type: str, message: str) -> InvokeOutcome:
+        error = {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": []}
+        duration_ms = (time.perf_counter() - started) * 1000
+        return InvokeOutcome(False, orjson.dumps(error), self._output.finish(), duration_ms, self.max_memory_mb)
+
+    async def _exit_reason(self) -> str:
+        try:
+            code = await asyncio.wait_for(self.process.wait(), 2.0)
+        except asyncio.TimeoutError:
+            return "the instance stopped answering"
+        return describe_exit(code)
+
+    # -- reading the output stream ------------------------------------------
+    async def _fill(self) -> None:
+        chunk = await self._reader.read(READ_CHUNK)
+        if not chunk:
+            raise InstanceDied()
+        self._buffer += chunk
+
+    async def _read_frame(self) -> Frame:
+        """Collect output as log lines until the next frame, then decode and return it."""
+        buffer, nonce = self._buffer, self._nonce
+        keep = len(nonce) - 1
+        while True:
+            start = buffer.find(nonce)
+            if start >= 0:
+                break
+            if len(buffer) > keep:
+                self._output.feed(buffer[: len(buffer) - keep])
+                del buffer[: len(buffer) - keep]
+            await self._fill()
+        self._output.feed(buffer[:start])
+        del buffer[:start]
+        fixed = len(nonce) + LENGTHS.size
+        while len(buffer) < fixed:
+            await self._fill()
+        head_len, payload_len = decode_lengths(memoryview(buffer)[len(nonce):fixed])
+        while len(buffer) < fixed + head_len + payload_len:
+            await self._fill()
+        head = bytes(buffer[fixed:fixed + head_len])
+        payload = bytes(buffer[fixed + head_len:fixed + head_len + payload_len])
+        del buffer[:fixed + head_len + payload_len]
+        return decode_frame(head, payload)
+
+
+def describe_exit(returncode: int) -> str:
+    """`exit status 3` or `signal: segmentation fault`, as Lambda words a runtime's death."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+    words = {"SIGSEGV": "segmentation fault", "SIGKILL": "killed", "SIGABRT": "aborted",
+             "SIGTERM": "terminated", "SIGBUS": "bus error", "SIGFPE": "floating point exception"}
+    return f"signal: {words.get(name, name)}"

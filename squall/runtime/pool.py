@@ -1,0 +1,158 @@
+"""InstancePool: reuses warm instances, starts new ones up to a cap, reaps idle ones.
+
+One invocation at a time per instance. When a function's instances are all busy
+and its cap is reached, `invoke` raises `Throttled` at once rather than waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from squall.exceptions import Throttled
+from squall.runtime.instance import Instance, InstanceSpec, InstanceState, InvokeOutcome
+from squall.runtime.launcher import InstanceLauncher
+
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    per_function: int = 100
+    per_node: int = 512
+    idle_timeout: float = 300.0
+    init_timeout: float = 10.0
+
+
+class InstancePool:
+    """Instances per (function, version). All methods run on the event loop's thread."""
+
+    def __init__(self, launcher: InstanceLauncher, limits: PoolLimits = PoolLimits()) -> None:
+        self.launcher = launcher
+        self.limits = limits
+        self._idle: dict[Key, list[Instance]] = defaultdict(list)
+        self._counts: dict[Key, int] = defaultdict(int)
+        self._live: set[Instance] = set()
+        self._retired: set[Key] = set()
+        self._total = 0
+        self._reaper: asyncio.Task[None] | None = None
+
+    # -- the hot path -------------------------------------------------------
+    async def invoke(self, spec: InstanceSpec, request_id: str, event: bytes, arn: str) -> InvokeOutcome:
+        """Run one invocation on a warm instance, or a new one (then `init_ms` is set)."""
+        instance = self._take_idle(spec.key)
+        init_ms = None
+        if instance is None:
+            instance, outcome = await self._start(spec)
+            if not outcome.ok:
+                return outcome
+            init_ms = outcome.init_ms
+        try:
+            outcome = await instance.invoke(request_id, event, spec.timeout, arn)
+        finally:
+            self._release(instance)
+        outcome.init_ms = init_ms
+        return outcome
+
+    def _take_idle(self, key: Key) -> Instance | None:
+        idle = self._idle.get(key)
+        while idle:
+            instance = idle.pop()
+            if instance.state is InstanceState.IDLE:
+                instance.state = InstanceState.BUSY
+                return instance
+        return None
+
+    async def _start(self, spec: InstanceSpec) -> tuple[Instance, InvokeOutcome]:
+        key = spec.key
+        if self._counts[key] >= self.limits.per_function:
+            raise Throttled(f"Rate exceeded: function {spec.function} is at its concurrency limit "
+                            f"of {self.limits.per_function}")
+        if self._total >= self.limits.per_node:
+            raise Throttled(f"Rate exceeded: this node runs its maximum of {self.limits.per_node} instances")
+        self._total += 1
+        self._counts[key] += 1
+        started = time.perf_counter()
+        try:
+            instance = await self.launcher.launch(spec)
+        except BaseException:
+            self._total -= 1
+            self._counts[key] -= 1
+            raise
+        self._live.add(instance)
+        outcome = await instance.init(self.limits.init_timeout)
+        outcome.init_ms = instance.init_ms = (time.perf_counter() - started) * 1000
+        if not outcome.ok:
+            self._release(instance)
+        instance.state = InstanceState.BUSY if outcome.ok else InstanceState.DEAD
+        return instance, outcome
+
+    def _release(self, instance: Instance) -> None:
+        key = instance.spec.key
+        if instance.state is InstanceState.IDLE and key not in self._retired:
+            self._idle[key].append(instance)
+            return
+        instance.kill()
+        if instance in self._live:
+            self._live.discard(instance)
+            self._total -= 1
+            self._counts[key] -= 1
+        asyncio.ensure_future(instance.process.wait())
+
+    # -- deploy support -----------------------------------------------------
+    async def prewarm(self, spec: InstanceSpec) -> InvokeOutcome:
+        """Start one instance (the deploy check); a healthy one stays idle for the first call."""
+        instance, outcome = await self._start(spec)
+        if outcome.ok:
+            instance.state = InstanceState.IDLE
+            self._release(instance)
+        return outcome
+
+    def retire(self, key: Key) -> None:
+        """Stop serving a version: idle instances die now, busy ones when they finish."""
+        self._retired.add(key)
+        for instance in self._idle.pop(key, []):
+            self._release(instance)
+
+    def reinstate(self, key: Key) -> None:
+        """Serve a version again (a retired version number can be reused after a failed deploy)."""
+        self._retired.discard(key)
+
+    # -- housekeeping -------------------------------------------------------
+    def instances(self) -> list[Instance]:
+        return list(self._live)
+
+    def reap_idle(self, now: float | None = None) -> int:
+        """Kill instances idle for longer than `idle_timeout`; returns how many."""
+        now = time.monotonic() if now is None else now
+        reaped = 0
+        for key, idle in list(self._idle.items()):
+            keep = [i for i in idle if now - i.last_used < self.limits.idle_timeout]
+            for instance in idle:
+                if instance not in keep:
+                    instance.state = InstanceState.DEAD
+                    self._release(instance)
+                    reaped += 1
+            self._idle[key] = keep
+        return reaped
+
+    def start_reaper(self, interval: float = 5.0) -> None:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                self.reap_idle()
+        self._reaper = asyncio.ensure_future(loop())
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        instances = self.instances()
+        for instance in instances:
+            instance.kill()
+        await asyncio.gather(*(i.process.wait() for i in instances), return_exceptions=True)
+        self._idle.clear()
+        self._live.clear()
+        self._counts.clear()
+        self._total = 0
