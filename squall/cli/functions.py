@@ -1,0 +1,95 @@
+"""Commands on deployed functions: `squall invoke` and `squall ls`."""
+
+from __future__ import annotations
+
+import time
+from typing import IO, Any
+
+import click
+import orjson
+
+from squall.cli.options import client_from, json_option
+from squall.cli.output import print_error, print_json, print_message, print_table, relative_time
+
+
+@click.command()
+@click.argument("name")
+@click.option("--data", "-d", metavar="JSON", help="The event, as a JSON text.")
+@click.option("--event", "-e", "event_file", type=click.File("rb"), metavar="FILE",
+              help="Read the event from FILE ('-' reads stdin).")
+@json_option
+@click.pass_context
+def invoke(ctx: click.Context, name: str, data: str | None, event_file: IO[bytes] | None,
+           as_json: bool) -> None:
+    """Invoke function NAME synchronously and print what it returned.
+
+    The event is --data, or the content of --event FILE, or {} when neither is
+    given. Exits with 1 when the function raised (its error object is printed).
+    """
+    event = read_event(data, event_file)
+    envelope = client_from(ctx).invoke(name, event)
+    payload = envelope.get("payload")
+    print_json(envelope if as_json else payload)
+    if not envelope.get("ok", False):
+        print_error(describe_function_error(payload))
+        ctx.exit(1)
+
+
+def read_event(data: str | None, event_file: IO[bytes] | None) -> bytes:
+    """The event's JSON bytes from --data or --event; bad JSON is a usage error (exit 2)."""
+    if data is not None and event_file is not None:
+        raise click.UsageError("give the event with --data or with --event, not both")
+    if data is not None:
+        return check_json(data.encode(), "'--data'")
+    if event_file is not None:
+        return check_json(event_file.read(), "'--event'")
+    return b"{}"
+
+
+def check_json(raw: bytes, param_hint: str) -> bytes:
+    """`raw` unchanged if it is valid JSON; else click.BadParameter saying where it fails."""
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint=param_hint) from exc
+    return raw
+
+
+def describe_function_error(payload: Any) -> str:
+    """`<errorType>: <errorMessage>` from Lambda's error object."""
+    if isinstance(payload, dict):
+        kind = payload.get("errorType") or "Error"
+        message = payload.get("errorMessage") or ""
+        return f"{kind}: {message}" if message else str(kind)
+    return "the function failed"
+
+
+@click.command(name="ls")
+@json_option
+@click.pass_context
+def list_functions(ctx: click.Context, as_json: bool) -> None:
+    """List the deployed functions with their latest version and routes."""
+    functions = client_from(ctx).list_functions()
+    if as_json:
+        print_json(functions)
+        return
+    if not functions:
+        print_message("No functions deployed yet; deploy a project with `squall deploy`.")
+        return
+    now = time.time()
+    print_table(["NAME", "VERSION", "RUNTIME", "MEMORY", "TIMEOUT", "ROUTES", "UPDATED"],
+                [function_row(fn, now) for fn in functions])
+
+
+def function_row(fn: dict[str, Any], now: float) -> tuple[str, ...]:
+    """One row of `squall ls`."""
+    updated = fn.get("updated_at")
+    return (
+        str(fn.get("name", "?")),
+        str(fn.get("version", "-")),
+        str(fn.get("runtime") or "-"),
+        f"{fn['memory']} MB" if fn.get("memory") is not None else "-",
+        f"{fn['timeout']}s" if fn.get("timeout") is not None else "-",
+        "\n".join(fn.get("routes") or []) or "-",
+        relative_time(float(updated), now) if updated is not None else "-",
+    )

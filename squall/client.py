@@ -1,0 +1,210 @@
+"""HTTP client of the platform API (`/_squall/api/...`), used by the CLI and by scripts.
+
+    with SquallClient() as client:          # SQUALL_URL / SQUALL_TOKEN from the env
+        client.deploy(bundle)
+        client.invoke("hello", b'{"name": "you"}')
+
+Every non-2xx answer raises `ApiError`, which carries the server's error `type`,
+`message` and extra fields; a server that cannot be reached raises `ApiError`
+with status 0 and a message that says what to check.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from squall.exceptions import SquallError
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+API_PREFIX = "/_squall/api"
+LOG_PAGE_SIZE = 1000
+
+_BAD_INPUT_STATUSES = frozenset({400, 401, 403, 409, 413, 422})
+"""Answers that mean the caller's input or credentials are wrong (CLI exit code 2)."""
+
+
+class ApiError(SquallError):
+    """The server answered with an error, or could not be reached (`status` 0).
+
+    `str()` is the server's message; `exit_code` is 2 for answers that blame the
+    caller's input (400, 401, 403, 409, 413, 422) and 1 for everything else.
+    """
+
+    def __init__(self, status: int, type: str, message: str,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.details = details or {}
+        self.exit_code = 2 if status in _BAD_INPUT_STATUSES else 1
+
+    @property
+    def kind(self) -> str:
+        return self.type
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.details, "type": self.type, "message": self.message}
+
+
+class SquallClient:
+    """A synchronous client of one squall server."""
+
+    def __init__(self, url: str | None = None, token: str | None = None,
+                 timeout: float = 60, *, transport: httpx.BaseTransport | None = None) -> None:
+        """`transport` replaces the network (e.g. `httpx.MockTransport` in tests)."""
+        self.url = (url or os.environ.get("SQUALL_URL") or DEFAULT_URL).rstrip("/")
+        self.token = token if token is not None else os.environ.get("SQUALL_TOKEN")
+        headers = {"user-agent": "squall-client"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout,
+                                  transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SquallClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- API -------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """`{"status": "ok", "version": ...}`; needs no token."""
+        return self._object(self._request("GET", "/_squall/health"))
+
+    def deploy(self, bundle: bytes) -> dict[str, Any]:
+        """Upload a project bundle (tar.gz); returns what changed per function."""
+        response = self._request("POST", f"{API_PREFIX}/deploy", content=bundle,
+                                 headers={"content-type": "application/gzip"})
+        return self._object(response)
+
+    def list_functions(self) -> list[dict[str, Any]]:
+        """Every deployed function, with its latest version."""
+        body = self._object(self._request("GET", f"{API_PREFIX}/functions"))
+        return list(body.get("functions", []))
+
+    def get_function(self, name: str) -> dict[str, Any]:
+        """One function's latest version; `ApiError` 404 when unknown."""
+        return self._object(self._request("GET", _function_path(name)))
+
+    def invoke(self, name: str, event_json: bytes) -> dict[str, Any]:
+        """Invoke synchronously; returns `{"requestId", "function", "version", "ok", "payload"}`."""
+        response = self._request("POST", _function_path(name, "invoke"), content=event_json,
+                                 headers={"content-type": "application/json"})
+        return self._object(response)
+
+    def logs(self, name: str, *, since: float | None = None, request_id: str | None = None,
+             after: int = 0, limit: int = LOG_PAGE_SIZE) -> list[dict[str, Any]]:
+        """One page of log lines, oldest first, with `id` greater than `after`."""
+        params: dict[str, str | int | float] = {"after": after, "limit": limit}
+        if since is not None:
+            params["since"] = since
+        if request_id is not None:
+            params["request_id"] = request_id
+        body = self._object(self._request("GET", _function_path(name, "logs"), params=params))
+        return list(body.get("logs", []))
+
+    def iter_logs(self, name: str, *, since: float | None = None,
+                  request_id: str | None = None, after: int = 0,
+                  page_size: int = LOG_PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        """Every stored log line after `after`, page by page, oldest first."""
+        while True:
+            page = self.logs(name, since=since, request_id=request_id, after=after,
+                             limit=page_size)
+            yield from page
+            if page:
+                after = int(page[-1]["id"])
+            if len(page) < page_size:
+                return
+
+    def follow_logs(self, name: str, *, since: float | None = None,
+                    request_id: str | None = None,
+                    poll_interval: float = 0.5) -> Iterator[dict[str, Any]]:
+        """Stored lines, then new lines as they arrive (polls with `after` = last id seen).
+
+        Never ends by itself; the caller stops iterating (or presses Ctrl-C).
+        """
+        after = 0
+        while True:
+            for line in self.iter_logs(name, since=since, request_id=request_id, after=after):
+                after = int(line["id"])
+                yield line
+            time.sleep(poll_interval)
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise self._unreachable(_describe_connect_error(exc)) from exc
+        except httpx.TimeoutException as exc:
+            raise self._unreachable(f"no answer within the timeout ({type(exc).__name__})") \
+                from exc
+        except httpx.TransportError as exc:
+            raise self._unreachable(str(exc) or type(exc).__name__) from exc
+        if response.is_error:
+            raise _error_from(response, has_token=bool(self.token))
+        return response
+
+    def _unreachable(self, why: str) -> ApiError:
+        return ApiError(0, "ConnectionError",
+                        f"cannot reach squall at {self.url}: {why} "
+                        "(is the server running? set SQUALL_URL)")
+
+    @staticmethod
+    def _object(response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            raise ApiError(response.status_code, "BadResponse",
+                           f"the server's answer to {response.request.url.path} "
+                           "is not a JSON object")
+        return body
+
+
+def _function_path(name: str, action: str | None = None) -> str:
+    path = f"{API_PREFIX}/functions/{quote(name, safe='')}"
+    return f"{path}/{action}" if action else path
+
+
+def _describe_connect_error(exc: httpx.ConnectError) -> str:
+    text = str(exc)
+    return "connection refused" if "refused" in text.lower() else (text or "connection failed")
+
+
+def _error_from(response: httpx.Response, *, has_token: bool) -> ApiError:
+    """Build an ApiError from `{"error": {"type", "message", ...}}`, or from any body."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        details = {k: v for k, v in error.items() if k not in ("type", "message")}
+        kind = str(error.get("type") or "Error")
+        message = str(error.get("message") or response.reason_phrase)
+    else:
+        details = {}
+        kind = "HTTPError"
+        text = response.text.strip()[:200]
+        message = f"HTTP {response.status_code} {response.reason_phrase}" + \
+            (f": {text}" if text else "")
+    if response.status_code == 401 and not has_token:
+        message += " (pass --token or set SQUALL_TOKEN)"
+    return ApiError(response.status_code, kind, message, details)
