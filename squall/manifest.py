@@ -1,0 +1,405 @@
+"""squall.yaml: the project manifest, its models and its loader.
+
+`load_manifest(folder_or_file)` reads and validates a manifest; `parse_manifest(text)`
+validates text. Every problem raises ManifestError with the file, the 1-based line of the
+offending YAML node and the dotted field (`functions.webhook.triggers[2].http`).
+
+How lines are found: the YAML is composed into nodes once; a walk over the nodes records the
+line of every key and list item by its path; pydantic's error `loc` is mapped to that path,
+or to its nearest parent with a line. The trigger models live in squall.triggers and are
+re-exported here. The user reference is docs/manifest.md.
+"""
+
+from __future__ import annotations
+
+import keyword
+import posixpath
+import re
+import string
+from pathlib import Path
+from typing import Annotated, Any, Callable
+
+import yaml
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
+from pydantic_core import ErrorDetails
+
+from squall.exceptions import ManifestError
+from squall.triggers import (SQUALL_ERROR, TRIGGER_KIND_ERROR, AuthType, HttpTrigger, Loc,
+                             RouteAuth, Section, Trigger, TriggerField, dotted, fail,
+                             is_env_name, show, trigger_kind_message, unknown_key_message)
+
+__all__ = ["MANIFEST_NAME", "AuthType", "RouteAuth", "HttpTrigger", "Trigger", "FunctionSpec",
+           "Manifest", "load_manifest", "parse_manifest", "default_project_name"]
+
+MANIFEST_NAME = "squall.yaml"
+DEFAULT_RUNTIME = "python3.11"
+MAX_TIMEOUT = 900
+MIN_MEMORY, MAX_MEMORY = 64, 10240
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+_RUNTIME = re.compile(r"python3\.\d+")
+
+Lines = dict[tuple[str, ...], int]
+"""Path of a YAML key or list item (all parts as text) -> its 1-based line."""
+
+
+# ------------------------------------------------------------------ field checks
+
+
+def _name_check(what: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if isinstance(value, str) and _NAME.fullmatch(value):
+            return value
+        raise ValueError(f"{what} must start with a letter and hold only letters, digits, - and _ "
+                         f"(64 at most), got {show(value)}")
+    return check
+
+
+def default_project_name(folder_name: str) -> str:
+    """A valid project name made from a folder name: invalid characters become '-'."""
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", folder_name)
+    if not name:
+        return "project"
+    if name[0] not in string.ascii_letters:
+        name = "project-" + name
+    return name[:64]
+
+
+def _is_identifier(text: str) -> bool:
+    return text.isidentifier() and not keyword.iskeyword(text)
+
+
+def _check_handler(value: Any) -> str:
+    if isinstance(value, str):
+        module, dot, attribute = value.rpartition(".")
+        if dot and all(_is_identifier(part) for part in [*module.split("."), attribute]):
+            return value
+    raise ValueError("must be module.function made of Python identifiers (e.g. app.handler or "
+                     f"pkg.api.handler), got {show(value)}")
+
+
+def _check_code(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or "\\" in value:
+        raise ValueError('must be a folder relative to the manifest, with "/" between names '
+                         f"(e.g. . or src/api), got {show(value)}")
+    if value.startswith("/") or re.match(r"[A-Za-z]:", value):
+        raise ValueError(f"must be relative to the manifest's folder, not absolute, got {show(value)}")
+    normal = posixpath.normpath(value)
+    if normal == ".." or normal.startswith("../"):
+        raise ValueError(f"must stay inside the project folder, got {show(value)}")
+    return normal
+
+
+def _check_runtime(value: Any) -> str:
+    if isinstance(value, str) and _RUNTIME.fullmatch(value):
+        return value
+    raise ValueError('must be a Python runtime such as "python3.11" or "python3.12" (only '
+                     f"python3.x runtimes are supported), got {show(value)}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_timeout(value: Any) -> float:
+    if _is_number(value) and 0 < value <= MAX_TIMEOUT:
+        return float(value)
+    raise ValueError(f"must be a number of seconds above 0 and at most {MAX_TIMEOUT} (as on AWS "
+                     f"Lambda), got {show(value)}")
+
+
+def _check_memory(value: Any) -> int:
+    if _is_number(value) and isinstance(value, int) and MIN_MEMORY <= value <= MAX_MEMORY:
+        return value
+    raise ValueError(f"must be a whole number of MB from {MIN_MEMORY} to {MAX_MEMORY} (as on AWS "
+                     f"Lambda), got {show(value)}")
+
+
+def _check_env(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of variable names to strings, e.g. "
+                         f"{{LOG_LEVEL: debug}}, got {show(value)}")
+    for name, text in value.items():
+        if not is_env_name(name):
+            raise fail(f"{show(name)} is not an environment variable name: use letters, digits and "
+                       "_, not starting with a digit", str(name))
+        if not isinstance(text, str):
+            example = "" if text is None else show(text).strip('"')
+            raise fail(f"must be a string, got {show(text)}; quote it in YAML: "
+                       f'{name}: "{example}"', name)
+    return dict(sorted(value.items()))
+
+
+def _check_triggers(value: Any) -> Any:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    raise ValueError('must be a list of triggers, each item like - http: "GET /status", '
+                     f"got {show(value)}")
+
+
+def _check_functions(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of function names to their settings, e.g. "
+                         f"{{webhook: {{handler: app.handler}}}}, got {show(value)}")
+    from_file = "path" in (info.context or {})
+    return {name: _named(name, spec, from_file) for name, spec in value.items()}
+
+
+def _named(name: Any, spec: Any, from_file: bool) -> Any:
+    """The settings of function `name` with its name filled in from the key.
+
+    In a manifest file the key is the only way to name a function; Python callers may pass
+    `name` (as `model_dump()` gives it), which must then match the key.
+    """
+    if not isinstance(spec, dict):
+        return spec
+    if "name" in spec and from_file:
+        raise fail(unknown_key_message("name", FunctionSpec.yaml_keys())
+                   + " (a function is named by its key under functions)", str(name), "name")
+    return {"name": name, **spec}
+
+
+# ------------------------------------------------------------------ models
+
+
+class FunctionSpec(Section):
+    """One function: its key under `functions:` is its `name`."""
+
+    internal_keys = frozenset({"name"})
+
+    name: Annotated[str, BeforeValidator(_name_check("a function name")),
+                    Field(description="the function's name")]
+    handler: Annotated[str, BeforeValidator(_check_handler),
+                       Field(description="the function to call, as module.function (e.g. app.handler)")]
+    code: Annotated[str, BeforeValidator(_check_code)] = "."
+    runtime: Annotated[str, BeforeValidator(_check_runtime)] = DEFAULT_RUNTIME
+    timeout: Annotated[float, BeforeValidator(_check_timeout)] = 30.0
+    memory: Annotated[int, BeforeValidator(_check_memory)] = 256
+    env: Annotated[dict[str, str], BeforeValidator(_check_env)] = Field(default_factory=dict)
+    triggers: Annotated[list[TriggerField], BeforeValidator(_check_triggers)] = Field(
+        default_factory=list)
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+    def config(self) -> dict[str, Any]:
+        """Everything that defines a version of the function, JSON-able, in field order."""
+        return self.model_dump(mode="json")
+
+
+class Manifest(Section):
+    """A whole squall.yaml; `path` is the manifest file and `root` its folder."""
+
+    internal_keys = frozenset({"path"})
+
+    name: Annotated[str, BeforeValidator(_name_check("the project name")),
+                    Field(description="the project's name")]
+    functions: Annotated[dict[Annotated[str, BeforeValidator(_name_check("a function name"))],
+                              FunctionSpec],
+                         BeforeValidator(_check_functions),
+                         Field(description="the functions of the project")]
+    path: Path = Field(default=Path(MANIFEST_NAME), exclude=True)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def routes(self) -> list[tuple[str, HttpTrigger]]:
+        """(function name, trigger) of every HTTP trigger, in manifest order."""
+        return [(name, trigger) for name, spec in self.functions.items()
+                for trigger in spec.triggers if isinstance(trigger, HttpTrigger)]
+
+    @classmethod
+    def prepare(cls, data: dict[Any, Any], info: ValidationInfo) -> dict[Any, Any]:
+        """Take `path` and the default `name` from the validation context, if given."""
+        context = info.context or {}
+        if "path" in context:
+            if "path" in data:
+                raise fail(unknown_key_message("path", cls.yaml_keys()), "path")
+            data = {**data, "path": context["path"]}
+        if "name" not in data and "default_name" in context:
+            data = {**data, "name": default_project_name(context["default_name"])}
+        if not data.get("functions"):
+            raise fail("the project declares no functions: add a functions: mapping with at "
+                       "least one function, e.g. webhook: {handler: app.handler}", "functions")
+        return data
+
+    @model_validator(mode="after")
+    def _check_routes(self) -> Manifest:
+        seen: dict[str, tuple[Loc, str]] = {}
+        for name, spec in self.functions.items():
+            if spec.name != name:
+                raise fail(f"is named {show(spec.name)} but listed as {show(name)}", "functions", name)
+            for index, trigger in enumerate(spec.triggers):
+                here: Loc = ("functions", name, "triggers", index, "http")
+                first, key = seen.setdefault(trigger.shape, (here, trigger.http))
+                if first != here:
+                    raise fail(f"duplicate route: a method and path are routed once, and "
+                               f"{show(trigger.http)} is already declared as {show(key)} at "
+                               f"{dotted(first)}", *here, see=first)
+        return self
+
+
+# ------------------------------------------------------------------ YAML and lines
+
+
+def _read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+    """Compose the one YAML document of `text` and construct its data, in one parse."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = ": ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise ManifestError(f"is not valid YAML: {problem}", file=file,
+                            line=mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"is not valid YAML: {exc}", file=file) from None
+    finally:
+        loader.dispose()
+
+
+def _node_lines(node: yaml.Node, file: str) -> Lines:
+    lines: Lines = {(): node.start_mark.line + 1}
+    _walk(node, (), lines, file, frozenset())
+    return lines
+
+
+def _walk(node: yaml.Node, path: tuple[str, ...], lines: Lines, file: str,
+          above: frozenset[int]) -> None:
+    """Record the line of every key and item below `node`; reject duplicate keys."""
+    if id(node) in above:
+        return
+    above = above | {id(node)}
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines.setdefault((*path, str(index)), item.start_mark.line + 1)
+            _walk(item, (*path, str(index)), lines, file, above)
+    elif isinstance(node, yaml.MappingNode):
+        keys: dict[str, int] = {}
+        for key_node, value in node.value:
+            key, line = str(key_node.value), key_node.start_mark.line + 1
+            if key in keys and key != "<<":
+                raise ManifestError(f"duplicate key {show(key)}: it is already set on line "
+                                    f"{keys[key]}", file=file, line=line, field=dotted((*path, key)))
+            keys[key] = line
+            lines.setdefault((*path, key), line)
+            _walk(value, (*path, key), lines, file, above)
+
+
+def _line_of(lines: Lines, loc: Loc) -> int:
+    path = tuple(str(part) for part in loc)
+    while path not in lines:
+        path = path[:-1]
+    return lines[path]
+
+
+# ------------------------------------------------------------------ pydantic errors
+
+
+def _clean_loc(loc: tuple[str | int, ...]) -> Loc:
+    """Drop pydantic's `[key]` markers and the trigger kind tag after `triggers[i]`."""
+    parts = [part for part in loc if part != "[key]"]
+    if len(parts) > 4 and parts[0] == "functions" and parts[2] == "triggers" \
+            and isinstance(parts[3], int):
+        del parts[4]
+    return tuple(parts)
+
+
+def _problem(error: ErrorDetails) -> tuple[Loc, str, Loc | None]:
+    """(where, what is wrong, related place) of one pydantic error."""
+    loc, ctx = _clean_loc(error["loc"]), error.get("ctx", {})
+    if error["type"] == SQUALL_ERROR:
+        return (*loc, *ctx["loc"]), ctx["message"], ctx["see"]
+    if error["type"] == "value_error":
+        return loc, str(ctx["error"]), None
+    if error["type"] == TRIGGER_KIND_ERROR:
+        return loc, trigger_kind_message(error["input"]), None
+    return loc, f"{error['msg']}, got {show(error['input'])}", None
+
+
+def _manifest_error(exc: ValidationError, lines: Lines, file: str) -> ManifestError:
+    """The problem that comes first in the file, as a ManifestError."""
+    problems = [_problem(error) for error in exc.errors()]
+    loc, message, see = min(problems, key=lambda problem: _line_of(lines, problem[0]))
+    if see is not None:
+        message += f" (line {_line_of(lines, see)})"
+    return ManifestError(message, file=file, line=_line_of(lines, loc), field=dotted(loc) or None)
+
+
+# ------------------------------------------------------------------ entry points
+
+
+def _parse(text: str, file: str, path: Path, default_name: str) -> tuple[Manifest, Lines]:
+    node, data = _read_yaml(text, file)
+    if node is None:
+        raise ManifestError("is empty: expected a mapping with functions: (and optionally name:)",
+                            file=file, line=1)
+    lines = _node_lines(node, file)
+    context = {"path": path, "default_name": default_name}
+    try:
+        return Manifest.model_validate(data, context=context), lines
+    except ValidationError as exc:
+        raise _manifest_error(exc, lines, file) from None
+
+
+def parse_manifest(text: str, *, file: str = MANIFEST_NAME, default_name: str = "project") -> Manifest:
+    """Validate manifest text; `file` is shown in errors and becomes `Manifest.path`."""
+    return _parse(text, file, Path(file), default_name)[0]
+
+
+def _manifest_file(path: Path) -> Path:
+    file = path / MANIFEST_NAME if path.is_dir() else path
+    if file.is_file():
+        return file
+    folder = path if path.is_dir() else path.parent
+    hint = (f" (found {folder / 'squall.yml'}: rename it to {MANIFEST_NAME})"
+            if (folder / "squall.yml").is_file() else "")
+    raise ManifestError(f"no {MANIFEST_NAME} found: looked for {file.absolute()}{hint}",
+                        file=str(file))
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"is not UTF-8 text: {exc.reason} at byte {exc.start}",
+                            file=str(file)) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot be read: {exc.strerror}", file=str(file)) from None
+
+
+def _check_code_folders(manifest: Manifest, lines: Lines, file: str) -> None:
+    root = manifest.root
+    for name, spec in manifest.functions.items():
+        folder = (root / spec.code).resolve()
+        problem = ("leaves the project folder through a symbolic link"
+                   if not folder.is_relative_to(root) else
+                   "is not a folder" if folder.exists() and not folder.is_dir() else
+                   "does not exist" if not folder.is_dir() else None)
+        if problem:
+            loc = ("functions", name, "code")
+            raise ManifestError(f"{show(spec.code)} {problem}: code must name a folder inside the "
+                                "project", file=file, line=_line_of(lines, loc), field=dotted(loc))
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate the manifest of a project folder, or a manifest file itself.
+
+    `Manifest.path` is the resolved file; errors show the path as given.
+    """
+    file = _manifest_file(Path(path))
+    resolved = file.resolve()
+    manifest, lines = _parse(_read_text(file), str(file), resolved, resolved.parent.name)
+    _check_code_folders(manifest, lines, str(file))
+    return manifest
