@@ -1,0 +1,135 @@
+"""The Store contract: what every backend (SQLite, PostgreSQL) guarantees.
+
+The store is the only state shared between nodes. Methods are synchronous and
+thread-safe; async callers run them in a worker thread. Each method documents
+what it guarantees; `BaseStore` gives derived operations default
+implementations on top of the primitive ones (as huey's BaseStorage does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from squall.types import LogLevel
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """A function version to be created by `Store.commit_deploy`."""
+
+    function: str
+    code_hash: str
+    config: dict[str, Any]
+    code_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionVersion:
+    """An immutable, numbered version of a function (numbers start at 1)."""
+
+    function: str
+    number: int
+    project: str
+    code_hash: str
+    config: dict[str, Any]
+    code_path: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRecord:
+    """A deployed function and the number of its newest version."""
+
+    name: str
+    project: str
+    latest: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One stored log line of one invocation. `id` is assigned by the store."""
+
+    function: str
+    version: int
+    request_id: str
+    ts: float
+    level: LogLevel
+    message: str
+    id: int = field(default=0)
+
+
+class BaseStore:
+    """Interface of a storage backend. Subclasses implement every method that raises."""
+
+    # -- lifecycle ---------------------------------------------------------
+    def migrate(self) -> None:
+        """Create or upgrade the schema. Idempotent; safe to run on every start."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""
+        raise NotImplementedError
+
+    # -- functions and versions -------------------------------------------
+    def commit_deploy(self, project: str, versions: Sequence[NewVersion],
+                      removed: Sequence[str] = ()) -> list[FunctionVersion]:
+        """Atomically apply one deploy of `project`.
+
+        For each NewVersion: create the function (owned by `project`) if it is
+        new, give the version the next number (latest + 1) and make it the
+        latest. Functions named in `removed` are deleted with their versions.
+        Raises `squall.exceptions.Conflict` (and changes nothing) when a
+        function exists and belongs to another project. Either all of it is
+        stored or none of it is. Returns the created versions, in input order.
+        """
+        raise NotImplementedError
+
+    def get_function(self, name: str) -> FunctionRecord | None:
+        """The function called `name`, or None."""
+        raise NotImplementedError
+
+    def list_functions(self, project: str | None = None) -> list[FunctionRecord]:
+        """All functions (of `project` when given), ordered by name."""
+        raise NotImplementedError
+
+    def get_version(self, function: str, number: int) -> FunctionVersion | None:
+        """Version `number` of `function`, or None."""
+        raise NotImplementedError
+
+    def list_versions(self, function: str) -> list[FunctionVersion]:
+        """Every stored version of `function`, oldest first."""
+        raise NotImplementedError
+
+    def latest_version(self, function: str) -> FunctionVersion | None:
+        """The newest version of `function`, or None when it does not exist."""
+        record = self.get_function(function)
+        return None if record is None else self.get_version(function, record.latest)
+
+    def latest_versions(self) -> list[FunctionVersion]:
+        """The newest version of every function, ordered by function name."""
+        found = (self.get_version(r.name, r.latest) for r in self.list_functions())
+        return [v for v in found if v is not None]
+
+    # -- logs --------------------------------------------------------------
+    def append_logs(self, records: Sequence[LogRecord]) -> None:
+        """Store `records` in one transaction, keeping their order (ids increase)."""
+        raise NotImplementedError
+
+    def read_logs(self, function: str, *, since: float | None = None,
+                  request_id: str | None = None, after_id: int = 0,
+                  limit: int = 1000) -> list[LogRecord]:
+        """Log lines of `function` with id > after_id (and ts >= since, and of
+        `request_id`, when given), oldest first, at most `limit` of them."""
+        raise NotImplementedError
+
+    # -- small settings ----------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A node-wide setting stored under `key`, or None."""
+        raise NotImplementedError
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a node-wide setting, replacing any previous value."""
+        raise NotImplementedError

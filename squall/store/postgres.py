@@ -1,0 +1,249 @@
+"""The PostgreSQL store: the state shared by a cluster of squall nodes.
+
+Owns the PostgreSQL schema and its migrations, and what keeps several nodes
+correct against one database:
+
+* `migrate()` holds a transaction-level advisory lock, so nodes starting at
+  once apply each migration step exactly once;
+* a version number comes from an upsert of the function row, which locks that
+  row until commit: concurrent deploys of one function get consecutive,
+  distinct numbers. A deploy touches its functions in name order, so two
+  deploys cannot deadlock each other. Ownership is checked on the locked row;
+* `append_logs` holds an advisory lock while it inserts, so log ids become
+  visible in increasing order and a reader tailing with `after_id` never
+  skips a line that committed late. NUL characters, which PostgreSQL text
+  cannot hold, are replaced by U+FFFD.
+
+Connections come from a `psycopg_pool.ConnectionPool` and are checked before
+use, so a restarted server is reconnected to. With `schema=...` every
+connection uses that schema (created if missing) as its search_path. The
+pool's threads do not survive `fork()`: open the store in the process that
+uses it.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg.sql import SQL, Identifier
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from squall.exceptions import Conflict, StoreError
+from squall.store.base import BaseStore, FunctionRecord, FunctionVersion, LogRecord, NewVersion
+from squall.types import LogLevel
+
+Connection = psycopg.Connection[TupleRow]
+
+CONNECT_TIMEOUT = 10
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 10
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: the initial schema
+        """CREATE TABLE functions (
+            name TEXT PRIMARY KEY, project TEXT NOT NULL, latest INTEGER NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX functions_project ON functions (project, name)",
+        """CREATE TABLE versions (
+            function TEXT NOT NULL, number INTEGER NOT NULL, project TEXT NOT NULL,
+            code_hash TEXT NOT NULL, config JSONB NOT NULL, code_path TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (function, number))""",
+        """CREATE TABLE logs (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, function TEXT NOT NULL,
+            version INTEGER NOT NULL, request_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+            level TEXT NOT NULL, message TEXT NOT NULL)""",
+        "CREATE INDEX logs_function_id ON logs (function, id)",
+        "CREATE INDEX logs_function_request ON logs (function, request_id, id)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+)
+"""Migration steps in order; step i (1-based) brings the schema to version i.
+Append new steps, never edit applied ones."""
+
+_VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at"
+_FUNCTION_COLUMNS = "name, project, latest, created_at, updated_at"
+_LOG_COLUMNS = "function, version, request_id, ts, level, message, id"
+_LATEST_VERSIONS = ("SELECT v.function, v.number, v.project, v.code_hash, v.config, v.code_path, "
+                    "v.created_at FROM functions f JOIN versions v "
+                    "ON v.function = f.name AND v.number = f.latest")
+_UPSERT_FUNCTION = """
+    INSERT INTO functions (name, project, latest, created_at, updated_at) VALUES (%s, %s, 1, %s, %s)
+    ON CONFLICT (name) DO UPDATE SET latest = functions.latest + 1, updated_at = excluded.updated_at
+    WHERE functions.project = excluded.project
+    RETURNING latest"""
+
+
+class PostgresStore(BaseStore):
+    """The store in the PostgreSQL database at `url` (in `schema` when given)."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self.schema = schema
+        _prepare_database(url, schema)
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            url, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE, open=True, name="squall-store",
+            configure=self._configure if schema is not None else None,
+            check=ConnectionPool.check_connection, kwargs={"connect_timeout": CONNECT_TIMEOUT})
+        try:
+            self._pool.wait(timeout=CONNECT_TIMEOUT)
+        except PoolTimeout as exc:  # the pool closed itself
+            raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
+
+    def _configure(self, conn: Connection) -> None:
+        conn.execute(SQL("SET search_path TO {}").format(Identifier(str(self.schema))))
+        conn.commit()
+
+    def _lock_key(self, purpose: str) -> str:
+        """The name of an advisory lock private to this store's schema."""
+        return f"squall.{purpose}:{self.schema or ''}"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One transaction: committed when the block ends, else rolled back."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[TupleRow]:
+        with self._transaction() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    # -- lifecycle ---------------------------------------------------------
+    def migrate(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("migrate"),))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                         "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+            current = int(row[0]) if row else 0
+            for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in step:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (number, time.time()))
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- functions and versions -------------------------------------------
+    def commit_deploy(self, project: str, versions: Sequence[NewVersion],
+                      removed: Sequence[str] = ()) -> list[FunctionVersion]:
+        now = time.time()
+        # Name order (a removal before the new versions of the same name) locks rows
+        # in the same order in every deploy, so concurrent deploys cannot deadlock.
+        work = sorted([(name, -1) for name in set(removed)]
+                      + [(new.function, i) for i, new in enumerate(versions)])
+        created: dict[int, FunctionVersion] = {}
+        with self._transaction() as conn:
+            for name, index in work:
+                if index < 0:
+                    _remove_function(conn, project, name)
+                else:
+                    created[index] = _add_version(conn, project, versions[index], now)
+        return [created[i] for i in range(len(versions))]
+
+    def get_function(self, name: str) -> FunctionRecord | None:
+        rows = self._query(f"SELECT {_FUNCTION_COLUMNS} FROM functions WHERE name = %s", (name,))
+        return FunctionRecord(*rows[0]) if rows else None
+
+    def list_functions(self, project: str | None = None) -> list[FunctionRecord]:
+        where, params = ("WHERE project = %s", (project,)) if project is not None else ("", ())
+        rows = self._query(f"SELECT {_FUNCTION_COLUMNS} FROM functions {where} ORDER BY name", params)
+        return [FunctionRecord(*row) for row in rows]
+
+    def get_version(self, function: str, number: int) -> FunctionVersion | None:
+        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions "
+                           "WHERE function = %s AND number = %s", (function, number))
+        return FunctionVersion(*rows[0]) if rows else None
+
+    def list_versions(self, function: str) -> list[FunctionVersion]:
+        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE function = %s "
+                           "ORDER BY number", (function,))
+        return [FunctionVersion(*row) for row in rows]
+
+    def latest_version(self, function: str) -> FunctionVersion | None:
+        rows = self._query(f"{_LATEST_VERSIONS} WHERE f.name = %s", (function,))
+        return FunctionVersion(*rows[0]) if rows else None
+
+    def latest_versions(self) -> list[FunctionVersion]:
+        return [FunctionVersion(*row) for row in self._query(f"{_LATEST_VERSIONS} ORDER BY f.name")]
+
+    # -- logs --------------------------------------------------------------
+    def append_logs(self, records: Sequence[LogRecord]) -> None:
+        if not records:
+            return
+        rows = [(_text(r.function), r.version, _text(r.request_id), r.ts, LogLevel(r.level).value,
+                 _text(r.message)) for r in records]
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("logs"),))
+            with conn.cursor() as cursor:
+                cursor.executemany("INSERT INTO logs (function, version, request_id, ts, level, message) "
+                                   "VALUES (%s, %s, %s, %s, %s, %s)", rows)
+
+    def read_logs(self, function: str, *, since: float | None = None,
+                  request_id: str | None = None, after_id: int = 0,
+                  limit: int = 1000) -> list[LogRecord]:
+        where, params = ["function = %s", "id > %s"], [function, after_id]
+        if since is not None:
+            where.append("ts >= %s")
+            params.append(since)
+        if request_id is not None:
+            where.append("request_id = %s")
+            params.append(request_id)
+        rows = self._query(f"SELECT {_LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} "
+                           "ORDER BY id LIMIT %s", [*params, limit])
+        return [LogRecord(f, v, rid, ts, LogLevel(level), msg, i) for f, v, rid, ts, level, msg, i in rows]
+
+    # -- small settings ----------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = %s", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def _prepare_database(url: str, schema: str | None) -> None:
+    """Connect once (failing fast with the server's own message); create `schema`."""
+    try:
+        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT) as conn:
+            if schema is None or conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                                              (schema,)).fetchone():
+                return
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('squall.create-schema'))")
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
+
+
+def _remove_function(conn: Connection, project: str, name: str) -> None:
+    row = conn.execute("DELETE FROM functions WHERE name = %s RETURNING project", (name,)).fetchone()
+    if row is not None and row[0] != project:
+        raise Conflict(f'function "{name}" belongs to project "{row[0]}"')  # rolls the delete back
+    conn.execute("DELETE FROM versions WHERE function = %s", (name,))
+
+
+def _add_version(conn: Connection, project: str, new: NewVersion, now: float) -> FunctionVersion:
+    """Number and store `new`; the upsert keeps the function row locked until commit."""
+    row = conn.execute(_UPSERT_FUNCTION, (new.function, project, now, now)).fetchone()
+    if row is None:  # the row exists and another project owns it
+        owner = conn.execute("SELECT project FROM functions WHERE name = %s", (new.function,)).fetchone()
+        raise Conflict(f'function "{new.function}" belongs to project "{owner[0] if owner else "?"}"')
+    stored = conn.execute(
+        f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        f"RETURNING {_VERSION_COLUMNS}",
+        (new.function, row[0], project, new.code_hash, Jsonb(new.config), new.code_path, now)).fetchone()
+    assert stored is not None
+    return FunctionVersion(*stored)
+
+
+def _text(value: str) -> str:
+    """`value` without NUL characters, which PostgreSQL text cannot store."""
+    return value.replace("\x00", "\ufffd")

@@ -1,0 +1,247 @@
+"""The SQLite store: the default, single-node backend in one file.
+
+Owns the SQLite schema and its migrations, and SQLite's concurrency rules:
+
+* WAL journal (readers never block the writer, nor the writer them) with
+  `synchronous=NORMAL`, which is durable across application crashes;
+* one writer at a time: a process-wide lock orders this process's writers and
+  every write runs in `BEGIN IMMEDIATE`, so writers of other processes wait
+  (up to `busy_timeout`) instead of failing halfway through a transaction;
+* connections are shared by threads through a small pool of idle ones: a call
+  borrows one and gives it back, so any thread may call any method and
+  `close()` closes every connection (no ResourceWarning from dead threads).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from squall.exceptions import Conflict, StoreError
+from squall.store.base import BaseStore, FunctionRecord, FunctionVersion, LogRecord, NewVersion
+from squall.types import LogLevel
+
+BUSY_TIMEOUT_MS = 10_000
+MAX_IDLE_CONNECTIONS = 8
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: the initial schema
+        """CREATE TABLE functions (
+            name TEXT PRIMARY KEY, project TEXT NOT NULL, latest INTEGER NOT NULL,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL)""",
+        "CREATE INDEX functions_project ON functions (project, name)",
+        """CREATE TABLE versions (
+            function TEXT NOT NULL, number INTEGER NOT NULL, project TEXT NOT NULL,
+            code_hash TEXT NOT NULL, config TEXT NOT NULL, code_path TEXT NOT NULL,
+            created_at REAL NOT NULL, PRIMARY KEY (function, number))""",
+        """CREATE TABLE logs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, function TEXT NOT NULL,
+            version INTEGER NOT NULL, request_id TEXT NOT NULL, ts REAL NOT NULL,
+            level TEXT NOT NULL, message TEXT NOT NULL)""",
+        "CREATE INDEX logs_function_id ON logs (function, id)",
+        "CREATE INDEX logs_function_request ON logs (function, request_id, id)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+)
+"""Migration steps in order; step i (1-based) brings the schema to version i.
+Append new steps, never edit applied ones."""
+
+_VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at"
+_FUNCTION_COLUMNS = "name, project, latest, created_at, updated_at"
+_LOG_COLUMNS = "function, version, request_id, ts, level, message, id"
+
+
+class SqliteStore(BaseStore):
+    """The store in the SQLite file `path` (its directory is created if missing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._idle: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
+        self._writer = threading.Lock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            first = self._connect()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+        self._idle.append(first)
+
+    # -- connections -------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a connection; sqlite3 errors become StoreError."""
+        with self._pool_lock:
+            if self._closed:
+                raise StoreError(f"the SQLite store {self.path} is closed")
+            conn = self._idle.pop() if self._idle else None
+        try:
+            conn = conn or self._connect()
+            yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+        finally:
+            if conn is not None:
+                self._give_back(conn)
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._pool_lock:
+            keep = not self._closed and len(self._idle) < MAX_IDLE_CONNECTIONS
+            if keep:
+                self._idle.append(conn)
+        if not keep:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, else rolled back."""
+        with self._writer, self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    # -- lifecycle ---------------------------------------------------------
+    def migrate(self) -> None:
+        with self._write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                         "version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+            current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in step:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (number, time.time()))
+
+    def close(self) -> None:
+        with self._pool_lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    # -- functions and versions -------------------------------------------
+    def commit_deploy(self, project: str, versions: Sequence[NewVersion],
+                      removed: Sequence[str] = ()) -> list[FunctionVersion]:
+        now = time.time()
+        with self._write() as conn:
+            for name in [v.function for v in versions] + list(removed):
+                _check_owner(conn, name, project)
+            for name in removed:
+                conn.execute("DELETE FROM versions WHERE function = ?", (name,))
+                conn.execute("DELETE FROM functions WHERE name = ?", (name,))
+            return [_add_version(conn, project, new, now) for new in versions]
+
+    def get_function(self, name: str) -> FunctionRecord | None:
+        rows = self._query(f"SELECT {_FUNCTION_COLUMNS} FROM functions WHERE name = ?", (name,))
+        return FunctionRecord(*rows[0]) if rows else None
+
+    def list_functions(self, project: str | None = None) -> list[FunctionRecord]:
+        where, params = ("WHERE project = ?", (project,)) if project is not None else ("", ())
+        rows = self._query(f"SELECT {_FUNCTION_COLUMNS} FROM functions {where} ORDER BY name", params)
+        return [FunctionRecord(*row) for row in rows]
+
+    def get_version(self, function: str, number: int) -> FunctionVersion | None:
+        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE function = ? AND number = ?",
+                           (function, number))
+        return _version(rows[0]) if rows else None
+
+    def list_versions(self, function: str) -> list[FunctionVersion]:
+        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE function = ? ORDER BY number",
+                           (function,))
+        return [_version(row) for row in rows]
+
+    def latest_versions(self) -> list[FunctionVersion]:
+        columns = ", ".join(f"v.{c.strip()}" for c in _VERSION_COLUMNS.split(","))
+        rows = self._query(f"SELECT {columns} FROM functions f JOIN versions v "
+                           "ON v.function = f.name AND v.number = f.latest ORDER BY f.name")
+        return [_version(row) for row in rows]
+
+    # -- logs --------------------------------------------------------------
+    def append_logs(self, records: Sequence[LogRecord]) -> None:
+        if not records:
+            return
+        rows = [(r.function, r.version, r.request_id, r.ts, LogLevel(r.level).value, r.message)
+                for r in records]
+        with self._write() as conn:
+            conn.executemany("INSERT INTO logs (function, version, request_id, ts, level, message) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def read_logs(self, function: str, *, since: float | None = None,
+                  request_id: str | None = None, after_id: int = 0,
+                  limit: int = 1000) -> list[LogRecord]:
+        where, params = ["function = ?", "id > ?"], [function, after_id]
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(since)
+        if request_id is not None:
+            where.append("request_id = ?")
+            params.append(request_id)
+        rows = self._query(f"SELECT {_LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} "
+                           "ORDER BY id LIMIT ?", [*params, limit])
+        return [_log(row) for row in rows]
+
+    # -- small settings ----------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def _check_owner(conn: sqlite3.Connection, name: str, project: str) -> None:
+    row = conn.execute("SELECT project FROM functions WHERE name = ?", (name,)).fetchone()
+    if row is not None and row[0] != project:
+        raise Conflict(f'function "{name}" belongs to project "{row[0]}"')
+
+
+def _add_version(conn: sqlite3.Connection, project: str, new: NewVersion, now: float) -> FunctionVersion:
+    """Number and store `new` (the caller holds the write lock, so latest + 1 is free)."""
+    row = conn.execute("SELECT latest FROM functions WHERE name = ?", (new.function,)).fetchone()
+    number = 1 if row is None else int(row[0]) + 1
+    if row is None:
+        conn.execute(f"INSERT INTO functions ({_FUNCTION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                     (new.function, project, number, now, now))
+    else:
+        conn.execute("UPDATE functions SET latest = ?, updated_at = ? WHERE name = ?",
+                     (number, now, new.function))
+    row = (new.function, number, project, new.code_hash, json.dumps(new.config), new.code_path, now)
+    conn.execute(f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+    return _version(row)
+
+
+def _version(row: Sequence[Any]) -> FunctionVersion:
+    function, number, project, code_hash, config, code_path, created_at = row
+    return FunctionVersion(function, number, project, code_hash, json.loads(config), code_path, created_at)
+
+
+def _log(row: Sequence[Any]) -> LogRecord:
+    function, version, request_id, ts, level, message, log_id = row
+    return LogRecord(function, version, request_id, ts, LogLevel(level), message, log_id)
