@@ -1,0 +1,115 @@
+"""Project bundles: pack a project folder into one tar.gz, unpack it safely, hash code trees,
+and install a project's requirements.txt into a cached dependency folder."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from squall.exceptions import BundleError
+from squall.manifest import load_manifest
+
+MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+IGNORED_DIRS = {".git", ".hg", ".svn", ".squall", "__pycache__", ".venv", "venv", "node_modules",
+                ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", ".tox"}
+IGNORED_FILES = ("*.pyc", "*.pyo", ".DS_Store")
+IGNORE_FILE = ".squallignore"
+
+
+def _ignore_patterns(root: Path) -> list[str]:
+    path = root / IGNORE_FILE
+    if not path.is_file():
+        return list(IGNORED_FILES)
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return list(IGNORED_FILES) + [line.rstrip("/") for line in lines if line and not line.startswith("#")]
+
+
+def project_files(root: Path) -> list[Path]:
+    """Files of the project, relative to `root`, sorted; skips VCS, caches, venvs and
+    whatever `.squallignore` lists (fnmatch patterns on the relative path or the name)."""
+    patterns = _ignore_patterns(root)
+
+    def ignored(rel: str, name: str) -> bool:
+        return any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        base = Path(folder).relative_to(root)
+        dirs[:] = sorted(d for d in dirs if d not in IGNORED_DIRS and not ignored(str(base / d), d))
+        found += [base / f for f in files if not ignored(str(base / f), f) and not (Path(folder) / f).is_symlink()]
+    return sorted(found)
+
+
+def pack_project(project_dir: Path) -> bytes:
+    """Validate `project_dir/squall.yaml` and pack the project into a deterministic tar.gz."""
+    root = Path(project_dir).resolve()
+    load_manifest(root)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for rel in project_files(root):
+            info = tarfile.TarInfo(rel.as_posix())
+            data = (root / rel).read_bytes()
+            info.size, info.mtime = len(data), 0
+            info.mode = 0o755 if os.access(root / rel, os.X_OK) else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    if buffer.tell() > MAX_BUNDLE_BYTES:
+        raise BundleError(f"the project packs to {buffer.tell() // 2**20} MB, over the "
+                          f"{MAX_BUNDLE_BYTES // 2**20} MB bundle limit (list big files in {IGNORE_FILE})")
+    return buffer.getvalue()
+
+
+def unpack_bundle(data: bytes, dest: Path) -> None:
+    """Extract a bundle into `dest`, refusing links, devices and paths that leave `dest`."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError(f"bundle is over the {MAX_BUNDLE_BYTES // 2**20} MB limit")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            for member in tar.getmembers():
+                if not (member.isfile() or member.isdir()):
+                    raise BundleError(f"bundle entry {member.name!r} is not a regular file")
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise BundleError(f"the uploaded bundle is not a valid tar.gz: {exc}") from exc
+
+
+def hash_tree(root: Path, files: list[Path] | None = None) -> str:
+    """sha256 over the relative paths and contents of the files under `root`."""
+    digest = hashlib.sha256()
+    for rel in files if files is not None else project_files(root):
+        digest.update(rel.as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256((root / rel).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def requirement_lines(requirements: Path) -> list[str]:
+    if not requirements.is_file():
+        return []
+    lines = (line.split("#", 1)[0].strip() for line in requirements.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def install_requirements(requirements: Path, deps_root: Path) -> str | None:
+    """Install `requirements` into `deps_root/<hash>` once (cached by content); returns the
+    hash, or None when there is nothing to install. Raises BundleError with pip's output."""
+    lines = requirement_lines(requirements)
+    if not lines:
+        return None
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
+    target = deps_root / digest
+    if target.is_dir():
+        return digest
+    staging = deps_root / f".{digest}.tmp-{os.getpid()}"
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               "--no-input", "--target", str(staging), "-r", str(requirements)]
+    result = subprocess.run(command, cwd=requirements.parent, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-15:]
+        raise BundleError("installing requirements.txt failed:\n" + "\n".join(tail))
+    staging.rename(target)
+    return digest

@@ -1,0 +1,124 @@
+"""The platform API under `/_squall/api/` (admin token required) and `/_squall/health`."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, Awaitable, Callable
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from squall import __version__
+from squall.exceptions import BadInput, NotFound, PayloadTooLarge, SquallError
+from squall.server.deploy import Deployer
+from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
+from squall.store.base import LogRecord
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, media_type="application/json")
+
+
+def error_response(status: int, kind: str, message: str, **extra: Any) -> Response:
+    return json_response({"error": {"type": kind, "message": message, **extra}}, status)
+
+
+def function_info(function: ActiveFunction) -> dict[str, Any]:
+    version, config = function.version, function.version.config
+    return {
+        "name": function.name, "project": version.project, "version": version.number,
+        "code_hash": version.code_hash, "handler": config.get("handler"), "runtime": config.get("runtime"),
+        "memory": config.get("memory"), "timeout": config.get("timeout"),
+        "routes": [t["http"] for t in config.get("triggers", []) if "http" in t],
+        "updated_at": version.created_at,
+    }
+
+
+def log_info(record: LogRecord) -> dict[str, Any]:
+    return {"id": record.id, "ts": record.ts, "level": record.level.value, "message": record.message,
+            "request_id": record.request_id, "version": record.version}
+
+
+class PlatformApi:
+    """Endpoints of the platform API, bound to one node."""
+
+    def __init__(self, node: Node, token: str) -> None:
+        self.node = node
+        self.token = token.encode()
+        self.deployer = Deployer(node)
+
+    def routes(self) -> list[Route]:
+        guard = self.admin_only
+        return [
+            Route("/_squall/health", self.health),
+            Route("/_squall/api/deploy", guard(self.deploy), methods=["POST"]),
+            Route("/_squall/api/functions", guard(self.list_functions)),
+            Route("/_squall/api/functions/{name}", guard(self.get_function)),
+            Route("/_squall/api/functions/{name}/invoke", guard(self.invoke), methods=["POST"]),
+            Route("/_squall/api/functions/{name}/logs", guard(self.logs)),
+        ]
+
+    def admin_only(self, endpoint: Endpoint) -> Endpoint:
+        """Wrap `endpoint`: 401 without the admin bearer token; SquallErrors become JSON errors."""
+        async def guarded(request: Request) -> Response:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip().encode()
+            if not given or not hmac.compare_digest(given, self.token):
+                return error_response(401, "Unauthorized", "missing or wrong admin token "
+                                      "(send 'Authorization: Bearer <token>'; the CLI reads SQUALL_TOKEN)")
+            try:
+                return await endpoint(request)
+            except SquallError as exc:
+                return json_response({"error": exc.to_dict()}, exc.status_code)
+        return guarded
+
+    async def health(self, request: Request) -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    async def deploy(self, request: Request) -> Response:
+        bundle = await request.body()
+        return json_response(await self.deployer.deploy(bundle))
+
+    async def list_functions(self, request: Request) -> Response:
+        functions = sorted(self.node.functions.values(), key=lambda f: f.name)
+        return json_response({"functions": [function_info(f) for f in functions]})
+
+    async def get_function(self, request: Request) -> Response:
+        return json_response(function_info(self.node.get(request.path_params["name"])))
+
+    async def invoke(self, request: Request) -> Response:
+        function = self.node.get(request.path_params["name"])
+        event = await request.body()
+        if len(event) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLarge(f"event is {len(event)} bytes, over the 6 MB ({MAX_PAYLOAD_BYTES} bytes) limit")
+        event = event or b"{}"
+        try:
+            orjson.loads(event)
+        except orjson.JSONDecodeError as exc:
+            raise BadInput(f"the event is not valid JSON: {exc}") from None
+        invocation = await self.node.invoke(function, event)
+        if len(invocation.payload) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLarge(f"response is {len(invocation.payload)} bytes, over the 6 MB limit")
+        envelope = (b'{"requestId":' + orjson.dumps(invocation.request_id) + b',"function":'
+                    + orjson.dumps(invocation.function) + b',"version":' + str(invocation.version).encode()
+                    + b',"ok":' + (b"true" if invocation.ok else b"false") + b',"payload":'
+                    + invocation.payload + b"}")
+        return Response(envelope, 200, media_type="application/json")
+
+    async def logs(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        query = request.query_params
+        if name not in self.node.functions and await run_in_threadpool(self.node.store.get_function, name) is None:
+            raise NotFound(f"Function not found: {name}")
+        try:
+            since = float(query["since"]) if query.get("since") else None
+            after, limit = int(query.get("after", 0)), min(int(query.get("limit", 1000)), 10000)
+        except ValueError as exc:
+            raise BadInput(f"bad log query: {exc}") from None
+        records = await run_in_threadpool(self.node.store.read_logs, name, since=since,
+                                          request_id=query.get("request_id") or None, after_id=after, limit=limit)
+        return json_response({"logs": [log_info(r) for r in records]})

@@ -1,0 +1,170 @@
+"""Deploying a project bundle: unpack, validate, install requirements, hash each function,
+check that changed handlers import, then store the new versions and switch traffic at once.
+
+Nothing is applied unless every step succeeds: a function that cannot be imported
+rejects the whole deploy and the previous versions keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from squall.bundle import hash_tree, install_requirements, project_files, unpack_bundle
+from squall.exceptions import Conflict, DeployRejected
+from squall.manifest import Manifest, load_manifest
+from squall.server.node import Node, build_route_table
+from squall.store.base import FunctionVersion, NewVersion
+
+
+@dataclass(frozen=True)
+class StagedFunction:
+    """A function of the uploaded project, its code copied to its content-addressed folder."""
+
+    name: str
+    code_hash: str
+    config: dict[str, Any]
+    code_path: str
+    changed: bool
+    next_number: int
+
+
+@dataclass(frozen=True)
+class StagedProject:
+    project: str
+    functions: list[StagedFunction]
+    removed: list[str]
+
+
+def code_hash(tree_hash: str, deps: str | None, config: dict[str, Any]) -> str:
+    """A version's identity: its code, its dependencies and its configuration."""
+    digest = hashlib.sha256()
+    for part in (tree_hash, deps or "", orjson.dumps(config, option=orjson.OPT_SORT_KEYS).decode()):
+        digest.update(part.encode() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def store_code(source: Path, data_dir: Path) -> str:
+    """Copy a code folder to `code/<tree hash>` (once; immutable afterwards); returns its path."""
+    files = project_files(source)
+    tree = hash_tree(source, files)
+    relative = f"code/{tree[:40]}"
+    target = data_dir / relative
+    if not target.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=".code-", dir=data_dir / "code"))
+        for rel in files:
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / rel, staging / rel)
+        for path in sorted(staging.rglob("*"), reverse=True):
+            path.chmod(0o555 if path.is_dir() else 0o444)
+        staging.chmod(0o555)
+        try:
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    return relative
+
+
+class Deployer:
+    """Applies bundles to a node, one deploy at a time."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.data_dir = node.settings.data_dir
+        for folder in ("code", "deps", "tmp"):
+            (self.data_dir / folder).mkdir(parents=True, exist_ok=True)
+
+    async def deploy(self, bundle: bytes) -> dict[str, Any]:
+        async with self.node.deploy_lock:
+            staged = await asyncio.to_thread(self.stage, bundle)
+            changed = [f for f in staged.functions if f.changed]
+            self.check_routes(staged)
+            probes = await self.check_imports(staged.project, changed)
+            try:
+                versions = await asyncio.to_thread(
+                    self.node.store.commit_deploy, staged.project,
+                    [NewVersion(f.name, f.code_hash, f.config, f.code_path) for f in changed], staged.removed)
+            except BaseException:
+                for key in probes:
+                    self.node.pool.retire(key)
+                raise
+            for key in probes - {(v.function, v.number) for v in versions}:
+                self.node.pool.retire(key)
+            self.node.activate(versions, staged.removed)
+            return self.report(staged, versions)
+
+    # -- staging (runs in a worker thread) ------------------------------------
+    def stage(self, bundle: bytes) -> StagedProject:
+        with tempfile.TemporaryDirectory(dir=self.data_dir / "tmp") as tmp:
+            root = Path(tmp)
+            unpack_bundle(bundle, root)
+            manifest = load_manifest(root)
+            deps = install_requirements(root / "requirements.txt", self.data_dir / "deps")
+            functions = [self.stage_function(manifest, name, deps) for name in manifest.functions]
+            return StagedProject(manifest.name, functions, self.removed_functions(manifest))
+
+    def stage_function(self, manifest: Manifest, name: str, deps: str | None) -> StagedFunction:
+        spec = manifest.functions[name]
+        config = {**spec.config(), "deps": deps}
+        code_path = store_code(manifest.root / spec.code, self.data_dir)
+        digest = code_hash(code_path.rsplit("/", 1)[-1], deps, config)
+        latest = self.node.store.latest_version(name)
+        if latest is not None and latest.project != manifest.name:
+            raise Conflict(f'function "{name}" belongs to project "{latest.project}"; '
+                           f'rename it or remove it from that project first')
+        unchanged = latest is not None and latest.code_hash == digest
+        next_number = 1 if latest is None else latest.number + 1
+        return StagedFunction(name, digest, config, code_path, not unchanged, next_number)
+
+    def removed_functions(self, manifest: Manifest) -> list[str]:
+        owned = self.node.store.list_functions(project=manifest.name)
+        return [f.name for f in owned if f.name not in manifest.functions]
+
+    # -- checks ---------------------------------------------------------------
+    def check_routes(self, staged: StagedProject) -> None:
+        """Refuse routes that another project's functions already serve."""
+        mine = {f.name for f in staged.functions} | set(staged.removed)
+        others = [(name, f.version.config) for name, f in self.node.functions.items() if name not in mine]
+        try:
+            build_route_table([*others, *((f.name, f.config) for f in staged.functions)])
+        except ValueError as exc:
+            raise Conflict(f"route clash with another project: {exc}") from exc
+
+    async def check_imports(self, project: str, changed: list[StagedFunction]) -> set[tuple[str, int]]:
+        """Start one instance of each changed function, numbered as the version it will
+        become, so that it serves the first request warm. Any init error rejects the deploy."""
+        probes = [self.node.make_active(_unsaved_version(project, f)) for f in changed]
+        outcomes = await asyncio.gather(*(self.node.pool.prewarm(p.spec) for p in probes))
+        keys = {p.spec.key for p in probes}
+        failures = [(p.name, o.error()) for p, o in zip(probes, outcomes) if not o.ok]
+        if failures:
+            for key in keys:
+                self.node.pool.retire(key)
+            lines = [f'function "{name}": {err.get("errorType")}: {err.get("errorMessage")}'
+                     for name, err in failures]
+            raise DeployRejected("deploy rejected, nothing was changed:\n" + "\n".join(lines))
+        return keys
+
+    # -- the answer -----------------------------------------------------------
+    def report(self, staged: StagedProject, versions: list[FunctionVersion]) -> dict[str, Any]:
+        created = {v.function: v for v in versions}
+        functions = []
+        for f in staged.functions:
+            version = created.get(f.name) or self.node.functions[f.name].version
+            routes = [t["http"] for t in f.config.get("triggers", []) if "http" in t]
+            functions.append({"name": f.name, "version": version.number, "code_hash": version.code_hash,
+                              "changed": f.changed, "routes": routes})
+        return {"project": staged.project, "changed": bool(versions or staged.removed),
+                "functions": functions, "removed": staged.removed}
+
+
+def _unsaved_version(project: str, staged: StagedFunction) -> FunctionVersion:
+    return FunctionVersion(staged.name, staged.next_number, project, staged.code_hash, staged.config,
+                           staged.code_path, 0.0)

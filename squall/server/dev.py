@@ -1,0 +1,76 @@
+"""`squall dev`: a node with one project deployed, redeployed on every file change."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from squall.bundle import IGNORED_DIRS, pack_project
+from squall.exceptions import SquallError
+from squall.server.run import serve
+
+DEBOUNCE_MS = 100
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def describe(report: dict[str, Any], base_url: str) -> str:
+    lines = []
+    for function in report["functions"]:
+        state = f"v{function['version']}" + (" (new)" if function["changed"] else "")
+        lines.append(f"  {function['name']} {state}")
+        for route in function["routes"]:
+            method, _, path = route.partition(" ")
+            lines.append(f"    {method:<7} {base_url}{path if path else ''}")
+    for name in report["removed"]:
+        lines.append(f"  {name} removed")
+    return "\n".join(lines)
+
+
+def watched(change: Any, path: str) -> bool:
+    return not any(part in IGNORED_DIRS for part in Path(path).parts) and not path.endswith((".pyc", "~"))
+
+
+class DevLoop:
+    """Deploys the project at start, then again whenever one of its files changes."""
+
+    def __init__(self, project_dir: Path, base_url: str) -> None:
+        self.project_dir = project_dir.resolve()
+        self.base_url = base_url
+        self.node: Any = None
+
+    async def deploy_once(self) -> None:
+        from squall.server.deploy import Deployer
+
+        try:
+            bundle = await asyncio.to_thread(pack_project, self.project_dir)
+            report = await Deployer(self.node).deploy(bundle)
+        except SquallError as exc:
+            say(f"deploy failed: {exc}")
+            return
+        if report["changed"]:
+            say(f"deployed {report['project']}:\n{describe(report, self.base_url)}")
+        else:
+            say("no changes")
+
+    async def watch(self) -> None:
+        from watchfiles import awatch
+
+        async for _changes in awatch(self.project_dir, watch_filter=watched, debounce=DEBOUNCE_MS, step=20):
+            await self.deploy_once()
+
+    async def start(self, node: Any) -> None:
+        self.node = node
+        await self.deploy_once()
+        say(f"watching {self.project_dir} for changes (Ctrl-C to stop)")
+        asyncio.ensure_future(self.watch())
+
+
+def run_dev(project_dir: Path, data_dir: Path, host: str, port: int) -> None:
+    """Run a node on `data_dir` with `project_dir` deployed and watched (blocking)."""
+    loop = DevLoop(Path(project_dir), f"http://{host}:{port}")
+    serve(Path(data_dir), host, port, None, on_startup=loop.start)

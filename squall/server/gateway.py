@@ -1,0 +1,128 @@
+"""The HTTP gateway: user routes -> function -> HTTP API 2.0 event -> invoke -> HTTP response.
+
+A raw ASGI app (no framework on the hot path). Everything outside `/_squall/`
+lands here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Mapping
+
+import orjson
+
+from squall.exceptions import Throttled
+from squall.http_event import (HttpRequest, HttpResponse, build_event_v2, json_error, method_not_allowed,
+                               parse_lambda_response)
+from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256
+from squall.routing import MethodNotAllowed, RouteMatch
+from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
+
+LIMIT_MB = MAX_PAYLOAD_BYTES // (1024 * 1024)
+Scope = dict[str, Any]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(receive: Any, limit: int) -> bytes:
+    """The whole request body; raises BodyTooLarge past `limit` bytes (without buffering more)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def check_route_auth(auth: Mapping[str, Any] | None, function: ActiveFunction, headers: Mapping[str, str],
+                     body: bytes) -> AuthFailure | None:
+    """Apply the route's declared `auth`, if any; the secret is the function's env variable."""
+    if not auth:
+        return None
+    secret = function.spec.environ.get(str(auth.get("secret_env", "")), "")
+    header = str(auth.get("header", ""))
+    if auth.get("type") == "api_key":
+        return check_api_key(headers, header, secret)
+    return check_hmac_sha256(headers, body, header, str(auth.get("prefix", "")), secret)
+
+
+class Gateway:
+    """ASGI app serving the users' HTTP routes of one node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        response = await self.handle(scope, receive)
+        await send_response(send, response)
+
+    async def handle(self, scope: Scope, receive: Any) -> HttpResponse:
+        match = self.node.routes.match(scope["method"], request_path(scope))
+        if match is None:
+            return json_error(404, "Not Found")
+        if isinstance(match, MethodNotAllowed):
+            return method_not_allowed(match.allowed)
+        function = self.node.functions.get(match.route.target)
+        if function is None:
+            return json_error(404, "Not Found")
+        try:
+            body = await read_body(receive, MAX_PAYLOAD_BYTES)
+        except BodyTooLarge:
+            return json_error(413, f"Request body is larger than the {LIMIT_MB} MB limit")
+        return await self.invoke(scope, match, function, body)
+
+    async def invoke(self, scope: Scope, match: RouteMatch, function: ActiveFunction, body: bytes) -> HttpResponse:
+        request = http_request(scope, body)
+        request_id = str(uuid.uuid4())
+        event = build_event_v2(request, match, request_id=request_id, account_id=self.node.settings.account_id)
+        failure = check_route_auth(match.route.auth, function, event["headers"], body)
+        if failure is not None:
+            return json_error(failure.status, failure.message)
+        try:
+            invocation = await self.node.invoke(function, orjson.dumps(event), request_id)
+        except Throttled:
+            return json_error(429, "Too Many Requests")
+        headers = [("apigw-requestid", request_id), ("x-squall-version", str(invocation.version))]
+        if not invocation.ok:
+            return json_error(502, "Internal Server Error", headers)
+        if len(invocation.payload) > MAX_PAYLOAD_BYTES:
+            return json_error(413, f"Response body is larger than the {LIMIT_MB} MB limit", headers)
+        response = parse_lambda_response(orjson.loads(invocation.payload))
+        return HttpResponse(response.status, [*response.headers, *headers], response.body)
+
+
+def request_path(scope: Scope) -> str:
+    """The path as received (percent-encoded, no query)."""
+    raw_path = scope.get("raw_path")
+    return raw_path.decode("latin-1") if raw_path else str(scope["path"])
+
+
+def http_request(scope: Scope, body: bytes) -> HttpRequest:
+    client = scope.get("client") or ("127.0.0.1", 0)
+    return HttpRequest(
+        method=scope["method"], raw_path=request_path(scope), query_string=scope.get("query_string", b""),
+        headers=list(scope.get("headers", [])), body=body, source_ip=client[0],
+        scheme=scope.get("scheme", "http"), http_version=scope.get("http_version", "1.1"))
+
+
+async def send_response(send: Any, response: HttpResponse) -> None:
+    headers = [(name.lower().encode("latin-1"), _encode_header(value)) for name, value in response.headers]
+    if not any(name == b"content-length" for name, _ in headers):
+        headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _encode_header(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")

@@ -1,0 +1,194 @@
+"""The Node: what one squall server holds in memory (active function versions, the route
+table, the instance pool) and the invoke path every trigger goes through."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+from squall.exceptions import NotFound
+from squall.logs import LogWriter, invocation_records, report_line
+from squall.routing import Route, RouteTable
+from squall.runtime.context import function_arn
+from squall.runtime.instance import InstanceSpec, InvokeOutcome
+from squall.runtime.pool import InstancePool
+from squall.store.base import BaseStore, FunctionVersion
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+"""Lambda's synchronous invocation payload limit (request and response): 6 MB."""
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    data_dir: Path
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+
+
+@dataclass(frozen=True)
+class ActiveFunction:
+    """The version of a function that new requests go to, ready to hand to the pool."""
+
+    version: FunctionVersion
+    spec: InstanceSpec
+    arn: str
+
+    @property
+    def name(self) -> str:
+        return self.version.function
+
+
+@dataclass
+class Invocation:
+    """The result of one invocation as the API and the gateway see it."""
+
+    request_id: str
+    function: str
+    version: int
+    outcome: InvokeOutcome
+    started: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    @property
+    def payload(self) -> bytes:
+        return self.outcome.payload
+
+
+class Node:
+    """One squall server's state. Async methods run on the server's event loop."""
+
+    def __init__(self, settings: NodeSettings, store: BaseStore, pool: InstancePool) -> None:
+        self.settings = settings
+        self.store = store
+        self.pool = pool
+        self.logs = LogWriter(store)
+        self.functions: dict[str, ActiveFunction] = {}
+        self.routes = RouteTable(())
+        self.deploy_lock = asyncio.Lock()
+
+    # -- state --------------------------------------------------------------
+    def load(self) -> None:
+        """Activate the latest version of every stored function (at start-up)."""
+        self.activate(self.store.latest_versions(), ())
+
+    def activate(self, versions: Iterable[FunctionVersion], removed: Iterable[str]) -> None:
+        """Make `versions` the ones new requests reach and drop `removed`; in-flight
+        requests finish on the instances they hold, which are then retired."""
+        functions = dict(self.functions)
+        retired = []
+        for name in removed:
+            if name in functions:
+                retired.append(functions.pop(name).spec.key)
+        for version in versions:
+            if version.function in functions:
+                retired.append(functions[version.function].spec.key)
+            functions[version.function] = self.make_active(version)
+            self.pool.reinstate((version.function, version.number))
+        self.routes = build_route_table((f.name, f.version.config) for f in functions.values())
+        self.functions = functions
+        for key in retired:
+            if key not in {f.spec.key for f in functions.values()}:
+                self.pool.retire(key)
+
+    def make_active(self, version: FunctionVersion) -> ActiveFunction:
+        return ActiveFunction(version, self.instance_spec(version), self.arn(version.function))
+
+    def arn(self, function: str) -> str:
+        return function_arn(function, self.settings.region, self.settings.account_id)
+
+    def instance_spec(self, version: FunctionVersion) -> InstanceSpec:
+        config = version.config
+        code_dir = str(self.settings.data_dir / version.code_path)
+        deps = config.get("deps")
+        sys_path = (code_dir,) + ((str(self.settings.data_dir / "deps" / deps),) if deps else ())
+        log_stream = f"{time.strftime('%Y/%m/%d')}/[{version.number}]{secrets.token_hex(16)}"
+        spec = InstanceSpec(
+            function=version.function, version=version.number, handler=config["handler"],
+            code_dir=code_dir, memory=int(config["memory"]), timeout=float(config["timeout"]),
+            sys_path=sys_path, log_group=f"/aws/lambda/{version.function}", log_stream=log_stream)
+        return InstanceSpec(**{**spec.__dict__, "environ": self.environment(version, spec)})
+
+    def environment(self, version: FunctionVersion, spec: InstanceSpec) -> dict[str, str]:
+        """The instance's whole environment: Lambda's reserved variables, then the function's env."""
+        config = version.config
+        base = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC", "HOME": "/tmp",
+            "AWS_REGION": self.settings.region, "AWS_DEFAULT_REGION": self.settings.region,
+            "AWS_LAMBDA_FUNCTION_NAME": version.function,
+            "AWS_LAMBDA_FUNCTION_VERSION": str(version.number),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group, "AWS_LAMBDA_LOG_STREAM_NAME": spec.log_stream,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.get('runtime', 'python3.11')}",
+            "LAMBDA_TASK_ROOT": spec.code_dir, "LAMBDA_RUNTIME_DIR": spec.code_dir,
+            "_HANDLER": spec.handler, "SQUALL_FUNCTION": version.function,
+        }
+        return {**base, **{str(k): str(v) for k, v in (config.get("env") or {}).items()}}
+
+    def get(self, name: str) -> ActiveFunction:
+        try:
+            return self.functions[name]
+        except KeyError:
+            raise NotFound(f"Function not found: {name}") from None
+
+    # -- invoking -----------------------------------------------------------
+    async def invoke(self, function: ActiveFunction, event: bytes, request_id: str | None = None) -> Invocation:
+        """Invoke `function` with the JSON `event`; logs are stored in the background.
+        Raises Throttled when the function is at its concurrency cap."""
+        request_id = request_id or str(uuid.uuid4())
+        started = time.time()
+        outcome = await self.pool.invoke(function.spec, request_id, event, function.arn)
+        invocation = Invocation(request_id, function.name, function.version.number, outcome, started)
+        self.logs.write(self.log_records(function, invocation))
+        return invocation
+
+    def log_records(self, function: ActiveFunction, invocation: Invocation) -> list[Any]:
+        outcome = invocation.outcome
+        report = report_line(invocation.request_id, duration_ms=outcome.duration_ms,
+                             memory_mb=function.spec.memory, max_memory_mb=outcome.max_memory_mb,
+                             init_ms=outcome.init_ms)
+        return invocation_records(function.name, function.version.number, invocation.request_id,
+                                  outcome.logs, started=invocation.started, report=report,
+                                  error_line=None if outcome.ok else error_log_line(outcome.payload))
+
+    # -- lifecycle ----------------------------------------------------------
+    async def start(self) -> None:
+        self.logs.start()
+        self.pool.start_reaper()
+        self.load()
+
+    async def stop(self) -> None:
+        await self.pool.close()
+        self.logs.stop()
+        self.store.close()
+
+
+def error_log_line(payload: bytes) -> str:
+    """The ERROR line Lambda writes for a failed invocation: type, message and stack trace."""
+    try:
+        error = orjson.loads(payload)
+        trace = "".join(error.get("stackTrace") or [])
+        text = f"[ERROR] {error.get('errorType')}: {error.get('errorMessage')}"
+        return f"{text}\nTraceback (most recent call last):\n{trace}".rstrip() if trace else text
+    except (orjson.JSONDecodeError, AttributeError):
+        return f"[ERROR] {payload[:1000]!r}"
+
+
+def build_route_table(functions: Iterable[tuple[str, dict[str, Any]]]) -> RouteTable:
+    """Routes of `(function name, version config)` pairs; raises ValueError when two
+    functions claim the same route."""
+    routes = []
+    for name, config in functions:
+        for trigger in config.get("triggers", []):
+            if "http" in trigger:
+                routes.append(Route.from_key(trigger["http"], name, trigger.get("auth")))
+    return RouteTable(routes)

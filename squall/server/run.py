@@ -1,0 +1,61 @@
+"""Starting a node: data dir, admin token, store, pool, then uvicorn on the ASGI app."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from squall.runtime.launcher import SubprocessLauncher
+from squall.runtime.pool import InstancePool
+from squall.server.app import StartupHook, build_app
+from squall.server.node import Node, NodeSettings
+from squall.store import open_store
+
+TOKEN_FILE = "admin-token"
+
+
+def admin_token(data_dir: Path) -> str:
+    """SQUALL_TOKEN when set; otherwise the token in DATA/admin-token, made (mode 0600) if missing."""
+    token = os.environ.get("SQUALL_TOKEN", "").strip()
+    if token:
+        return token
+    path = data_dir / TOKEN_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+def make_node(data_dir: Path, store_url: str | None) -> Node:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(store_url, data_dir)
+    pool = InstancePool(SubprocessLauncher())
+    return Node(NodeSettings(data_dir=data_dir.resolve(),
+                             region=os.environ.get("SQUALL_REGION", "us-east-1")), store, pool)
+
+
+def run_app(app: Any, host: str, port: int) -> None:
+    config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
+                            log_level="warning", access_log=False, server_header=False, date_header=False)
+    uvicorn.Server(config).run()
+
+
+def serve(data_dir: Path, host: str, port: int, store_url: str | None,
+          on_startup: StartupHook | None = None) -> None:
+    """Run a node until interrupted (blocking)."""
+    data_dir = Path(data_dir)
+    node = make_node(data_dir, store_url)
+    token = admin_token(data_dir)
+    kind = "postgresql" if store_url and store_url.startswith("postgres") else "sqlite"
+    print(f"squall {host}:{port} serving (data {data_dir}, store {kind}); "
+          f"admin token in {'SQUALL_TOKEN' if os.environ.get('SQUALL_TOKEN') else data_dir / TOKEN_FILE}",
+          file=sys.stderr, flush=True)
+    run_app(build_app(node, token, on_startup), host, port)

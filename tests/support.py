@@ -1,0 +1,136 @@
+"""Helpers for end-to-end tests: real `squall server` processes on free ports, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+SQUALL = [sys.executable, "-m", "squall.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_project(root: Path, files: dict[str, str]) -> Path:
+    """Write `files` (relative path -> text, dedented) under `root`; returns `root`."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return root
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.TransportError, AssertionError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+class SquallServer:
+    """A `squall server` subprocess; `cli()` runs the squall CLI against it."""
+
+    def __init__(self, data_dir: Path, *, store: str | None = None, token: str = "test-admin-token",
+                 command: str = "server", project: Path | None = None) -> None:
+        self.data_dir = data_dir
+        self.store = store
+        self.token = token
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.command = command
+        self.project = project
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-server-{self.port}.log"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
+        env.update(SQUALL_URL=self.url, SQUALL_TOKEN=self.token, **extra)
+        return env
+
+    def start(self) -> SquallServer:
+        if self.command == "dev":
+            args = [*SQUALL, "dev", str(self.project), "--port", str(self.port), "--data", str(self.data_dir)]
+        else:
+            args = [*SQUALL, "server", "--data", str(self.data_dir), "--port", str(self.port)]
+            if self.store:
+                args += ["--store", self.store]
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(args, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_until(self._healthy, timeout=30)
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"squall server exited with {self.process.returncode}:\n{self.output()}")
+        return httpx.get(f"{self.url}/_squall/health", timeout=2).status_code == 200
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> SquallServer:
+        self.stop()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self.start()
+
+    def cli(self, *args: str, input: str | None = None, check: bool = False,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*SQUALL, *args], env=self.env(), capture_output=True, text=True,
+                                input=input, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"squall {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {self.token}"}, timeout=30)
+
+    def logs(self, function: str, **params: Any) -> list[dict[str, Any]]:
+        with self.api() as api:
+            response = api.get(f"/_squall/api/functions/{function}/logs", params=params)
+        response.raise_for_status()
+        return list(response.json()["logs"])
+
+    def wait_logs(self, function: str, request_id: str, contains: str = "REPORT RequestId") -> list[dict[str, Any]]:
+        """The stored lines of one invocation, once its REPORT line has been written."""
+        return list(wait_until(lambda: (lines := self.logs(function, request_id=request_id))
+                               and any(contains in line["message"] for line in lines) and lines))
+
+
+def copy_example(name: str, dest: Path) -> Path:
+    source = Path(__file__).resolve().parent.parent / "examples" / name
+    shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns(".squall", "__pycache__"))
+    return dest / name
