@@ -1,0 +1,100 @@
+"""HTTP throughput and latency of a hello function behind a squall route, next to a bare
+uvicorn + Starlette hello app measured in the same run.
+
+    python bench/http_throughput.py [--seconds 5] [--concurrency 1,32]
+
+Prints one row per (server, concurrency) and the ratio squall / baseline.
+The load generator runs in a separate process (bench/loadgen.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from loadgen import LoadResult, run_load  # noqa: E402
+
+from tests.support import SquallServer, free_port, write_project  # noqa: E402
+
+HELLO = {
+    "squall.yaml": 'name: bench\nfunctions:\n  hello:\n    handler: app.handler\n'
+                   '    triggers:\n      - http: "GET /hello"\n',
+    "app.py": 'def handler(event, context):\n    return {"message": "hello"}\n',
+}
+
+
+def measure(port: int, concurrency: int, seconds: float) -> LoadResult:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(run_load, (port, "/hello", concurrency, seconds))
+
+
+def wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} never answered")
+
+
+def start_baseline() -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(HERE / "baseline_app.py"), str(port)])
+    wait_ready(f"http://127.0.0.1:{port}/hello")
+    return process, port
+
+
+def start_squall(root: Path) -> SquallServer:
+    server = SquallServer(root / "data").start()
+    server.cli("deploy", str(write_project(root / "bench", HELLO)), check=True)
+    wait_ready(f"{server.url}/hello")
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", default="1,32")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    table = Table(title=f"HTTP hello, {args.seconds:g} s per row, {os.cpu_count()} cores")
+    for column in ("server", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "rps vs baseline"):
+        table.add_column(column, justify="right" if column != "server" else "left")
+    baseline, port = start_baseline()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_squall(Path(tmp))
+        try:
+            for concurrency in levels:
+                measure(port, concurrency, 1.0)  # warm-up
+                base = measure(port, concurrency, args.seconds)
+                measure(server.port, concurrency, 1.0)
+                ours = measure(server.port, concurrency, args.seconds)
+                for name, result in (("uvicorn+starlette", base), ("squall route", ours)):
+                    table.add_row(name, str(concurrency), f"{result.rps:,.0f}", f"{result.p50:.2f}",
+                                  f"{result.percentile(99):.2f}", str(result.errors),
+                                  f"{result.rps / base.rps:.2f}")
+        finally:
+            server.stop()
+            baseline.terminate()
+            baseline.wait()
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
