@@ -69,7 +69,7 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class LambdaLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class LambdaLogHandler(logging.StreamHandler):
     """Writes one record per line; newlines inside a record become CR (joined back by the platform)."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -122,7 +122,7 @@ def import_handler(handler: str) -> Callable[..., Any]:
     except ImportError as exc:
         raise InitError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from exc
     try:
-        return getattr(module, attribute)  # type: ignore[no-any-return]
+        return getattr(module, attribute)
     except AttributeError:
         raise InitError("Runtime.HandlerNotFound",
                         f"Handler '{attribute}' missing on module '{module_name}'") from None

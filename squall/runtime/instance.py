@@ -148,10 +148,12 @@ class Instance:
             frame = await asyncio.wait_for(self._read_frame(), timeout)
         except asyncio.TimeoutError:
             self.kill()
+            await self._collect_rest()
             return self._platform_error(request_id, started, "Sandbox.Timedout",
                                         f"Task timed out after {timeout:.2f} seconds")
         except (InstanceDied, ConnectionError):
             self.kill()
+            await self._collect_rest()
             reason = await self._exit_reason()
             return self._platform_error(request_id, started, "Runtime.ExitError",
                                         f"RequestId: {request_id} Error: Runtime exited with error: {reason}")
@@ -181,6 +183,17 @@ class Instance:
         return describe_exit(code)
 
     # -- reading the output stream ------------------------------------------
+    async def _collect_rest(self, wait: float = 0.5) -> None:
+        """After a kill: keep what the process printed before it died as log lines."""
+        deadline = time.monotonic() + wait
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                await asyncio.wait_for(self._fill(), left)
+        except (asyncio.TimeoutError, InstanceDied, ConnectionError):
+            pass
+        self._output.feed(self._buffer)
+        self._buffer.clear()
+
     async def _fill(self) -> None:
         chunk = await self._reader.read(READ_CHUNK)
         if not chunk:
