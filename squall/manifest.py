@@ -252,12 +252,16 @@ class Manifest(Section):
 # ------------------------------------------------------------------ YAML and lines
 
 
-def _read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
-    """Compose the one YAML document of `text` and construct its data, in one parse."""
+def _read_yaml(text: str, file: str) -> tuple[Lines, Any] | None:
+    """Lines and data of the one YAML document of `text` (None if it has no document).
+
+    Lines are taken before the data is constructed: construction flattens merge keys (`<<`)
+    into the node tree, which would look like duplicate keys.
+    """
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
-        return node, (loader.construct_document(node) if node is not None else None)
+        return None if node is None else (_node_lines(node, file), loader.construct_document(node))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = ": ".join(str(part) for part in (exc.context, exc.problem) if part)
@@ -341,11 +345,11 @@ def _manifest_error(exc: ValidationError, lines: Lines, file: str) -> ManifestEr
 
 
 def _parse(text: str, file: str, path: Path, default_name: str) -> tuple[Manifest, Lines]:
-    node, data = _read_yaml(text, file)
-    if node is None:
+    document = _read_yaml(text, file)
+    if document is None:
         raise ManifestError("is empty: expected a mapping with functions: (and optionally name:)",
                             file=file, line=1)
-    lines = _node_lines(node, file)
+    lines, data = document
     context = {"path": path, "default_name": default_name}
     try:
         return Manifest.model_validate(data, context=context), lines
