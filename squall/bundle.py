@@ -6,7 +6,9 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -16,9 +18,12 @@ from squall.exceptions import BundleError
 from squall.manifest import load_manifest
 
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+PIP_TIMEOUT = 600
 IGNORED_DIRS = {".git", ".hg", ".svn", ".squall", "__pycache__", ".venv", "venv", "node_modules",
                 ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", ".tox"}
-IGNORED_FILES = ("*.pyc", "*.pyo", ".DS_Store")
+BUNDLE_INFO = ".squall-bundle.json"
+"""A member of every bundle saying what the client resolved (the project name)."""
+IGNORED_FILES = ("*.pyc", "*.pyo", ".DS_Store", BUNDLE_INFO)
 IGNORE_FILE = ".squallignore"
 
 
@@ -47,11 +52,18 @@ def project_files(root: Path) -> list[Path]:
 
 
 def pack_project(project_dir: Path) -> bytes:
-    """Validate `project_dir/squall.yaml` and pack the project into a deterministic tar.gz."""
+    """Validate `project_dir/squall.yaml` and pack the project into a deterministic tar.gz.
+
+    The bundle also carries BUNDLE_INFO with the project's name as resolved here (the
+    folder's name when the manifest gives none), so the server names it the same way."""
     root = Path(project_dir).resolve()
-    load_manifest(root)
+    manifest = load_manifest(root)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        info_data = json.dumps({"project": manifest.name}).encode()
+        info = tarfile.TarInfo(BUNDLE_INFO)
+        info.size, info.mode = len(info_data), 0o644
+        tar.addfile(info, io.BytesIO(info_data))
         for rel in project_files(root):
             info = tarfile.TarInfo(rel.as_posix())
             data = (root / rel).read_bytes()
@@ -76,6 +88,15 @@ def unpack_bundle(data: bytes, dest: Path) -> None:
             tar.extractall(dest, filter="data")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise BundleError(f"the uploaded bundle is not a valid tar.gz: {exc}") from exc
+
+
+def bundle_project_name(root: Path) -> str | None:
+    """The project name the client put in an unpacked bundle, if any."""
+    try:
+        value = json.loads((root / BUNDLE_INFO).read_text()).get("project")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def hash_tree(root: Path, files: list[Path] | None = None) -> str:
@@ -107,8 +128,15 @@ def install_requirements(requirements: Path, deps_root: Path) -> str | None:
     staging = deps_root / f".{digest}.tmp-{os.getpid()}"
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                "--no-input", "--target", str(staging), "-r", str(requirements)]
-    result = subprocess.run(command, cwd=requirements.parent, capture_output=True, text=True, timeout=600)
+    try:
+        result = subprocess.run(command, cwd=requirements.parent, capture_output=True, text=True,
+                                timeout=PIP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"installing requirements.txt took longer than {PIP_TIMEOUT} s; "
+                          "nothing was deployed") from None
     if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
         tail = (result.stderr or result.stdout).strip().splitlines()[-15:]
         raise BundleError("installing requirements.txt failed:\n" + "\n".join(tail))
     staging.rename(target)

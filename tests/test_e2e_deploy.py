@@ -171,3 +171,32 @@ def test_postgres_store_serves_after_restart(tmp_path: Path, postgres_url: str) 
         assert row == (1,)
     finally:
         node.stop()
+
+
+def test_project_without_name_is_named_after_its_folder(tmp_path: Path, server: SquallServer) -> None:
+    project = write_project(tmp_path / "folder-named", {
+        **HELLO, "squall.yaml": "\n".join(line for line in HELLO["squall.yaml"].splitlines()
+                                           if "name: hello" not in line)})
+    first = deploy_json(server, project)
+    assert first["project"] == "folder-named"
+    again = server.cli("deploy", str(project))
+    assert again.returncode == 0, again.stderr
+    assert "No changes" in again.stdout
+
+
+def test_editing_one_function_leaves_the_others_unchanged(tmp_path: Path, server: SquallServer) -> None:
+    manifest = """
+        name: pair
+        functions:
+          first:
+            handler: app.handler
+          second:
+            handler: app.handler
+            env: {COLOR: "red"}
+    """
+    project = write_project(tmp_path / "pair", {"squall.yaml": manifest, "app.py": HELLO["app.py"]})
+    deploy_json(server, project)
+    write_project(project, {"squall.yaml": manifest.replace('"red"', '"blue"')})
+    report = {f["name"]: f for f in deploy_json(server, project)["functions"]}
+    assert report["first"]["changed"] is False and report["first"]["version"] == 1
+    assert report["second"]["changed"] is True and report["second"]["version"] == 2

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from squall.bundle import hash_tree, install_requirements, project_files, unpack_bundle
+from squall.bundle import bundle_project_name, hash_tree, install_requirements, project_files, unpack_bundle
 from squall.exceptions import Conflict, DeployRejected
 from squall.manifest import Manifest, load_manifest
 from squall.server.node import Node, build_route_table
@@ -51,9 +51,11 @@ def code_hash(tree_hash: str, deps: str | None, config: dict[str, Any]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def store_code(source: Path, data_dir: Path) -> str:
-    """Copy a code folder to `code/<tree hash>` (once; immutable afterwards); returns its path."""
-    files = project_files(source)
+def store_code(source: Path, data_dir: Path, manifest_file: Path) -> str:
+    """Copy a code folder to `code/<tree hash>` (once; immutable afterwards); returns its path.
+    The manifest itself is left out: editing one function's entry must not change the others."""
+    source = source.resolve()
+    files = [rel for rel in project_files(source) if source / rel != manifest_file]
     tree = hash_tree(source, files)
     relative = f"code/{tree[:40]}"
     target = data_dir / relative
@@ -105,7 +107,7 @@ class Deployer:
         with tempfile.TemporaryDirectory(dir=self.data_dir / "tmp") as tmp:
             root = Path(tmp)
             unpack_bundle(bundle, root)
-            manifest = load_manifest(root)
+            manifest = load_manifest(root, default_name=bundle_project_name(root))
             deps = install_requirements(root / "requirements.txt", self.data_dir / "deps")
             functions = [self.stage_function(manifest, name, deps) for name in manifest.functions]
             return StagedProject(manifest.name, functions, self.removed_functions(manifest))
@@ -113,7 +115,7 @@ class Deployer:
     def stage_function(self, manifest: Manifest, name: str, deps: str | None) -> StagedFunction:
         spec = manifest.functions[name]
         config = {**spec.config(), "deps": deps}
-        code_path = store_code(manifest.root / spec.code, self.data_dir)
+        code_path = store_code(manifest.root / spec.code, self.data_dir, manifest.path.resolve())
         digest = code_hash(code_path.rsplit("/", 1)[-1], deps, config)
         latest = self.node.store.latest_version(name)
         if latest is not None and latest.project != manifest.name:
