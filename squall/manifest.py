@@ -4,10 +4,10 @@
 validates text. Every problem raises ManifestError with the file, the 1-based line of the
 offending YAML node and the dotted field (`functions.webhook.triggers[2].http`).
 
-How lines are found: the YAML is composed into nodes once; a walk over the nodes records the
-line of every key and list item by its path; pydantic's error `loc` is mapped to that path,
-or to its nearest parent with a line. The trigger models live in squall.triggers and are
-re-exported here. The user reference is docs/manifest.md.
+How lines are found: squall.yaml_lines reads the YAML with the line of every key and list
+item by its path (keys as written, list indices as ints); pydantic's error `loc` is mapped to
+that path, or to its nearest parent with a line. The trigger models live in squall.triggers
+and are re-exported here. The user reference is docs/manifest.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import string
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
-import yaml
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import ErrorDetails
 
@@ -27,6 +26,7 @@ from squall.exceptions import ManifestError
 from squall.triggers import (SQUALL_ERROR, TRIGGER_KIND_ERROR, AuthType, HttpTrigger, Loc,
                              RouteAuth, Section, Trigger, TriggerField, dotted, fail,
                              is_env_name, show, trigger_kind_message, unknown_key_message)
+from squall.yaml_lines import Lines, YamlMapping, line_of, read_yaml
 
 __all__ = ["MANIFEST_NAME", "AuthType", "RouteAuth", "HttpTrigger", "Trigger", "FunctionSpec",
            "Manifest", "load_manifest", "parse_manifest", "default_project_name"]
@@ -38,10 +38,6 @@ MIN_MEMORY, MAX_MEMORY = 64, 10240
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _RUNTIME = re.compile(r"python3\.\d+")
-
-Lines = dict[tuple[str, ...], int]
-"""Path of a YAML key or list item (all parts as text) -> its 1-based line."""
-
 
 # ------------------------------------------------------------------ field checks
 
@@ -126,7 +122,9 @@ def _check_env(value: Any) -> dict[str, str]:
             raise fail(f"{show(name)} is not an environment variable name: use letters, digits and "
                        "_, not starting with a digit", str(name))
         if not isinstance(text, str):
-            example = "" if text is None else show(text).strip('"')
+            written = value.written.get(name) if isinstance(value, YamlMapping) else None
+            example = ("" if text is None else written if written is not None
+                       else show(text).strip('"'))
             raise fail(f"must be a string, got {show(text)}; quote it in YAML: "
                        f'{name}: "{example}"', name)
     return dict(sorted(value.items()))
@@ -249,65 +247,6 @@ class Manifest(Section):
         return self
 
 
-# ------------------------------------------------------------------ YAML and lines
-
-
-def _read_yaml(text: str, file: str) -> tuple[Lines, Any] | None:
-    """Lines and data of the one YAML document of `text` (None if it has no document).
-
-    Lines are taken before the data is constructed: construction flattens merge keys (`<<`)
-    into the node tree, which would look like duplicate keys.
-    """
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        return None if node is None else (_node_lines(node, file), loader.construct_document(node))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = ": ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise ManifestError(f"is not valid YAML: {problem}", file=file,
-                            line=mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as exc:
-        raise ManifestError(f"is not valid YAML: {exc}", file=file) from None
-    finally:
-        loader.dispose()
-
-
-def _node_lines(node: yaml.Node, file: str) -> Lines:
-    lines: Lines = {(): node.start_mark.line + 1}
-    _walk(node, (), lines, file, frozenset())
-    return lines
-
-
-def _walk(node: yaml.Node, path: tuple[str, ...], lines: Lines, file: str,
-          above: frozenset[int]) -> None:
-    """Record the line of every key and item below `node`; reject duplicate keys."""
-    if id(node) in above:
-        return
-    above = above | {id(node)}
-    if isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.setdefault((*path, str(index)), item.start_mark.line + 1)
-            _walk(item, (*path, str(index)), lines, file, above)
-    elif isinstance(node, yaml.MappingNode):
-        keys: dict[str, int] = {}
-        for key_node, value in node.value:
-            key, line = str(key_node.value), key_node.start_mark.line + 1
-            if key in keys and key != "<<":
-                raise ManifestError(f"duplicate key {show(key)}: it is already set on line "
-                                    f"{keys[key]}", file=file, line=line, field=dotted((*path, key)))
-            keys[key] = line
-            lines.setdefault((*path, key), line)
-            _walk(value, (*path, key), lines, file, above)
-
-
-def _line_of(lines: Lines, loc: Loc) -> int:
-    path = tuple(str(part) for part in loc)
-    while path not in lines:
-        path = path[:-1]
-    return lines[path]
-
-
 # ------------------------------------------------------------------ pydantic errors
 
 
@@ -335,17 +274,17 @@ def _problem(error: ErrorDetails) -> tuple[Loc, str, Loc | None]:
 def _manifest_error(exc: ValidationError, lines: Lines, file: str) -> ManifestError:
     """The problem that comes first in the file, as a ManifestError."""
     problems = [_problem(error) for error in exc.errors()]
-    loc, message, see = min(problems, key=lambda problem: _line_of(lines, problem[0]))
+    loc, message, see = min(problems, key=lambda problem: line_of(lines, problem[0]))
     if see is not None:
-        message += f" (line {_line_of(lines, see)})"
-    return ManifestError(message, file=file, line=_line_of(lines, loc), field=dotted(loc) or None)
+        message += f" (line {line_of(lines, see)})"
+    return ManifestError(message, file=file, line=line_of(lines, loc), field=dotted(loc) or None)
 
 
 # ------------------------------------------------------------------ entry points
 
 
 def _parse(text: str, file: str, path: Path, default_name: str) -> tuple[Manifest, Lines]:
-    document = _read_yaml(text, file)
+    document = read_yaml(text, file)
     if document is None:
         raise ManifestError("is empty: expected a mapping with functions: (and optionally name:)",
                             file=file, line=1)
@@ -394,16 +333,18 @@ def _check_code_folders(manifest: Manifest, lines: Lines, file: str) -> None:
         if problem:
             loc = ("functions", name, "code")
             raise ManifestError(f"{show(spec.code)} {problem}: code must name a folder inside the "
-                                "project", file=file, line=_line_of(lines, loc), field=dotted(loc))
+                                "project", file=file, line=line_of(lines, loc), field=dotted(loc))
 
 
-def load_manifest(path: str | Path) -> Manifest:
+def load_manifest(path: str | Path, *, default_name: str | None = None) -> Manifest:
     """Read and validate the manifest of a project folder, or a manifest file itself.
 
-    `Manifest.path` is the resolved file; errors show the path as given.
+    `Manifest.path` is the resolved file; errors show the path as given. A manifest without
+    `name:` is named after `default_name`, else after its folder (see default_project_name).
     """
     file = _manifest_file(Path(path))
     resolved = file.resolve()
-    manifest, lines = _parse(_read_text(file), str(file), resolved, resolved.parent.name)
+    default = resolved.parent.name if default_name is None else default_name
+    manifest, lines = _parse(_read_text(file), str(file), resolved, default)
     _check_code_folders(manifest, lines, str(file))
     return manifest

@@ -17,7 +17,7 @@ import difflib
 import json
 import re
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterable, Sequence, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterable, Iterator, Sequence, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
                       ValidationInfo, model_validator)
@@ -38,6 +38,9 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
 _LITERAL = re.compile(r"[^\s{}?#\\\"]+")
 
+_SHOWN = 60
+"""Characters of a value that error messages show at most."""
+
 Loc = tuple[str | int, ...]
 
 
@@ -45,14 +48,46 @@ Loc = tuple[str | int, ...]
 
 
 def show(value: Any) -> str:
-    """A value as error messages quote it: strings in double quotes, YAML-style scalars."""
+    """A value as error messages quote it: strings in double quotes, YAML-style scalars.
+
+    Only the first 60 characters are rendered, so a huge value (YAML aliases of aliases share
+    one object along many paths) is shown as fast as a small one, and a list or mapping inside
+    itself (`&t [*t]`) is shown as `[...]` or `{...}` there.
+    """
     if value is None:
-        text = "nothing"
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = ""
+    for piece in _json_pieces(value, frozenset()):
+        text += piece
+        if len(text) > _SHOWN:
+            break
+    return text if len(text) <= _SHOWN else text[:_SHOWN - 3] + "..."
+
+
+def _json_pieces(value: Any, above: frozenset[int]) -> Iterator[str]:
+    """The JSON text of `value` piece by piece; `above` holds the containers around it."""
+    if not isinstance(value, (dict, list, tuple)):
+        yield json.dumps(value, ensure_ascii=False, default=str)
+        return
+    opening, closing = "{}" if isinstance(value, dict) else "[]"
+    if id(value) in above:
+        yield f"{opening}...{closing}"
+        return
+    above = above | {id(value)}
+    yield opening
+    if isinstance(value, dict):
+        for index, (key, item) in enumerate(value.items()):
+            text = key if isinstance(key, str) else next(_json_pieces(key, above))
+            yield (", " if index else "") + json.dumps(text, ensure_ascii=False) + ": "
+            yield from _json_pieces(item, above)
     else:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
+        for index, item in enumerate(value):
+            if index:
+                yield ", "
+            yield from _json_pieces(item, above)
+    yield closing
 
 
 def dotted(loc: Sequence[str | int]) -> str:
@@ -69,7 +104,9 @@ def fail(message: str, *loc: str | int, see: Loc | None = None) -> PydanticCusto
 
 
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=1)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 

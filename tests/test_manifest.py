@@ -738,67 +738,105 @@ def test_load_rejects_code_escaping_with_dots(tmp_path: Path) -> None:
     assert "must stay inside the project folder" in caught.value.message
 
 
-# ------------------------------------------------------------------ known bugs (xfail)
+# ------------------------------------------------------------------ YAML edge cases
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the field of a duplicate key inside a list item "
-                   "is dotted from the line map's text keys (triggers.0.http), not triggers[0].http")
+def test_load_takes_the_default_name_given_over_the_folder(tmp_path: Path) -> None:
+    folder = write_project(tmp_path / "checkout", "functions:\n  f: {handler: app.handler}\n")
+    assert load_manifest(folder, default_name="my app.v2").name == "my-app-v2"
+    assert load_manifest(folder, default_name="").name == "project"
+    named = write_project(tmp_path / "named", one_function(""))
+    assert load_manifest(named, default_name="other").name == "demo"
+
+
 def test_duplicate_key_in_a_list_item_names_the_item_with_brackets() -> None:
     body = "triggers:\n  - http: GET /a\n    http: GET /b\n"
     assert_error(one_function(body), "functions.f.triggers[0].http", 7,
                  'duplicate key "http": it is already set on line 6')
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the quote-it hint shows the value YAML 1.1 "
-                   "constructed, not the text written: 1.10 -> \"1.1\", on -> \"true\", "
-                   "01234 (octal) -> \"668\"; following the hint changes the value")
 @pytest.mark.parametrize("written", ["1.10", "on", "01234", "1_000"])
 def test_env_quote_hint_repeats_the_value_as_written(written: str) -> None:
     assert_error(one_function(f"env:\n  V: {written}\n"), "functions.f.env.V", 6,
                  f'quote it in YAML: V: "{written}"')
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a self-referencing trigger list escapes as "
-                   "ValueError('Circular reference detected') from show()/json.dumps")
 def test_self_referencing_trigger_list_is_a_manifest_error() -> None:
-    assert_error(one_function("triggers: &t [*t]\n"), "functions.f.triggers[0]", 5,
-                 "must be a mapping keyed by the trigger kind")
+    error = assert_error(one_function("triggers: &t [*t]\n"), "functions.f.triggers[0]", 5,
+                         "must be a mapping keyed by the trigger kind")
+    assert error.message.endswith("got [[...]]")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: deeply nested YAML escapes as RecursionError "
-                   "from PyYAML's composer (and _walk) instead of a ManifestError")
 def test_deeply_nested_yaml_is_a_manifest_error() -> None:
     text = "x: " + "[" * 3000 + "]" * 3000 + "\nfunctions:\n  f: {handler: a.b}\n"
     with pytest.raises(ManifestError) as caught:
         parse_manifest(text)
     assert caught.value.line == 1
+    assert "nesting is too deep" in caught.value.message
 
 
-@pytest.mark.xfail(strict=True, reason="bug: _walk records a line for every path through "
-                   "aliases, so nested aliases (a 'billion laughs' manifest) take exponential "
-                   "time: 5 levels ~2 s, 6 levels ~30 s, before any key is checked")
+def test_nesting_a_manifest_needs_is_read() -> None:
+    deep = "[" * 90 + "]" * 90
+    assert_error(f"x: {deep}\nfunctions:\n  f: {{handler: a.b}}\n", "x", 1, 'unknown key "x"')
+
+
+def alias_bomb(levels: int, key: str = "x") -> list[str]:
+    """YAML lines of `key:`, a list whose last item holds 10 ** (levels + 1) "a"s by alias."""
+    lines = [f"{key}:", "  - &l0 [a, a, a, a, a, a, a, a, a, a]"]
+    return lines + [f"  - &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]"
+                    for i in range(1, levels + 1)]
+
+
 def test_nested_aliases_are_walked_once() -> None:
-    lines = ["x:", "  - &l0 [a, a, a, a, a, a, a, a, a, a]"]
-    lines += [f"  - &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 6)]
-    text = "\n".join([*lines, "functions:", "  f: {handler: a.b}", ""])
+    text = "\n".join([*alias_bomb(5), "functions:", "  f: {handler: a.b}", ""])
     started = time.perf_counter()
     assert_error(text, "x", 1, 'unknown key "x"')
     assert time.perf_counter() - started < 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a non-string key of functions (YAML int) is "
-                   "rendered by dotted() as a list index: functions[1] instead of functions.1")
+def test_a_huge_value_made_of_aliases_is_shown_briefly() -> None:
+    value = "&l0 [" + ", ".join(["a"] * 10) + "]"
+    for i in range(1, 13):
+        value = f"&l{i} [{value}, " + ", ".join([f"*l{i - 1}"] * 9) + "]"
+    started = time.perf_counter()
+    error = assert_error(one_function(f"env: {{A: {value}}}\n"), "functions.f.env.A", 5,
+                         'must be a string, got [[[[[[[[[[[[["a", "a", "a"')
+    assert len(error.message) < 200
+    assert time.perf_counter() - started < 0.5
+
+
+def test_merge_keys_of_merge_keys_are_flattened_once() -> None:
+    lines = ["base:", "  - &m0 {" + ", ".join(f"k{i}: {i}" for i in range(10)) + "}"]
+    lines += [f"  - &m{i} {{<<: [" + ", ".join([f"*m{i - 1}"] * 10) + "]}" for i in range(1, 9)]
+    lines += ["functions:", "  f:", "    <<: *m8", "    handler: a.b"]
+    started = time.perf_counter()
+    assert_error("\n".join([*lines, ""]), "base", 1, 'unknown key "base"')
+    assert time.perf_counter() - started < 0.5
+
+
 def test_numeric_function_name_is_a_key_in_the_field() -> None:
     assert_error("functions:\n  1: {handler: app.f}\n", "functions.1", 2,
                  "a function name must start with a letter")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: YAML 1.1 reads on/off/yes/no keys as booleans; "
-                   "the error then names them functions[1] / env.True and, the line map holding "
-                   "the key as written (on, ON), falls back to the parent's line")
-@pytest.mark.parametrize("text, line", [
-    ("functions:\n  f: {handler: app.f}\n  on: {handler: app.g}\n", 3),
-    ("functions:\n  f:\n    handler: app.f\n    env:\n      ON: x\n", 5),
+def test_yaml_boolean_keys_are_the_names_written() -> None:
+    manifest = parse_manifest("functions:\n  on:\n    handler: app.f\n"
+                              "    env: {ON: x, yes: y, Off: z}\n")
+    assert list(manifest.functions) == ["on"]
+    assert manifest.functions["on"].env == {"ON": "x", "Off": "z", "yes": "y"}
+
+
+@pytest.mark.parametrize("text, field, line", [
+    ("functions:\n  f: {handler: app.f}\n  on: {handler: app.g, memory: 1}\n",
+     "functions.on.memory", 3),
+    ("functions:\n  f:\n    handler: app.f\n    env:\n      ON: 5\n", "functions.f.env.ON", 5),
+    ("functions:\n  f:\n    handler: app.f\n    1: x\n", "functions.f.1", 4),
 ])
-def test_yaml_boolean_keys_point_at_their_line(text: str, line: int) -> None:
-    assert error_of(text).line == line
+def test_yaml_boolean_keys_point_at_their_line(text: str, field: str, line: int) -> None:
+    error = error_of(text)
+    assert (error.field, error.line) == (field, line), str(error)
+
+
+def test_keys_must_not_be_lists_or_mappings() -> None:
+    assert_error("functions:\n  f: {handler: app.f}\n  ? [a, b]\n  : {handler: app.g}\n",
+                 "functions", 3, "a key must be a name")
