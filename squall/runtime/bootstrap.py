@@ -205,9 +205,11 @@ def _fallback_json(value: Any) -> Any:
     return str(value)
 
 
-def main() -> None:
-    """Entry point of an instance process (argv[1:] are sys.path entries to prepend)."""
-    sys.path[:0] = [p for p in sys.argv[1:] if p not in sys.path]
+def main(adopt_path: bool = True) -> None:
+    """Entry point of an instance process (argv[1:] are sys.path entries to prepend,
+    unless the process was forked from a zygote that already did that)."""
+    if adopt_path:
+        sys.path[:0] = [p for p in sys.argv[1:] if p not in sys.path]
     channel = Channel()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]

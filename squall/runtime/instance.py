@@ -9,7 +9,7 @@ import secrets
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -62,6 +62,20 @@ class InvokeOutcome:
         return dict(orjson.loads(self.payload)) if not self.ok else {}
 
 
+class InstanceProcess(Protocol):
+    """What the platform holds of a running instance process (asyncio.subprocess.Process
+    fits; so does a child forked by the zygote)."""
+
+    pid: int
+    stdin: asyncio.StreamWriter | None
+    stdout: asyncio.StreamReader | None
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+
 class InstanceDied(Exception):
     """The instance process ended while the platform was waiting for it."""
 
@@ -69,7 +83,7 @@ class InstanceDied(Exception):
 class Instance:
     """One live instance process. Not safe for two concurrent invocations (the pool ensures that)."""
 
-    def __init__(self, process: asyncio.subprocess.Process, spec: InstanceSpec) -> None:
+    def __init__(self, process: InstanceProcess, spec: InstanceSpec) -> None:
         assert process.stdin is not None and process.stdout is not None
         self.process = process
         self.spec = spec

@@ -1,21 +1,29 @@
-"""Starts instance processes. `InstanceLauncher` is the seam where a zygote (fork server) plugs in."""
+"""Starts instance processes. `InstanceLauncher` is the seam: `ZygoteLauncher` forks them
+from a warm zygote (the default), `SubprocessLauncher` starts a fresh interpreter each time."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from squall.runtime.instance import Instance, InstanceSpec
 
 BOOT = "import sys; sys.path[:0] = sys.argv[1:]; from squall.runtime.bootstrap import main; main()"
+ZYGOTE = "import sys; sys.path[:0] = sys.argv[2:]; from squall.runtime.zygote import main; main()"
+ZYGOTE_ENV_KEYS = ("PATH", "LANG", "SQUALL_ZYGOTE_PRELOAD")
 
 
 class InstanceLauncher(Protocol):
     """Makes a new, not yet initialized, instance process for `spec`."""
 
     async def launch(self, spec: InstanceSpec) -> Instance: ...
+
+    async def close(self) -> None: ...
 
 
 def platform_sys_path() -> list[str]:
@@ -41,3 +49,160 @@ class SubprocessLauncher:
             stderr=asyncio.subprocess.STDOUT, cwd=spec.code_dir, env=spec.environ,
             start_new_session=True)
         return Instance(process, spec)
+
+    async def close(self) -> None:
+        return None
+
+
+class ForkedChild:
+    """An instance process forked by the zygote: pipes we made, an exit status it reports."""
+
+    def __init__(self, pid: int, stdin: asyncio.StreamWriter, stdout: asyncio.StreamReader,
+                 exited: asyncio.Future[int]) -> None:
+        self.pid = pid
+        self.stdin: asyncio.StreamWriter | None = stdin
+        self.stdout: asyncio.StreamReader | None = stdout
+        self._exited = exited
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+
+def returncode_of(status: int) -> int:
+    """A waitpid status as asyncio reports return codes: exit code, or -signal."""
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+class ZygoteLauncher:
+    """Forks instances from a zygote process, restarting the zygote when it dies."""
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+        self.path = platform_sys_path()
+        self._socket: socket.socket | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._spawns: dict[int, asyncio.Future[int]] = {}
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._next = 0
+        self._starting = asyncio.Lock()
+
+    async def _ensure_zygote(self) -> socket.socket:
+        async with self._starting:
+            if self._socket is not None and self._process is not None and self._process.returncode is None:
+                return self._socket
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            env = {k: os.environ[k] for k in ZYGOTE_ENV_KEYS if k in os.environ}
+            self._process = await asyncio.create_subprocess_exec(
+                self.python, "-I", "-S", "-c", ZYGOTE, str(theirs.fileno()), *self.path,
+                pass_fds=[theirs.fileno()], env=env, stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True)
+            theirs.close()
+            ours.setblocking(False)
+            self._socket = ours
+            self._reader = asyncio.ensure_future(self._read_messages(ours))
+            return ours
+
+    async def _read_messages(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while message := await loop.sock_recv(sock, 65536):
+                self._dispatch(orjson.loads(message))
+        except (ConnectionError, OSError):
+            pass
+        self._zygote_lost(sock)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if "exited" in message:
+            future = self._exits.pop(int(message["exited"]), None)
+            if future is not None and not future.done():
+                future.set_result(returncode_of(int(message["status"])))
+            return
+        waiter = self._spawns.pop(int(message["spawned"]), None)
+        if waiter is None or waiter.done():
+            return
+        if "pid" in message:
+            waiter.set_result(int(message["pid"]))
+        else:
+            waiter.set_exception(OSError(f"the zygote could not start an instance: {message.get('error')}"))
+
+    def _zygote_lost(self, sock: socket.socket) -> None:
+        """The zygote died: fail pending spawns; children it cannot report on count as killed."""
+        sock.close()
+        if self._socket is sock:
+            self._socket = None
+        for waiter in self._spawns.values():
+            if not waiter.done():
+                waiter.set_exception(OSError("the zygote exited while starting an instance"))
+        self._spawns.clear()
+        for pid, future in self._exits.items():
+            if not future.done():
+                future.set_result(_wait_orphan(pid))
+        self._exits.clear()
+
+    async def launch(self, spec: InstanceSpec) -> Instance:
+        sock = await self._ensure_zygote()
+        loop = asyncio.get_running_loop()
+        child_in, to_child = os.pipe()
+        from_child, child_out = os.pipe()
+        self._next += 1
+        waiter: asyncio.Future[int] = loop.create_future()
+        self._spawns[self._next] = waiter
+        try:
+            await _send_fds(sock, orjson.dumps({"spawn": self._next}), [child_in, child_out])
+        finally:
+            os.close(child_in)
+            os.close(child_out)
+        try:
+            pid = await waiter
+        except BaseException:
+            os.close(to_child)
+            os.close(from_child)
+            raise
+        self._exits[pid] = exited = loop.create_future()
+        return Instance(await _forked_child(pid, to_child, from_child, exited), spec)
+
+    async def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+async def _send_fds(sock: socket.socket, message: bytes, fds: list[int]) -> None:
+    """send_fds on a non-blocking socket: retry briefly while its buffer is full."""
+    for _ in range(1000):
+        try:
+            socket.send_fds(sock, [message], fds)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(0.001)
+    raise OSError("the zygote does not read its requests")
+
+
+async def _forked_child(pid: int, to_child: int, from_child: int, exited: asyncio.Future[int]) -> ForkedChild:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**20, loop=loop)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
+                                 os.fdopen(from_child, "rb", buffering=0))
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                        os.fdopen(to_child, "wb", buffering=0))
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    return ForkedChild(pid, writer, reader, exited)
+
+
+def _wait_orphan(pid: int) -> int:
+    """Exit code for a child whose zygote is gone: kill it so no orphan keeps running."""
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    return -9

@@ -152,6 +152,7 @@ class InstancePool:
         for instance in instances:
             instance.kill()
         await asyncio.gather(*(i.process.wait() for i in instances), return_exceptions=True)
+        await self.launcher.close()
         self._idle.clear()
         self._live.clear()
         self._counts.clear()

@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from squall.runtime.launcher import SubprocessLauncher
+from squall.runtime.launcher import ZygoteLauncher
 from squall.runtime.pool import InstancePool
 from squall.server.app import StartupHook, build_app
 from squall.server.node import Node, NodeSettings
@@ -37,7 +37,7 @@ def admin_token(data_dir: Path) -> str:
 def make_node(data_dir: Path, store_url: str | None) -> Node:
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(store_url, data_dir)
-    pool = InstancePool(SubprocessLauncher())
+    pool = InstancePool(ZygoteLauncher())
     return Node(NodeSettings(data_dir=data_dir.resolve(),
                              region=os.environ.get("SQUALL_REGION", "us-east-1")), store, pool)
 

@@ -1,0 +1,163 @@
+"""Functional tests of the instance pool with real processes, over both launchers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
+
+import orjson
+import pytest
+
+from squall.exceptions import Throttled
+from squall.runtime.instance import InstanceSpec
+from squall.runtime.launcher import InstanceLauncher, SubprocessLauncher, ZygoteLauncher
+from squall.runtime.pool import InstancePool, PoolLimits
+
+T = TypeVar("T")
+
+HANDLERS = '''
+import ctypes, os, sys, time
+
+def handler(event, context):
+    action = event.get("do")
+    if action == "exit":
+        os._exit(3)
+    if action == "segfault":
+        ctypes.string_at(0)
+    if action == "sleep":
+        time.sleep(event["seconds"])
+    print("serving", event.get("n"))
+    return {"pid": os.getpid(), "n": event.get("n"), "env": os.environ.get("ONLY_MINE")}
+'''
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def code_dir(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text(HANDLERS)
+    return tmp_path
+
+
+def spec_for(code_dir: Path, timeout: float = 5.0) -> InstanceSpec:
+    return InstanceSpec("f", 1, "app.handler", str(code_dir), 128, timeout,
+                        {"PATH": "/usr/bin:/bin", "ONLY_MINE": "yes"}, (str(code_dir),))
+
+
+LAUNCHERS: dict[str, Callable[[], InstanceLauncher]] = {"zygote": ZygoteLauncher, "subprocess": SubprocessLauncher}
+
+
+@pytest.fixture(params=sorted(LAUNCHERS))
+def make_pool(request: pytest.FixtureRequest) -> Callable[..., InstancePool]:
+    def make(**limits: float) -> InstancePool:
+        return InstancePool(LAUNCHERS[request.param](), PoolLimits(**limits))  # type: ignore[arg-type]
+    return make
+
+
+async def call(pool: InstancePool, spec: InstanceSpec, event: dict) -> tuple[bool, dict]:
+    outcome = await pool.invoke(spec, "req", orjson.dumps(event), "arn:aws:lambda:x:0:function:f")
+    return outcome.ok, orjson.loads(outcome.payload)
+
+
+def test_warm_instance_is_reused_and_cold_one_is_new(make_pool: Callable[..., InstancePool],
+                                                     code_dir: Path) -> None:
+    async def scenario() -> None:
+        pool, spec = make_pool(), spec_for(code_dir)
+        try:
+            ok, first = await call(pool, spec, {"n": 1})
+            _, second = await call(pool, spec, {"n": 2})
+            assert ok and first["pid"] == second["pid"] != os.getpid()
+            assert first["env"] == "yes"
+            pool.retire(spec.key)
+            pool.reinstate(spec.key)
+            _, third = await call(pool, spec, {"n": 3})
+            assert third["pid"] != first["pid"]
+        finally:
+            await pool.close()
+    run(scenario())
+
+
+def test_exit_and_segfault_are_reported_and_replaced(make_pool: Callable[..., InstancePool],
+                                                     code_dir: Path) -> None:
+    async def scenario() -> None:
+        pool, spec = make_pool(), spec_for(code_dir)
+        try:
+            ok, error = await call(pool, spec, {"do": "exit"})
+            assert not ok and "Runtime exited with error: exit status 3" in error["errorMessage"]
+            ok, error = await call(pool, spec, {"do": "segfault"})
+            assert not ok and "signal: segmentation fault" in error["errorMessage"]
+            ok, result = await call(pool, spec, {"n": 9})
+            assert ok and result["n"] == 9
+        finally:
+            await pool.close()
+    run(scenario())
+
+
+def test_timeout_kills_the_instance(make_pool: Callable[..., InstancePool], code_dir: Path) -> None:
+    async def scenario() -> None:
+        pool, spec = make_pool(), spec_for(code_dir, timeout=0.5)
+        try:
+            _, before = await call(pool, spec, {"n": 0})
+            ok, error = await call(pool, spec, {"do": "sleep", "seconds": 10})
+            assert not ok and error["errorMessage"] == "Task timed out after 0.50 seconds"
+            _, after = await call(pool, spec, {"n": 1})
+            assert after["pid"] != before["pid"]
+            with pytest.raises(ProcessLookupError):
+                os.kill(before["pid"], 0)
+        finally:
+            await pool.close()
+    run(scenario())
+
+
+def test_cap_throttles_at_once(make_pool: Callable[..., InstancePool], code_dir: Path) -> None:
+    async def scenario() -> None:
+        pool, spec = make_pool(per_function=1), spec_for(code_dir)
+        try:
+            busy = asyncio.ensure_future(call(pool, spec, {"do": "sleep", "seconds": 1}))
+            await asyncio.sleep(0.3)
+            with pytest.raises(Throttled):
+                await call(pool, spec, {"n": 2})
+            assert (await busy)[0]
+        finally:
+            await pool.close()
+    run(scenario())
+
+
+def test_idle_instances_are_reaped(make_pool: Callable[..., InstancePool], code_dir: Path) -> None:
+    async def scenario() -> None:
+        pool, spec = make_pool(idle_timeout=60), spec_for(code_dir)
+        try:
+            _, result = await call(pool, spec, {"n": 1})
+            assert pool.reap_idle() == 0
+            assert pool.reap_idle(now=asyncio.get_running_loop().time() + 3600) == 1
+            assert pool.instances() == []
+            await asyncio.sleep(0.2)
+            with pytest.raises(ProcessLookupError):
+                os.kill(result["pid"], 0)
+        finally:
+            await pool.close()
+    run(scenario())
+
+
+def test_a_dead_zygote_is_restarted(code_dir: Path) -> None:
+    async def scenario() -> None:
+        launcher = ZygoteLauncher()
+        pool, spec = InstancePool(launcher), spec_for(code_dir)
+        try:
+            await call(pool, spec, {"n": 1})
+            assert launcher._process is not None
+            os.kill(launcher._process.pid, signal.SIGKILL)
+            await launcher._process.wait()
+            await asyncio.sleep(0.1)
+            pool.retire(spec.key)
+            pool.reinstate(spec.key)
+            ok, result = await call(pool, spec, {"n": 2})
+            assert ok and result["n"] == 2
+        finally:
+            await pool.close()
+    run(scenario())
