@@ -93,7 +93,7 @@ def main() -> None:
             server.stop()
             baseline.terminate()
             baseline.wait()
-    Console().print(table)
+    Console(width=120).print(table)
 
 
 if __name__ == "__main__":
