@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from squall.store.base import BaseStore, FunctionRecord, FunctionVersion, LogRecord, NewVersion
+from squall.store.base import (
+    BaseStore,
+    FunctionRecord,
+    FunctionVersion,
+    LogRecord,
+    NewVersion,
+)
 
 __all__ = ["BaseStore", "FunctionRecord", "FunctionVersion", "LogRecord", "NewVersion", "open_store"]
 

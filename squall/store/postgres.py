@@ -34,7 +34,14 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from squall.exceptions import Conflict, StoreError
-from squall.store.base import BaseStore, FunctionRecord, FunctionVersion, LogRecord, NewVersion
+from squall.store.base import (
+    BaseStore,
+    FunctionRecord,
+    FunctionVersion,
+    LogRecord,
+    NewVersion,
+)
+from squall.store.sql import log_query
 from squall.types import LogLevel
 
 Connection = psycopg.Connection[TupleRow]
@@ -67,7 +74,6 @@ Append new steps, never edit applied ones."""
 
 _VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at"
 _FUNCTION_COLUMNS = "name, project, latest, created_at, updated_at"
-_LOG_COLUMNS = "function, version, request_id, ts, level, message, id"
 _LATEST_VERSIONS = ("SELECT v.function, v.number, v.project, v.code_hash, v.config, v.code_path, "
                     "v.created_at FROM functions f JOIN versions v "
                     "ON v.function = f.name AND v.number = f.latest")
@@ -188,15 +194,9 @@ class PostgresStore(BaseStore):
     def read_logs(self, function: str, *, since: float | None = None,
                   request_id: str | None = None, after_id: int = 0,
                   limit: int = 1000) -> list[LogRecord]:
-        where, params = ["function = %s", "id > %s"], [function, after_id]
-        if since is not None:
-            where.append("ts >= %s")
-            params.append(since)
-        if request_id is not None:
-            where.append("request_id = %s")
-            params.append(request_id)
-        rows = self._query(f"SELECT {_LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} "
-                           "ORDER BY id LIMIT %s", [*params, limit])
+        sql, params = log_query(function, since=since, request_id=request_id, after_id=after_id,
+                                limit=limit, placeholder="%s")
+        rows = self._query(sql, params)
         return [LogRecord(f, v, rid, ts, LogLevel(level), msg, i) for f, v, rid, ts, level, msg, i in rows]
 
     # -- small settings ----------------------------------------------------

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from squall.exceptions import Conflict, StoreError
-from squall.store.base import BaseStore, FunctionRecord, FunctionVersion, LogRecord, NewVersion
+from squall.store.base import (
+    BaseStore,
+    FunctionRecord,
+    FunctionVersion,
+    LogRecord,
+    NewVersion,
+)
+from squall.store.sql import log_query
 from squall.types import LogLevel
 
 BUSY_TIMEOUT_MS = 10_000
@@ -53,7 +60,6 @@ Append new steps, never edit applied ones."""
 
 _VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at"
 _FUNCTION_COLUMNS = "name, project, latest, created_at, updated_at"
-_LOG_COLUMNS = "function, version, request_id, ts, level, message, id"
 
 
 class SqliteStore(BaseStore):
@@ -194,15 +200,9 @@ class SqliteStore(BaseStore):
     def read_logs(self, function: str, *, since: float | None = None,
                   request_id: str | None = None, after_id: int = 0,
                   limit: int = 1000) -> list[LogRecord]:
-        where, params = ["function = ?", "id > ?"], [function, after_id]
-        if since is not None:
-            where.append("ts >= ?")
-            params.append(since)
-        if request_id is not None:
-            where.append("request_id = ?")
-            params.append(request_id)
-        rows = self._query(f"SELECT {_LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} "
-                           "ORDER BY id LIMIT ?", [*params, limit])
+        sql, params = log_query(function, since=since, request_id=request_id, after_id=after_id,
+                                limit=limit, placeholder="?")
+        rows = self._query(sql, params)
         return [_log(row) for row in rows]
 
     # -- small settings ----------------------------------------------------
