@@ -35,6 +35,7 @@ MANIFEST_NAME = "squall.yaml"
 DEFAULT_RUNTIME = "python3.11"
 MAX_TIMEOUT = 900
 MIN_MEMORY, MAX_MEMORY = 64, 10240
+NETWORK_MODES = ("default", "none")
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _RUNTIME = re.compile(r"python3\.\d+")
@@ -111,6 +112,33 @@ def _check_memory(value: Any) -> int:
                      f"Lambda), got {show(value)}")
 
 
+def _whole_number(low: int, high: int, what: str) -> Callable[[Any], int]:
+    """A check that a value is an int from `low` to `high`; `what` says what it counts."""
+    def check(value: Any) -> int:
+        if _is_number(value) and isinstance(value, int) and low <= value <= high:
+            return value
+        raise ValueError(f"must be a whole number of {what} from {low} to {high}, got {show(value)}")
+    return check
+
+
+def _seconds(high: float) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if _is_number(value) and 0 < value <= high:
+            return float(value)
+        raise ValueError(f"must be a number of seconds above 0 and at most {high:g}, got {show(value)}")
+    return check
+
+
+def _check_optional_handler(value: Any) -> str | None:
+    return None if value is None else _check_handler(value)
+
+
+def _check_network(value: Any) -> str:
+    if value in NETWORK_MODES:
+        return str(value)
+    raise ValueError(f"must be one of {', '.join(NETWORK_MODES)}, got {show(value)}")
+
+
 def _check_env(value: Any) -> dict[str, str]:
     if value is None:
         return {}
@@ -178,8 +206,23 @@ class FunctionSpec(Section):
     timeout: Annotated[float, BeforeValidator(_check_timeout)] = 30.0
     memory: Annotated[int, BeforeValidator(_check_memory)] = 256
     env: Annotated[dict[str, str], BeforeValidator(_check_env)] = Field(default_factory=dict)
+    ephemeral_storage: Annotated[int, BeforeValidator(_whole_number(64, 10240, "MB"))] = 512
+    network: Annotated[str, BeforeValidator(_check_network)] = "default"
+    concurrency: Annotated[int, BeforeValidator(_whole_number(1, 1000, "instances"))] = 100
+    min_instances: Annotated[int, BeforeValidator(_whole_number(0, 1000, "instances"))] = 0
+    idle_timeout: Annotated[float, BeforeValidator(_seconds(86400))] = 300.0
+    initializer: Annotated[str | None, BeforeValidator(_check_optional_handler)] = None
+    init_timeout: Annotated[float, BeforeValidator(_seconds(MAX_TIMEOUT))] = 10.0
+    shutdown: Annotated[str | None, BeforeValidator(_check_optional_handler)] = None
     triggers: Annotated[list[TriggerField], BeforeValidator(_check_triggers)] = Field(
         default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_min_instances(self) -> FunctionSpec:
+        if self.min_instances > self.concurrency:
+            raise fail(f"must not exceed concurrency ({self.concurrency}), got {self.min_instances}",
+                       "min_instances")
+        return self
 
     @property
     def module(self) -> str:

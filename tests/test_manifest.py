@@ -146,7 +146,8 @@ def test_auth_header_defaults_and_overrides(auth: str, header: str, prefix: str)
 def test_config_is_json_with_a_stable_key_order() -> None:
     config = parse_manifest(EXAMPLE).functions["webhook"].config()
     assert list(config) == ["name", "handler", "code", "runtime", "timeout", "memory", "env",
-                            "triggers"]
+                            "ephemeral_storage", "network", "concurrency", "min_instances",
+                            "idle_timeout", "initializer", "init_timeout", "shutdown", "triggers"]
     assert json.loads(json.dumps(config)) == config
     assert config["triggers"][3]["auth"] == {
         "type": "hmac", "secret_env": "GH_SECRET", "header": "x-hub-signature-256",
@@ -408,7 +409,7 @@ def test_function_settings_must_be_a_mapping() -> None:
 def test_unknown_function_key_suggests_the_close_one(typo: str) -> None:
     error = assert_error(one_function(f"{typo}: 3\n"), f"functions.f.{typo}", 5,
                          f'unknown key "{typo}" (did you mean "timeout"?)')
-    assert "allowed keys: handler, code, runtime, timeout, memory, env, triggers" in error.message
+    assert "allowed keys: handler, code, runtime, timeout, memory, env, ephemeral_storage" in error.message
 
 
 def test_name_is_not_a_function_key() -> None:
@@ -840,3 +841,33 @@ def test_yaml_boolean_keys_point_at_their_line(text: str, field: str, line: int)
 def test_keys_must_not_be_lists_or_mappings() -> None:
     assert_error("functions:\n  f: {handler: app.f}\n  ? [a, b]\n  : {handler: app.g}\n",
                  "functions", 3, "a key must be a name")
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("ephemeral_storage", 63, "whole number of MB from 64 to 10240"),
+    ("network", "host", "must be one of default, none"),
+    ("concurrency", 0, "whole number of instances from 1 to 1000"),
+    ("min_instances", -1, "whole number of instances from 0 to 1000"),
+    ("idle_timeout", 0, "seconds above 0"),
+    ("initializer", "nodot", "module.function"),
+    ("init_timeout", 901, "at most 900"),
+    ("shutdown", 3, "module.function"),
+])
+def test_runtime_keys_are_checked(key: str, value: object, message: str) -> None:
+    text = f"name: p\nfunctions:\n  f:\n    handler: app.h\n    {key}: {value}\n"
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text)
+    assert caught.value.field == f"functions.f.{key}"
+    assert caught.value.line == 5
+    assert message in caught.value.message
+
+
+def test_runtime_keys_have_defaults_and_min_instances_fits_concurrency() -> None:
+    spec = parse_manifest("name: p\nfunctions:\n  f:\n    handler: app.h\n").functions["f"]
+    assert (spec.ephemeral_storage, spec.network, spec.concurrency, spec.min_instances) == (512, "default", 100, 0)
+    assert (spec.idle_timeout, spec.initializer, spec.init_timeout, spec.shutdown) == (300.0, None, 10.0, None)
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest("name: p\nfunctions:\n  f:\n    handler: app.h\n    concurrency: 2\n"
+                       "    min_instances: 3\n")
+    assert caught.value.field == "functions.f.min_instances"
+    assert "concurrency (2)" in caught.value.message

@@ -41,6 +41,9 @@ class InstanceSpec:
     sys_path: tuple[str, ...] = ()
     log_group: str = ""
     log_stream: str = ""
+    sandbox: dict[str, Any] = field(default_factory=dict)
+    """Limits and isolation the instance applies to itself before importing user code
+    (see squall/runtime/sandbox.py); empty means none."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -108,7 +111,7 @@ class Instance:
             "t": "init", "nonce": self._nonce.decode(), "function": spec.function,
             "version": str(spec.version), "handler": spec.handler, "code_dir": spec.code_dir,
             "memory": spec.memory, "environ": spec.environ, "sys_path": list(spec.sys_path),
-            "log_group": spec.log_group, "log_stream": spec.log_stream,
+            "log_group": spec.log_group, "log_stream": spec.log_stream, "sandbox": spec.sandbox,
         }
         started = time.perf_counter()
         self._writer.write(encode_frame(header))

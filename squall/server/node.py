@@ -115,8 +115,18 @@ class Node:
         spec = InstanceSpec(
             function=version.function, version=version.number, handler=config["handler"],
             code_dir=code_dir, memory=int(config["memory"]), timeout=float(config["timeout"]),
-            sys_path=sys_path, log_group=f"/aws/lambda/{version.function}", log_stream=log_stream)
+            sys_path=sys_path, log_group=f"/aws/lambda/{version.function}", log_stream=log_stream,
+            sandbox=self.sandbox(version, code_dir, sys_path))
         return InstanceSpec(**{**spec.__dict__, "environ": self.environment(version, spec)})
+
+    def sandbox(self, version: FunctionVersion, code_dir: str, sys_path: tuple[str, ...]) -> dict[str, Any]:
+        """What the instance locks itself into (see squall/runtime/sandbox.py)."""
+        config = version.config
+        return {
+            "memory_mb": int(config["memory"]), "tmp_mb": int(config.get("ephemeral_storage", 512)),
+            "network": config.get("network", "default"), "code_dirs": list(sys_path),
+            "hidden_dirs": [str(self.settings.data_dir)], "nofile": 1024, "nproc": 1024,
+        }
 
     def environment(self, version: FunctionVersion, spec: InstanceSpec) -> dict[str, str]:
         """The instance's whole environment: Lambda's reserved variables, then the function's env."""
