@@ -41,6 +41,12 @@ class InstanceSpec:
     sys_path: tuple[str, ...] = ()
     log_group: str = ""
     log_stream: str = ""
+    concurrency: int = 100
+    min_instances: int = 0
+    idle_timeout: float = 300.0
+    init_timeout: float = 10.0
+    initializer: str | None = None
+    shutdown: str | None = None
     sandbox: dict[str, Any] = field(default_factory=dict)
     """Limits and isolation the instance applies to itself before importing user code
     (see squall/runtime/sandbox.py); empty means none."""
@@ -97,6 +103,7 @@ class Instance:
         self.invocations = 0
         self.init_ms: float | None = None
         self.max_memory_mb = 0
+        self.frozen = False
         self._writer = process.stdin
         self._reader = process.stdout
         self._nonce = secrets.token_hex(NONCE_SIZE // 2).encode()
@@ -124,6 +131,7 @@ class Instance:
             self.kill()
             return InvokeOutcome(False, frame.payload, self._output.finish(), 0.0, init_ms=self.init_ms)
         self.state = InstanceState.IDLE
+        self.freeze()
         return InvokeOutcome(True, b"null", self._output.finish(), 0.0, init_ms=self.init_ms)
 
     async def _failed_init(self, exc: BaseException, timeout: float, started: float) -> InvokeOutcome:
@@ -148,6 +156,23 @@ class Instance:
         if transport is not None:
             transport.close()
 
+    def freeze(self) -> None:
+        """Stop the instance's process group between invocations (as hosted platforms
+        freeze theirs): background threads and children get no CPU while it is idle."""
+        self._signal_group(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        if self.frozen:
+            self._signal_group(signal.SIGCONT)
+            self.frozen = False
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     async def wait_dead(self) -> None:
         self.kill()
         await self.process.wait()
@@ -156,6 +181,7 @@ class Instance:
     async def invoke(self, request_id: str, event: bytes, timeout: float, arn: str) -> InvokeOutcome:
         """Run one invocation; on timeout or death the instance is killed and the outcome says why."""
         self.state = InstanceState.BUSY
+        self.thaw()
         self.invocations += 1
         deadline_ms = int((time.time() + timeout) * 1000)
         header = {"t": "invoke", "id": request_id, "deadline_ms": deadline_ms, "arn": arn}
@@ -184,6 +210,7 @@ class Instance:
             self.kill()
         else:
             self.state = InstanceState.IDLE
+            self.freeze()
         return InvokeOutcome(bool(header.get("ok")), frame.payload, self._output.finish(),
                              float(header.get("duration_ms", 0.0)), self.max_memory_mb)
 

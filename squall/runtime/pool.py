@@ -20,10 +20,23 @@ Key = tuple[str, int]
 
 @dataclass(frozen=True)
 class PoolLimits:
-    per_function: int = 100
+    """Node-wide limits. A function's own `concurrency` and `idle_timeout` (in its spec)
+    apply under these ceilings."""
+
+    per_function: int = 1000
     per_node: int = 512
-    idle_timeout: float = 300.0
-    init_timeout: float = 10.0
+    idle_timeout: float = 86400.0
+
+
+@dataclass
+class PoolStats:
+    """Counters for metrics: how invocations found their instance."""
+
+    warm_starts: int = 0
+    cold_starts: int = 0
+    init_failures: int = 0
+    throttles: int = 0
+    reaped: int = 0
 
 
 class InstancePool:
@@ -38,6 +51,7 @@ class InstancePool:
         self._retired: set[Key] = set()
         self._total = 0
         self._reaper: asyncio.Task[None] | None = None
+        self.stats = PoolStats()
 
     # -- the hot path -------------------------------------------------------
     async def invoke(self, spec: InstanceSpec, request_id: str, event: bytes, arn: str) -> InvokeOutcome:
@@ -46,9 +60,13 @@ class InstancePool:
         init_ms = None
         if instance is None:
             instance, outcome = await self._start(spec)
+            self.stats.cold_starts += 1
             if not outcome.ok:
+                self.stats.init_failures += 1
                 return outcome
             init_ms = outcome.init_ms
+        else:
+            self.stats.warm_starts += 1
         try:
             outcome = await instance.invoke(request_id, event, spec.timeout, arn)
         finally:
@@ -67,10 +85,12 @@ class InstancePool:
 
     async def _start(self, spec: InstanceSpec) -> tuple[Instance, InvokeOutcome]:
         key = spec.key
-        if self._counts[key] >= self.limits.per_function:
-            raise Throttled(f"Rate exceeded: function {spec.function} is at its concurrency limit "
-                            f"of {self.limits.per_function}")
+        cap = min(spec.concurrency, self.limits.per_function)
+        if self._counts[key] >= cap:
+            self.stats.throttles += 1
+            raise Throttled(f"Rate exceeded: function {spec.function} is at its concurrency limit of {cap}")
         if self._total >= self.limits.per_node:
+            self.stats.throttles += 1
             raise Throttled(f"Rate exceeded: this node runs its maximum of {self.limits.per_node} instances")
         self._total += 1
         self._counts[key] += 1
@@ -82,7 +102,7 @@ class InstancePool:
             self._counts[key] -= 1
             raise
         self._live.add(instance)
-        outcome = await instance.init(self.limits.init_timeout)
+        outcome = await instance.init(spec.init_timeout)
         outcome.init_ms = instance.init_ms = (time.perf_counter() - started) * 1000
         if not outcome.ok:
             self._release(instance)
@@ -110,6 +130,12 @@ class InstancePool:
             self._release(instance)
         return outcome
 
+    async def provision(self, spec: InstanceSpec) -> None:
+        """Start instances until `spec.min_instances` are alive (provisioned concurrency)."""
+        missing = spec.min_instances - self._counts[spec.key]
+        if missing > 0 and spec.key not in self._retired:
+            await asyncio.gather(*(self.prewarm(spec) for _ in range(missing)), return_exceptions=True)
+
     def retire(self, key: Key) -> None:
         """Stop serving a version: idle instances die now, busy ones when they finish."""
         self._retired.add(key)
@@ -129,14 +155,18 @@ class InstancePool:
         now = time.monotonic() if now is None else now
         reaped = 0
         for key, idle in list(self._idle.items()):
-            keep = [i for i in idle if now - i.last_used < self.limits.idle_timeout]
-            for instance in idle:
-                if instance not in keep:
-                    instance.state = InstanceState.DEAD
-                    self._release(instance)
-                    reaped += 1
-            self._idle[key] = keep
+            expired = [i for i in idle if now - i.last_used >= self._idle_timeout(i.spec)]
+            spare = max(0, self._counts[key] - min(i.spec.min_instances for i in idle)) if idle else 0
+            for instance in sorted(expired, key=lambda i: i.last_used)[:spare]:
+                idle.remove(instance)
+                instance.state = InstanceState.DEAD
+                self._release(instance)
+                reaped += 1
+        self.stats.reaped += reaped
         return reaped
+
+    def _idle_timeout(self, spec: InstanceSpec) -> float:
+        return min(spec.idle_timeout, self.limits.idle_timeout)
 
     def start_reaper(self, interval: float = 5.0) -> None:
         async def loop() -> None:

@@ -99,6 +99,9 @@ class Node:
         for key in retired:
             if key not in {f.spec.key for f in functions.values()}:
                 self.pool.retire(key)
+        for function in functions.values():
+            if function.spec.min_instances:
+                asyncio.ensure_future(self.pool.provision(function.spec))
 
     def make_active(self, version: FunctionVersion) -> ActiveFunction:
         return ActiveFunction(version, self.instance_spec(version), self.arn(version.function))
@@ -116,6 +119,9 @@ class Node:
             function=version.function, version=version.number, handler=config["handler"],
             code_dir=code_dir, memory=int(config["memory"]), timeout=float(config["timeout"]),
             sys_path=sys_path, log_group=f"/aws/lambda/{version.function}", log_stream=log_stream,
+            concurrency=int(config.get("concurrency", 100)), min_instances=int(config.get("min_instances", 0)),
+            idle_timeout=float(config.get("idle_timeout", 300)), init_timeout=float(config.get("init_timeout", 10)),
+            initializer=config.get("initializer"), shutdown=config.get("shutdown"),
             sandbox=self.sandbox(version, code_dir, sys_path))
         return InstanceSpec(**{**spec.__dict__, "environ": self.environment(version, spec)})
 
