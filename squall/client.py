@@ -96,6 +96,12 @@ class SquallClient:
         body = self._object(self._request("GET", f"{API_PREFIX}/functions"))
         return list(body.get("functions", []))
 
+    def list_instances(self, function: str | None = None) -> dict[str, Any]:
+        """Live instances (of `function` when given) and the pool's counters:
+        `{"instances": [...], "stats": {...}}`."""
+        params = {"function": function} if function else None
+        return self._object(self._request("GET", f"{API_PREFIX}/instances", params=params))
+
     def get_function(self, name: str) -> dict[str, Any]:
         """One function's latest version; `ApiError` 404 when unknown."""
         return self._object(self._request("GET", _function_path(name)))

@@ -1,4 +1,4 @@
-"""Commands on deployed functions: `squall invoke` and `squall ls`."""
+"""Commands on deployed functions: `squall invoke`, `squall ls` and `squall instances`."""
 
 from __future__ import annotations
 
@@ -92,4 +92,34 @@ def function_row(fn: dict[str, Any], now: float) -> tuple[str, ...]:
         f"{fn['timeout']}s" if fn.get("timeout") is not None else "-",
         "\n".join(fn.get("routes") or []) or "-",
         relative_time(float(updated), now) if updated is not None else "-",
+    )
+
+
+@click.command(name="instances")
+@click.argument("name", required=False)
+@json_option
+@click.pass_context
+def list_instances(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """List the live instances (of function NAME, or of all): state, age, invocations, memory."""
+    answer = client_from(ctx).list_instances(name)
+    if as_json:
+        print_json(answer)
+        return
+    instances = answer.get("instances", [])
+    if not instances:
+        print_message("No live instances." if name is None else f"No live instances of {name}.")
+        return
+    now = time.time()
+    print_table(["FUNCTION", "VERSION", "PID", "STATE", "AGE", "INVOCATIONS", "MEMORY", "INIT"],
+                [instance_row(i, now) for i in instances])
+
+
+def instance_row(instance: dict[str, Any], now: float) -> tuple[str, ...]:
+    """One row of `squall instances`."""
+    memory, init = instance.get("memory_mb"), instance.get("init_ms")
+    return (
+        str(instance.get("function", "?")), str(instance.get("version", "-")), str(instance.get("pid", "-")),
+        str(instance.get("state", "-")), relative_time(float(instance.get("started_at", now)), now),
+        str(instance.get("invocations", 0)), f"{memory} MB" if memory is not None else "-",
+        f"{init:.1f} ms" if init is not None else "-",
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import os
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -15,7 +17,10 @@ from squall import __version__
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge, SquallError
 from squall.server.deploy import Deployer
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
+from squall.runtime.instance import Instance
 from squall.store.base import LogRecord
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -37,6 +42,23 @@ def function_info(function: ActiveFunction) -> dict[str, Any]:
         "routes": [t["http"] for t in config.get("triggers", []) if "http" in t],
         "updated_at": version.created_at,
     }
+
+
+def instance_info(instance: Instance) -> dict[str, Any]:
+    state = instance.state.value + (" (frozen)" if instance.frozen else "")
+    return {"function": instance.spec.function, "version": instance.spec.version, "pid": instance.pid,
+            "state": state, "started_at": instance.created_at, "invocations": instance.invocations,
+            "memory_mb": resident_mb(instance.pid), "init_ms": instance.init_ms}
+
+
+def resident_mb(pid: int) -> float | None:
+    """Resident memory of a process from /proc, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(pages * PAGE_SIZE / 2**20, 1)
 
 
 def log_info(record: LogRecord) -> dict[str, Any]:
@@ -61,6 +83,7 @@ class PlatformApi:
             Route("/_squall/api/functions/{name}", guard(self.get_function)),
             Route("/_squall/api/functions/{name}/invoke", guard(self.invoke), methods=["POST"]),
             Route("/_squall/api/functions/{name}/logs", guard(self.logs)),
+            Route("/_squall/api/instances", guard(self.instances)),
         ]
 
     def admin_only(self, endpoint: Endpoint) -> Endpoint:
@@ -108,6 +131,15 @@ class PlatformApi:
                     + b',"ok":' + (b"true" if invocation.ok else b"false") + b',"payload":'
                     + invocation.payload + b"}")
         return Response(envelope, 200, media_type="application/json")
+
+    async def instances(self, request: Request) -> Response:
+        name = request.query_params.get("function") or None
+        if name is not None:
+            self.node.get(name)
+        live = [i for i in self.node.pool.instances() if name is None or i.spec.function == name]
+        live.sort(key=lambda i: (i.spec.function, i.spec.version, i.created_at))
+        return json_response({"instances": [instance_info(i) for i in live],
+                              "stats": dataclasses.asdict(self.node.pool.stats)})
 
     async def logs(self, request: Request) -> Response:
         name = request.path_params["name"]

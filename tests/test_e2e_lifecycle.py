@@ -1,0 +1,88 @@
+"""End to end: provisioned instances, `squall instances`, freezing between invocations."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from tests.support import SquallServer, wait_until, write_project
+
+PROJECT = {
+    "squall.yaml": """
+        name: lifecycle
+        functions:
+          warm:
+            handler: app.warm
+            min_instances: 2
+            triggers: [{http: "GET /warm"}]
+          ticker:
+            handler: app.ticker
+            triggers: [{http: "GET /ticker"}]
+    """,
+    "app.py": """
+        import os, threading, time
+
+        ticks = 0
+        started = False
+
+        def _tick():
+            global ticks
+            while True:
+                ticks += 1
+                time.sleep(0.01)
+
+        def warm(event, context):
+            return {"pid": os.getpid()}
+
+        def ticker(event, context):
+            global started
+            if not started:
+                started = True
+                threading.Thread(target=_tick, daemon=True).start()
+                time.sleep(0.2)
+            return {"ticks": ticks}
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
+    root = tmp_path_factory.mktemp("lifecycle")
+    node = SquallServer(root / "data").start()
+    node.cli("deploy", str(write_project(root / "lifecycle", PROJECT)), check=True)
+    yield node
+    node.stop()
+
+
+def instances(server: SquallServer, name: str | None = None) -> list[dict]:
+    args = ["instances", *([name] if name else []), "--json"]
+    return list(json.loads(server.cli(*args, check=True).stdout)["instances"])
+
+
+def test_min_instances_are_started_ahead_of_calls(server: SquallServer) -> None:
+    live = wait_until(lambda: len(found := instances(server, "warm")) == 2 and found)
+    assert all(i["state"].startswith("idle") and i["invocations"] == 0 for i in live)
+    pid = httpx.get(f"{server.url}/warm").json()["pid"]
+    assert pid in {i["pid"] for i in live}, "the first call is served by a provisioned instance"
+    table = server.cli("instances", check=True).stdout
+    assert "warm" in table and "PID" in table
+
+
+def test_idle_instances_are_frozen(server: SquallServer) -> None:
+    first = httpx.get(f"{server.url}/ticker").json()["ticks"]
+    assert first > 0, "the thread runs during an invocation"
+    live = instances(server, "ticker")
+    assert live and live[0]["state"] == "idle (frozen)"
+    time.sleep(1.0)
+    second = httpx.get(f"{server.url}/ticker").json()["ticks"]
+    assert second - first < 20, f"a frozen instance's thread got CPU while idle ({second - first} ticks)"
+
+
+def test_instances_of_an_unknown_function_is_an_error(server: SquallServer) -> None:
+    result = server.cli("instances", "nobody")
+    assert result.returncode == 1 and "nobody" in result.stderr
