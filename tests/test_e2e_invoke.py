@@ -108,7 +108,7 @@ def test_logs_have_start_end_report_and_levels(server: SquallServer) -> None:
 def test_cold_start_reports_init_duration(server: SquallServer, tmp_path: Path) -> None:
     project = write_project(tmp_path / "cold", {
         "squall.yaml": "name: cold\nfunctions:\n  cold-fn:\n    handler: app.handler\n",
-        "app.py": "def handler(event, context):\n    return 1\n",
+        "app.py": "print('module loading')\n\ndef handler(event, context):\n    return 1\n",
     })
     server.cli("deploy", str(project), check=True)
     server.restart()  # no warm instance left: the first call is a cold start
@@ -118,6 +118,8 @@ def test_cold_start_reports_init_duration(server: SquallServer, tmp_path: Path) 
     second_report = server.wait_logs("cold-fn", second)[-1]["message"]
     assert "Init Duration:" in first_report
     assert "Init Duration:" not in second_report
+    first_lines = [line["message"] for line in server.logs("cold-fn", request_id=first)]
+    assert "module loading" in first_lines, "what the module prints at import shows on the cold call"
 
 
 def test_logs_since_filters_old_lines(server: SquallServer) -> None:

@@ -57,21 +57,22 @@ class InstancePool:
     async def invoke(self, spec: InstanceSpec, request_id: str, event: bytes, arn: str) -> InvokeOutcome:
         """Run one invocation on a warm instance, or a new one (then `init_ms` is set)."""
         instance = self._take_idle(spec.key)
-        init_ms = None
+        init = None
         if instance is None:
-            instance, outcome = await self._start(spec)
+            instance, init = await self._start(spec)
             self.stats.cold_starts += 1
-            if not outcome.ok:
+            if not init.ok:
                 self.stats.init_failures += 1
-                return outcome
-            init_ms = outcome.init_ms
+                return init
         else:
             self.stats.warm_starts += 1
         try:
             outcome = await instance.invoke(request_id, event, spec.timeout, arn)
         finally:
             self._release(instance)
-        outcome.init_ms = init_ms
+        if init is not None:
+            outcome.init_ms = init.init_ms
+            outcome.logs[:0] = init.logs  # what the module printed while it was imported
         return outcome
 
     def _take_idle(self, key: Key) -> Instance | None:
