@@ -86,3 +86,60 @@ def test_idle_instances_are_frozen(server: SquallServer) -> None:
 def test_instances_of_an_unknown_function_is_an_error(server: SquallServer) -> None:
     result = server.cli("instances", "nobody")
     assert result.returncode == 1 and "nobody" in result.stderr
+
+
+HOOKS = {
+    "squall.yaml": """
+        name: hooks
+        functions:
+          hooked:
+            handler: app.handler
+            initializer: app.init
+            shutdown: app.close
+            triggers: [{http: "GET /hooked"}]
+    """,
+    "app.py": """
+        import os
+        state = {"inits": 0, "calls": 0}
+
+        def init(context):
+            state["inits"] += 1
+            print("opening connection for", context.function_name)
+
+        def close(context):
+            print("closing connection after", state["calls"], "calls")
+
+        def broken_init(context):
+            raise ConnectionError("database unreachable")
+
+        def handler(event, context):
+            state["calls"] += 1
+            return {"inits": state["inits"], "calls": state["calls"], "pid": os.getpid(),
+                    "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")}
+    """,
+}
+
+
+def test_initializer_runs_once_and_shutdown_runs_when_replaced(tmp_path: Path, server: SquallServer) -> None:
+    project = write_project(tmp_path / "hooks", HOOKS)
+    server.cli("deploy", str(project), check=True)
+    first = httpx.get(f"{server.url}/hooked").json()
+    second = httpx.get(f"{server.url}/hooked").json()
+    assert (first["inits"], second["inits"], second["calls"]) == (1, 1, 2)
+    assert first["pid"] == second["pid"]
+    (project / "app.py").write_text((project / "app.py").read_text() + "\n# v2\n")
+    server.cli("deploy", str(project), check=True)
+    lines = wait_until(lambda: [line["message"] for line in server.logs("hooked")
+                                if "closing connection" in line["message"]])
+    assert lines == ["closing connection after 2 calls"]
+    messages = [line["message"] for line in server.logs("hooked")]
+    assert "opening connection for hooked" in messages
+
+
+def test_a_failing_initializer_is_an_init_error(tmp_path: Path, server: SquallServer) -> None:
+    manifest = HOOKS["squall.yaml"].replace("name: hooks", "name: hooks-broken").replace(
+        "hooked:", "init-fails:").replace("app.init", "app.broken_init").replace("/hooked", "/init-fails")
+    project = write_project(tmp_path / "hooks-broken", {**HOOKS, "squall.yaml": manifest})
+    result = server.cli("deploy", str(project))
+    assert result.returncode == 2, "the deploy check runs the initializer too"
+    assert "database unreachable" in result.stderr and "init-fails" in result.stderr

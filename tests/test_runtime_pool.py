@@ -21,6 +21,14 @@ T = TypeVar("T")
 HANDLERS = '''
 import ctypes, os, sys, time
 
+INITIALIZED = []
+
+def init(context):
+    INITIALIZED.append(context.function_name)
+
+def broken_init(context):
+    raise ConnectionError("database unreachable")
+
 def handler(event, context):
     action = event.get("do")
     if action == "exit":
@@ -30,6 +38,8 @@ def handler(event, context):
     if action == "sleep":
         time.sleep(event["seconds"])
     print("serving", event.get("n"))
+    if action == "init-check":
+        return {"initialized": INITIALIZED}
     return {"pid": os.getpid(), "n": event.get("n"), "env": os.environ.get("ONLY_MINE")}
 '''
 
@@ -158,6 +168,25 @@ def test_a_dead_zygote_is_restarted(code_dir: Path) -> None:
             pool.reinstate(spec.key)
             ok, result = await call(pool, spec, {"n": 2})
             assert ok and result["n"] == 2
+        finally:
+            await pool.close()
+    run(scenario())
+
+
+def test_initializer_runs_once_and_its_failure_is_an_init_error(make_pool: Callable[..., InstancePool],
+                                                                code_dir: Path) -> None:
+    async def scenario() -> None:
+        pool = make_pool()
+        good = InstanceSpec(**{**spec_for(code_dir).__dict__, "initializer": "app.init"})
+        bad = InstanceSpec(**{**spec_for(code_dir).__dict__, "function": "g", "initializer": "app.broken_init"})
+        try:
+            await call(pool, good, {})
+            ok, result = await call(pool, good, {"do": "init-check"})
+            assert ok and result["initialized"] == ["f"]
+            ok, error = await call(pool, bad, {})
+            assert not ok and error["errorType"] == "ConnectionError"
+            assert error["errorMessage"] == "database unreachable"
+            assert [i for i in pool.instances() if i.spec.function == "g"] == []
         finally:
             await pool.close()
     run(scenario())

@@ -151,6 +151,7 @@ def serve(channel: Channel) -> None:
     try:
         setup_environment(spec)
         handler = import_handler(spec["handler"])
+        run_hook(spec, "initializer", spec.get("deadline_ms"))
     except BaseException as exc:  # noqa: BLE001 - any failure of user code is an init error
         init_ms = (time.perf_counter() - started) * 1000
         traceback.print_exc()
@@ -162,10 +163,31 @@ def serve(channel: Channel) -> None:
             header, event = channel.receive()
         except EOFError:
             return
+        if header.get("t") == "shutdown":
+            request_filter.request_id = ""
+            try:
+                run_hook(spec, "shutdown", header.get("deadline_ms"))
+            except BaseException:  # noqa: BLE001 - the instance ends either way; the trace is logged
+                traceback.print_exc()
+            channel.send({"t": "bye"})
+            return
         reply, payload = invoke(handler, spec, header, event, request_filter)
         channel.send(reply, payload)
         if reply.get("exiting"):
             return
+
+
+def run_hook(spec: dict[str, Any], name: str, deadline_ms: int | None) -> None:
+    """Call the `initializer` or `shutdown` hook of the spec, if any, as `hook(context)`."""
+    target = spec.get(name)
+    if not target:
+        return
+    hook = import_handler(target)
+    deadline = deadline_ms or int(time.time() * 1000) + 10_000
+    hook(LambdaContext(
+        request_id="", function_name=spec["function"], function_version=spec["version"],
+        invoked_function_arn=spec.get("arn", ""), memory_limit_in_mb=spec["memory"],
+        log_group_name=spec["log_group"], log_stream_name=spec["log_stream"], deadline_ms=deadline))
 
 
 def invoke(handler: Callable[..., Any], spec: dict[str, Any], header: dict[str, Any], event: bytes,

@@ -18,6 +18,7 @@ from squall.runtime.protocol import LENGTHS, NONCE_SIZE, Frame, decode_frame, de
 from squall.types import LogLine
 
 READ_CHUNK = 256 * 1024
+SHUTDOWN_GRACE = 2.0
 
 
 class InstanceState(str, enum.Enum):
@@ -119,6 +120,8 @@ class Instance:
             "version": str(spec.version), "handler": spec.handler, "code_dir": spec.code_dir,
             "memory": spec.memory, "environ": spec.environ, "sys_path": list(spec.sys_path),
             "log_group": spec.log_group, "log_stream": spec.log_stream, "sandbox": spec.sandbox,
+            "initializer": spec.initializer, "shutdown": spec.shutdown,
+            "deadline_ms": int((time.time() + timeout) * 1000),
         }
         started = time.perf_counter()
         self._writer.write(encode_frame(header))
@@ -155,6 +158,21 @@ class Instance:
         transport = getattr(self._writer, "transport", None)
         if transport is not None:
             transport.close()
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE) -> list[LogLine]:
+        """End an idle instance: run its `shutdown` hook (at most `grace` seconds) if it has
+        one, then kill it. Returns what the hook printed."""
+        if self.spec.shutdown and self.state is InstanceState.IDLE:
+            self.thaw()
+            deadline_ms = int((time.time() + grace) * 1000)
+            try:
+                self._writer.write(encode_frame({"t": "shutdown", "deadline_ms": deadline_ms}))
+                await asyncio.wait_for(self._read_frame(), grace)
+            except (asyncio.TimeoutError, InstanceDied, ConnectionError):
+                pass
+        self.kill()
+        await self.process.wait()
+        return self._output.finish()
 
     def freeze(self) -> None:
         """Stop the instance's process group between invocations (as hosted platforms

@@ -10,10 +10,12 @@ import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Callable
 
 from squall.exceptions import Throttled
-from squall.runtime.instance import Instance, InstanceSpec, InstanceState, InvokeOutcome
+from squall.runtime.instance import SHUTDOWN_GRACE, Instance, InstanceSpec, InstanceState, InvokeOutcome
 from squall.runtime.launcher import InstanceLauncher
+from squall.types import LogLine
 
 Key = tuple[str, int]
 
@@ -52,6 +54,9 @@ class InstancePool:
         self._total = 0
         self._reaper: asyncio.Task[None] | None = None
         self.stats = PoolStats()
+        self.on_idle_output: Callable[[InstanceSpec, list[LogLine]], None] | None = None
+        """Receives what an instance printed outside any invocation: its init when it was
+        started ahead of calls (deploy check, min_instances), its shutdown hook."""
 
     # -- the hot path -------------------------------------------------------
     async def invoke(self, spec: InstanceSpec, request_id: str, event: bytes, arn: str) -> InvokeOutcome:
@@ -111,16 +116,31 @@ class InstancePool:
         return instance, outcome
 
     def _release(self, instance: Instance) -> None:
+        """Back to the idle list; or, for a retired version or a dead instance, out of the pool."""
         key = instance.spec.key
         if instance.state is InstanceState.IDLE and key not in self._retired:
             self._idle[key].append(instance)
             return
-        instance.kill()
+        self._forget(instance)
+        if instance.state is InstanceState.IDLE:
+            asyncio.ensure_future(self._stop(instance))
+        else:
+            instance.kill()
+            asyncio.ensure_future(instance.process.wait())
+
+    def _forget(self, instance: Instance) -> None:
         if instance in self._live:
             self._live.discard(instance)
             self._total -= 1
-            self._counts[key] -= 1
-        asyncio.ensure_future(instance.process.wait())
+            self._counts[instance.spec.key] -= 1
+
+    async def _stop(self, instance: Instance) -> None:
+        """Stop an idle instance gracefully: its shutdown hook runs, its output is kept."""
+        self._idle_output(instance.spec, await instance.stop())
+
+    def _idle_output(self, spec: InstanceSpec, lines: list[LogLine]) -> None:
+        if lines and self.on_idle_output is not None:
+            self.on_idle_output(spec, lines)
 
     # -- deploy support -----------------------------------------------------
     async def prewarm(self, spec: InstanceSpec) -> InvokeOutcome:
@@ -129,6 +149,7 @@ class InstancePool:
         if outcome.ok:
             instance.state = InstanceState.IDLE
             self._release(instance)
+            self._idle_output(spec, outcome.logs)
         return outcome
 
     async def provision(self, spec: InstanceSpec) -> None:
@@ -160,8 +181,8 @@ class InstancePool:
             spare = max(0, self._counts[key] - min(i.spec.min_instances for i in idle)) if idle else 0
             for instance in sorted(expired, key=lambda i: i.last_used)[:spare]:
                 idle.remove(instance)
-                instance.state = InstanceState.DEAD
-                self._release(instance)
+                self._forget(instance)
+                asyncio.ensure_future(self._stop(instance))
                 reaped += 1
         self.stats.reaped += reaped
         return reaped
@@ -179,6 +200,10 @@ class InstancePool:
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
+        idle = [i for group in self._idle.values() for i in group if i.state is InstanceState.IDLE]
+        stops = [i.stop() for i in idle if i.spec.shutdown]
+        if stops:  # a node that stops gracefully lets shutdown hooks run, briefly
+            await asyncio.wait(map(asyncio.ensure_future, stops), timeout=SHUTDOWN_GRACE + 0.5)
         instances = self.instances()
         for instance in instances:
             instance.kill()

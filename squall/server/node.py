@@ -19,7 +19,8 @@ from squall.routing import Route, RouteTable
 from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec, InvokeOutcome
 from squall.runtime.pool import InstancePool
-from squall.store.base import BaseStore, FunctionVersion
+from squall.store.base import BaseStore, FunctionVersion, LogRecord
+from squall.types import LogLine
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous invocation payload limit (request and response): 6 MB."""
@@ -75,6 +76,13 @@ class Node:
         self.functions: dict[str, ActiveFunction] = {}
         self.routes = RouteTable(())
         self.deploy_lock = asyncio.Lock()
+        pool.on_idle_output = self.store_idle_output
+
+    def store_idle_output(self, spec: InstanceSpec, lines: list[LogLine]) -> None:
+        """Keep what an instance printed outside invocations (init ahead of calls, shutdown
+        hook), under the function and without a request id."""
+        self.logs.write([LogRecord(spec.function, spec.version, "", line.ts, line.level, line.message)
+                         for line in lines])
 
     # -- state --------------------------------------------------------------
     def load(self) -> None:
