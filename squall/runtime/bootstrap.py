@@ -128,6 +128,18 @@ def import_handler(handler: str) -> Callable[..., Any]:
                         f"Handler '{attribute}' missing on module '{module_name}'") from None
 
 
+def enter_sandbox(settings: dict[str, Any], channel: Channel) -> None:
+    """Apply the instance's sandbox (squall/runtime/sandbox.py); a failure is an init error.
+    Imported here: the zygote has it already (it cleans up cgroups), a fresh interpreter
+    without a sandbox need not load ctypes."""
+    from squall.runtime import sandbox
+
+    try:
+        sandbox.enter(settings, keep_fds=(channel.fd_in, channel.fd_out))
+    except (sandbox.SandboxError, OSError, ValueError, KeyError) as exc:
+        raise InitError("Runtime.SandboxError", f"The instance could not enter its sandbox: {exc}") from exc
+
+
 class InitError(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
@@ -149,6 +161,8 @@ def serve(channel: Channel) -> None:
     setup_logging(request_filter)
     started = time.perf_counter()
     try:
+        if spec.get("sandbox"):
+            enter_sandbox(spec["sandbox"], channel)
         setup_environment(spec)
         handler = import_handler(spec["handler"])
         run_hook(spec, "initializer", spec.get("deadline_ms"))

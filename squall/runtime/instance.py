@@ -212,7 +212,7 @@ class Instance:
             await self._collect_rest()
             return self._platform_error(request_id, started, "Sandbox.Timedout",
                                         f"Task timed out after {timeout:.2f} seconds")
-        except (InstanceDied, ConnectionError):
+        except (InstanceDied, ConnectionError, RuntimeError):  # uvloop: RuntimeError on a closed pipe
             self.kill()
             await self._collect_rest()
             reason = await self._exit_reason()

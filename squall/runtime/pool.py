@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 
 from squall.exceptions import Throttled
 from squall.runtime.instance import SHUTDOWN_GRACE, Instance, InstanceSpec, InstanceState, InvokeOutcome
@@ -54,6 +54,7 @@ class InstancePool:
         self._total = 0
         self._reaper: asyncio.Task[None] | None = None
         self.stats = PoolStats()
+        self._ending: set[asyncio.Future[object]] = set()
         self.on_idle_output: Callable[[InstanceSpec, list[LogLine]], None] | None = None
         """Receives what an instance printed outside any invocation: its init when it was
         started ahead of calls (deploy check, min_instances), its shutdown hook."""
@@ -84,9 +85,11 @@ class InstancePool:
         idle = self._idle.get(key)
         while idle:
             instance = idle.pop()
-            if instance.state is InstanceState.IDLE:
+            if instance.state is InstanceState.IDLE and instance.process.returncode is None:
                 instance.state = InstanceState.BUSY
                 return instance
+            instance.state = InstanceState.DEAD
+            self._release(instance)
         return None
 
     async def _start(self, spec: InstanceSpec) -> tuple[Instance, InvokeOutcome]:
@@ -123,10 +126,16 @@ class InstancePool:
             return
         self._forget(instance)
         if instance.state is InstanceState.IDLE:
-            asyncio.ensure_future(self._stop(instance))
+            self._track(self._stop(instance))
         else:
             instance.kill()
-            asyncio.ensure_future(instance.process.wait())
+            self._track(instance.process.wait())
+
+    def _track(self, work: Awaitable[object]) -> None:
+        """Run the end of an instance in the background; `close()` waits for all of them."""
+        task = asyncio.ensure_future(work)
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
 
     def _forget(self, instance: Instance) -> None:
         if instance in self._live:
@@ -182,7 +191,7 @@ class InstancePool:
             for instance in sorted(expired, key=lambda i: i.last_used)[:spare]:
                 idle.remove(instance)
                 self._forget(instance)
-                asyncio.ensure_future(self._stop(instance))
+                self._track(self._stop(instance))
                 reaped += 1
         self.stats.reaped += reaped
         return reaped
@@ -207,7 +216,7 @@ class InstancePool:
         instances = self.instances()
         for instance in instances:
             instance.kill()
-        await asyncio.gather(*(i.process.wait() for i in instances), return_exceptions=True)
+        await asyncio.gather(*(i.process.wait() for i in instances), *self._ending, return_exceptions=True)
         await self.launcher.close()
         self._idle.clear()
         self._live.clear()

@@ -26,6 +26,8 @@ from typing import Any
 
 import orjson
 
+from squall.runtime.sandbox import remove_cgroups
+
 DEFAULT_PRELOAD = ("json", "logging", "decimal", "datetime", "urllib.request", "http.client", "base64",
                    "hashlib", "hmac", "uuid", "email.utils")
 MAX_FDS = 2
@@ -104,6 +106,7 @@ class Zygote:
             if pid == 0:
                 return
             self.send({"exited": pid, "status": status})
+            remove_cgroups(pid)
 
     def serve(self) -> None:
         selector = selectors.DefaultSelector()

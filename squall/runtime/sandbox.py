@@ -1,0 +1,417 @@
+"""The instance sandbox: limits and isolation an instance process applies to itself
+before the user's code is imported (see docs/sandbox.md).
+
+`enter(settings)` runs inside a new instance process (forked from the zygote, still
+root), after the init frame and before the environment is set up. Its steps, in order:
+
+1. mount namespace: `unshare(CLONE_NEWNS)`, then `/` is made recursively private, so
+   that nothing below leaks back to the host;
+2. private scratch: a fresh tmpfs on `/tmp` (`size=tmp_mb`, mode 1777), also bound on
+   the host's other world-writable places (`/var/tmp`, `/dev/shm`, `/run/lock`) so that
+   all of them share one cap and nothing outlives the instance. This comes before the
+   next step because the node's data dir may itself live under `/tmp`;
+3. hidden dirs: an empty tmpfs over each `hidden_dirs` entry (the node's data dir),
+   then each `code_dirs` entry bound back at its own path, read-only, and the tmpfs made
+   read-only too. The code dirs are opened (O_PATH) in the new namespace before anything
+   is hidden, and bound from those descriptors;
+4. `/proc` mounted again with `hidepid=invisible`: the function sees its own processes
+   only (not the server's command line);
+5. `network: none`: `unshare(CLONE_NEWNET)`, a network namespace without interfaces;
+6. cgroup v1 memory and pids groups `<controller>/<our cgroup>/squall/<pid>` (nested in
+   the zygote's own group, which is `/` on most hosts), with `memory.limit_in_bytes`
+   (and `memory.memsw.limit_in_bytes`) = `memory_mb` and `pids.max` = `nproc`. When the
+   controllers are not writable (detected once per process) memory falls back to
+   RLIMIT_AS and processes to RLIMIT_NPROC, both weaker (see `set_limits`);
+7. rlimits: RLIMIT_NOFILE = `nofile`, RLIMIT_FSIZE just above `tmp_mb` (so that a full
+   `/tmp` answers ENOSPC, not EFBIG), RLIMIT_CORE = 0. RLIMIT_NPROC is left alone when the
+   pids cgroup works: it counts every process of the *uid*, and all instances share uid
+   nobody, so a per-instance value would let one function's fork bomb stop every other
+   function from starting a thread. The pids cgroup is the real, per-instance cap;
+8. inherited descriptors other than 0-2 and `keep_fds` are closed (the zygote's wake-up
+   pipe and epoll descriptor must not reach user code);
+9. privileges: `setgroups([])`, `setgid(65534)`, `setuid(65534)` (all capabilities go),
+   then `PR_SET_NO_NEW_PRIVS`. Changing uid also leaves the process non-dumpable, so other
+   instances (same uid) cannot ptrace it or read its /proc files;
+10. a check that every code dir is still readable as nobody.
+
+A step the machine does not allow raises `SandboxError`, so an instance never runs
+unsandboxed by accident; with `"required": False` in the settings such a step is skipped
+with a warning line in the function's logs instead.
+
+The cgroups of an instance are removed by the zygote when it reaps the instance
+(`remove_cgroups`), after killing whatever the instance left running in them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import functools
+import os
+import resource
+import signal
+import stat
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+NOBODY = 65534
+MB = 1024 * 1024
+CGROUP_MOUNT = "/sys/fs/cgroup"
+CGROUP_GROUP = "squall"
+SCRATCH_ALIASES = ("/var/tmp", "/dev/shm", "/run/lock")
+RLIMIT_AS_MARGIN_MB = 128
+"""RLIMIT_AS fallback: the address space already mapped at `enter` (interpreter, preloaded
+modules) plus `memory_mb` plus this much for thread stacks and malloc arenas, which reserve
+address space they do not use. Virtual size overstates memory use, so the fallback is loose."""
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+PR_SET_NO_NEW_PRIVS = 38
+
+_libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter is linked with
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+class SandboxError(Exception):
+    """A sandbox step failed: the instance must not run user code."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings dict of `Node.sandbox()`, checked."""
+
+    memory_mb: int
+    tmp_mb: int
+    network: str
+    code_dirs: tuple[str, ...]
+    hidden_dirs: tuple[str, ...]
+    nofile: int
+    nproc: int
+    required: bool
+
+    @classmethod
+    def parse(cls, settings: dict[str, Any]) -> Settings:
+        return cls(memory_mb=int(settings["memory_mb"]), tmp_mb=int(settings["tmp_mb"]),
+                   network=str(settings.get("network", "default")),
+                   code_dirs=tuple(os.path.realpath(d) for d in settings.get("code_dirs", ())),
+                   hidden_dirs=tuple(os.path.realpath(d) for d in settings.get("hidden_dirs", ())),
+                   nofile=int(settings.get("nofile", 1024)), nproc=int(settings.get("nproc", 1024)),
+                   required=bool(settings.get("required", True)))
+
+
+def enter(settings: dict[str, Any], keep_fds: Iterable[int] = ()) -> None:
+    """Lock this process into the sandbox described by `settings` (see the module docstring)."""
+    s = Settings.parse(settings)
+    binds = s.code_dirs + platform_dirs()
+    bind_fds: list[int] = []  # opened inside the new namespace: a bind needs a mount of ours
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("mount namespace", private_mount_namespace),
+        ("code dirs", lambda: bind_fds.extend(_open_paths(binds))),
+        ("private /tmp", lambda: private_tmp(s.tmp_mb)),
+        ("hidden dirs", lambda: hide_dirs(s.hidden_dirs, dict(zip(binds, bind_fds)), s.code_dirs, bind_fds)),
+        ("private /proc", private_proc),
+        ("network", lambda: isolate_network(s.network)),
+        ("limits", lambda: set_limits(s)),
+        ("descriptors", lambda: close_inherited_fds(set(keep_fds))),
+        ("privileges", drop_privileges),
+        ("readable code", lambda: check_readable(s.code_dirs)),
+    ]
+    try:
+        for name, step in steps:
+            try:
+                step()
+            except (OSError, SandboxError) as exc:
+                if s.required:
+                    raise SandboxError(f"sandbox step '{name}' failed: {exc}") from exc
+                print(f"[WARNING] sandbox step '{name}' skipped: {exc}", file=sys.stderr, flush=True)
+    finally:
+        _close_all(bind_fds)
+
+
+# -- the steps ---------------------------------------------------------------
+
+def private_mount_namespace() -> None:
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def private_tmp(tmp_mb: int) -> None:
+    """A fresh tmpfs on /tmp, also bound on the other world-writable scratch dirs."""
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
+    for alias in SCRATCH_ALIASES:
+        if os.path.isdir(alias) and not os.path.islink(alias):
+            mount("/tmp", alias, None, MS_BIND)
+
+
+def hide_dirs(hidden: Iterable[str], bind_fds: dict[str, int], code_dirs: Iterable[str],
+              opened: list[int]) -> None:
+    """An empty read-only tmpfs over each hidden dir and over each folder that uid nobody
+    could not cross on the way to a bound dir (such as a 0700 /root holding the Python
+    install); then the code dirs, and the platform dirs behind such folders, bound back
+    read-only from descriptors opened before (closed here: `opened`). A hidden dir that
+    was under /tmp is gone already: it is made again in the new /tmp."""
+    try:
+        code = set(code_dirs)
+        blocked = {_blocked_ancestor(path) for path in bind_fds}
+        covers = sorted(set(hidden) | {b for b in blocked if b is not None}, key=len)
+        binds = {path: fd for path, fd in bind_fds.items()
+                 if path in code or any(_inside(path, cover) for cover in covers)}
+        _hide_dirs(covers, binds)
+    finally:
+        _close_all(opened)
+
+
+def _hide_dirs(hidden: list[str], binds: dict[str, int]) -> None:
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    for path in hidden:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        mount("tmpfs", path, "tmpfs", flags, "size=64k,nr_inodes=1024,mode=0755")
+    for path in sorted(binds, key=len):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        mount(f"/proc/self/fd/{binds[path]}", path, None, MS_BIND | MS_REC)
+        mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for path in hidden:
+        mount(None, path, None, MS_REMOUNT | MS_RDONLY | flags)
+
+
+def platform_dirs() -> tuple[str, ...]:
+    """What the platform's Python needs readable: its installation and import path."""
+    found = [sys.base_prefix, sys.prefix] + [p for p in sys.path if os.path.isabs(p) and os.path.isdir(p)]
+    found = list(dict.fromkeys(os.path.realpath(p) for p in found))
+    return tuple(p for p in found if not any(p != q and _inside(p, q) for q in found))
+
+
+def _blocked_ancestor(path: str) -> str | None:
+    """The first folder above `path` that others may not cross (no o+x), if any."""
+    parts = path.strip("/").split("/")[:-1]
+    current = ""
+    for part in parts:
+        current += "/" + part
+        try:
+            mode = os.stat(current).st_mode
+        except FileNotFoundError:
+            return None  # made again (traversable) by a later mount
+        if not mode & stat.S_IXOTH:
+            return current
+    return None
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def private_proc() -> None:
+    """A /proc of our own where the function sees only processes of its uid (Linux >= 5.8
+    gives each proc mount its own options)."""
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible")
+
+
+def isolate_network(network: str) -> None:
+    if network == "none":
+        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    elif network != "default":
+        raise SandboxError(f"unknown network mode {network!r} (expected 'default' or 'none')")
+
+
+def set_limits(s: Settings) -> None:
+    """cgroups for memory and processes (RLIMIT_AS / RLIMIT_NPROC when not writable), then rlimits."""
+    roots = cgroup_roots()
+    pid = os.getpid()
+    if "memory" in roots:
+        group = _make_group(roots["memory"], pid)
+        _write(group, "memory.limit_in_bytes", s.memory_mb * MB)
+        if os.path.exists(os.path.join(group, "memory.memsw.limit_in_bytes")):
+            _write(group, "memory.memsw.limit_in_bytes", s.memory_mb * MB)
+        _write(group, "cgroup.procs", pid)
+    else:
+        mapped = _virtual_size()
+        limit = mapped + (s.memory_mb + RLIMIT_AS_MARGIN_MB) * MB
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if "pids" in roots:
+        group = _make_group(roots["pids"], pid)
+        _write(group, "pids.max", s.nproc)
+        _write(group, "cgroup.procs", pid)
+    else:
+        resource.setrlimit(resource.RLIMIT_NPROC, (s.nproc, s.nproc))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (s.nofile, s.nofile))
+    fsize = (s.tmp_mb + 1) * MB
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def close_inherited_fds(keep: set[int]) -> None:
+    keep |= {0, 1, 2}
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the descriptor of the listing itself, already closed
+
+
+def drop_privileges() -> None:
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def check_readable(code_dirs: Iterable[str]) -> None:
+    for path in code_dirs:
+        try:
+            os.listdir(path)
+        except OSError as exc:
+            raise SandboxError(f"code dir {path} is not readable by uid {NOBODY} ({exc.strerror}): "
+                               f"its parent folders must be traversable by others (chmod o+x)") from exc
+
+
+# -- cgroups -----------------------------------------------------------------
+
+@functools.cache
+def cgroup_roots() -> dict[str, str]:
+    """Writable `squall` parent groups by controller ("memory", "pids"), nested in this
+    process's own cgroup; a controller that is missing or read-only is left out."""
+    roots = {}
+    try:
+        with open("/proc/self/cgroup") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(","):
+            if controller not in ("memory", "pids"):
+                continue
+            own = os.path.join(CGROUP_MOUNT, controller, path.lstrip("/"))
+            root = os.path.join(own, CGROUP_GROUP)
+            try:
+                os.makedirs(root, exist_ok=True)
+            except OSError:
+                continue
+            if os.access(root, os.W_OK) and os.path.exists(os.path.join(root, "cgroup.procs")):
+                roots[controller] = root
+    return roots
+
+
+def remove_cgroups(pid: int) -> None:
+    """Called by the zygote when instance `pid` ended: kill what it left running in its
+    groups, then remove them. Groups of other instances that are gone (a previous zygote
+    was killed before it could reap them) are removed too; busy ones are retried later."""
+    for root in cgroup_roots().values():
+        _pending.add(os.path.join(root, str(pid)))
+        try:
+            names = os.listdir(root)
+        except OSError:
+            continue
+        _pending.update(os.path.join(root, name) for name in names if name.isdigit() and not _alive(int(name)))
+    for group in sorted(_pending, key=lambda g: "/pids/" not in g):  # pids first: stops forks
+        if _remove_group(group):
+            _pending.discard(group)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_pending: set[str] = set()
+
+
+def _remove_group(group: str, patience: float = 1.0) -> bool:
+    """Kill the group's members until it can be removed; gives up after `patience` seconds
+    (what is left of a fork bomb may take that long to die; the next reap retries)."""
+    try:
+        _write(group, "pids.max", 0)  # what is left of a fork bomb can fork no more
+    except OSError:
+        pass
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            os.rmdir(group)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                return False
+        _kill_members(group)
+        time.sleep(0.002)
+
+
+def _kill_members(group: str) -> None:
+    try:
+        with open(os.path.join(group, "cgroup.procs")) as handle:
+            pids = [int(p) for p in handle.read().split()]
+    except OSError:
+        return
+    for member in pids:
+        try:
+            os.kill(member, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _make_group(root: str, pid: int) -> str:
+    group = os.path.join(root, str(pid))
+    os.makedirs(group, exist_ok=True)
+    return group
+
+
+def _write(group: str, name: str, value: int) -> None:
+    with open(os.path.join(group, name), "w") as handle:
+        handle.write(str(value))
+
+
+# -- helpers -----------------------------------------------------------------
+
+def _open_paths(paths: Iterable[str]) -> list[int]:
+    fds = []
+    for path in paths:
+        try:
+            fds.append(os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            raise SandboxError(f"code dir {path} cannot be opened: {exc.strerror}") from exc
+    return fds
+
+
+def _close_all(fds: list[int]) -> None:
+    while fds:
+        os.close(fds.pop())
+
+
+def _virtual_size() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[0]) * resource.getpagesize()
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def enc(value: str | None) -> bytes | None:
+        return None if value is None else os.fsencode(value)
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)),
+           f"mount {source or ''} on {target}" + (f" ({data})" if data else ""))
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
