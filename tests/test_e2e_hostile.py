@@ -175,8 +175,9 @@ def test_memory_past_the_limit_kills_and_replaces_the_instance(server: SquallSer
     envelope = while_serving(server, "hostile", {"do": "allocate"})
     assert not envelope["ok"]
     error = envelope["payload"]
-    assert "signal: killed" in error["errorMessage"] or error["errorType"] == "MemoryError", error
-    assert "signal: killed" in error_logs(server, envelope) or error["errorType"] == "MemoryError"
+    assert "signal: killed (out of memory: more than the 256 MB limit)" in error["errorMessage"] \
+        or error["errorType"] == "MemoryError", error
+    assert "out of memory" in error_logs(server, envelope) or error["errorType"] == "MemoryError"
     assert_replaced(server, before)
 
 

@@ -242,6 +242,8 @@ class Instance:
             code = await asyncio.wait_for(self.process.wait(), 2.0)
         except asyncio.TimeoutError:
             return "the instance stopped answering"
+        if getattr(self.process, "out_of_memory", False):
+            return f"{describe_exit(code)} (out of memory: more than the {self.spec.memory} MB limit)"
         return describe_exit(code)
 
     # -- reading the output stream ------------------------------------------

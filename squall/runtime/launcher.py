@@ -7,7 +7,7 @@ import asyncio
 import os
 import socket
 import sys
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import orjson
 
@@ -63,6 +63,7 @@ class ForkedChild:
         self.stdin: asyncio.StreamWriter | None = stdin
         self.stdout: asyncio.StreamReader | None = stdout
         self._exited = exited
+        self.oom_check: Callable[[], bool] = lambda: False
 
     @property
     def returncode(self) -> int | None:
@@ -70,6 +71,11 @@ class ForkedChild:
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exited)
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Whether the kernel killed it for exceeding its memory limit (known once it exited)."""
+        return self._exited.done() and self.oom_check()
 
 
 def returncode_of(status: int) -> int:
@@ -90,6 +96,8 @@ class ZygoteLauncher:
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._next = 0
         self._starting = asyncio.Lock()
+        self.out_of_memory: set[int] = set()
+        """Pids of instances the kernel killed for exceeding their memory limit."""
 
     async def _ensure_zygote(self) -> socket.socket:
         async with self._starting:
@@ -118,8 +126,11 @@ class ZygoteLauncher:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "exited" in message:
-            future = self._exits.pop(int(message["exited"]), None)
+            pid = int(message["exited"])
+            future = self._exits.pop(pid, None)
             if future is not None and not future.done():
+                if message.get("oom"):
+                    self.out_of_memory.add(pid)
                 future.set_result(returncode_of(int(message["status"])))
             return
         waiter = self._spawns.pop(int(message["spawned"]), None)
@@ -164,7 +175,9 @@ class ZygoteLauncher:
             os.close(from_child)
             raise
         self._exits[pid] = exited = loop.create_future()
-        return Instance(await _forked_child(pid, to_child, from_child, exited), spec)
+        child = await _forked_child(pid, to_child, from_child, exited)
+        child.oom_check = lambda: pid in self.out_of_memory
+        return Instance(child, spec)
 
     async def close(self) -> None:
         if self._socket is not None:

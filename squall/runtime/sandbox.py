@@ -306,6 +306,20 @@ def cgroup_roots() -> dict[str, str]:
     return roots
 
 
+def oom_killed(pid: int) -> bool:
+    """Whether the kernel killed a process in instance `pid`'s memory group for lack of
+    memory (read before the group is removed)."""
+    root = cgroup_roots().get("memory")
+    if root is None:
+        return False
+    try:
+        with open(os.path.join(root, str(pid), "memory.oom_control")) as handle:
+            fields = dict(line.split() for line in handle.read().splitlines() if line.strip())
+    except (OSError, ValueError):
+        return False
+    return int(fields.get("oom_kill", "0")) > 0
+
+
 def remove_cgroups(pid: int) -> None:
     """Called by the zygote when instance `pid` ended: kill what it left running in its
     groups, then remove them. Groups of other instances that are gone (a previous zygote

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from squall.runtime.sandbox import remove_cgroups
+from squall.runtime.sandbox import oom_killed, remove_cgroups
 
 DEFAULT_PRELOAD = ("json", "logging", "decimal", "datetime", "urllib.request", "http.client", "base64",
                    "hashlib", "hmac", "uuid", "email.utils")
@@ -105,7 +105,7 @@ class Zygote:
                 return
             if pid == 0:
                 return
-            self.send({"exited": pid, "status": status})
+            self.send({"exited": pid, "status": status, "oom": oom_killed(pid)})
             remove_cgroups(pid)
 
     def serve(self) -> None:
