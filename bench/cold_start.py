@@ -41,9 +41,11 @@ def process_baseline(rounds: int, code: str) -> list[float]:
     return times
 
 
-async def pool_timings(launcher: object, code_dir: str, rounds: int) -> tuple[list[float], list[float]]:
+async def pool_timings(launcher: object, code_dir: str, rounds: int,
+                       handler: str = "app.handler", profile: str = "base") -> tuple[list[float], list[float]]:
     pool = InstancePool(launcher)  # type: ignore[arg-type]
-    spec = InstanceSpec("f", 1, "app.handler", code_dir, 128, 10, {"PATH": "/usr/bin:/bin"}, (code_dir,))
+    spec = InstanceSpec("f", 1, handler, code_dir, 128, 10, {"PATH": "/usr/bin:/bin"}, (code_dir,),
+                        zygote=profile)
     cold, warm = [], []
     try:
         await pool.invoke(spec, "r", b"{}", "arn")  # the zygote itself starts once per node
@@ -71,6 +73,8 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "what" else "right")
     with tempfile.TemporaryDirectory() as code_dir:
         (Path(code_dir) / "app.py").write_text("def handler(event, context):\n    return {'ok': True}\n")
+        (Path(code_dir) / "uses_boto3.py").write_text(
+            "import boto3\n\ndef handler(event, context):\n    return {'ok': boto3.__version__}\n")
         python = process_baseline(args.rounds, "pass")
         base = statistics.median(python)
         rows = [("fresh `python -c pass`", python)]
@@ -78,6 +82,8 @@ def main() -> None:
         for name, launcher in (("zygote", ZygoteLauncher()), ("subprocess", SubprocessLauncher())):
             cold, warm = asyncio.run(pool_timings(launcher, code_dir, args.rounds))
             rows += [(f"cold start, {name} launcher", cold), (f"warm invocation, {name} launcher", warm)]
+        cold, _ = asyncio.run(pool_timings(ZygoteLauncher(), code_dir, args.rounds, "uses_boto3.handler", "aws"))
+        rows.append(("cold start importing boto3, `aws` zygote (boto3 preloaded)", cold))
     for name, values in rows:
         p50 = statistics.median(values)
         table.add_row(name, f"{p50:.3f}", f"{percentile(values, 99):.3f}", f"{p50 / base:.2f}")

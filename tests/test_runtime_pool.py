@@ -160,9 +160,10 @@ def test_a_dead_zygote_is_restarted(code_dir: Path) -> None:
         pool, spec = InstancePool(launcher), spec_for(code_dir)
         try:
             await call(pool, spec, {"n": 1})
-            assert launcher._process is not None
-            os.kill(launcher._process.pid, signal.SIGKILL)
-            await launcher._process.wait()
+            zygote = launcher.zygotes["base"].process
+            assert zygote is not None
+            os.kill(zygote.pid, signal.SIGKILL)
+            await zygote.wait()
             await asyncio.sleep(0.1)
             pool.retire(spec.key)
             pool.reinstate(spec.key)

@@ -42,6 +42,8 @@ class InstanceSpec:
     sys_path: tuple[str, ...] = ()
     log_group: str = ""
     log_stream: str = ""
+    zygote: str = "base"
+    """Which zygote forks it: "base", or "aws" (boto3 already imported)."""
     concurrency: int = 100
     min_instances: int = 0
     idle_timeout: float = 300.0

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import sys
-from typing import Any, Callable, Protocol
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
 
 import orjson
 
@@ -15,11 +17,14 @@ from squall.runtime.instance import Instance, InstanceSpec
 
 BOOT = "import sys; sys.path[:0] = sys.argv[1:]; from squall.runtime.bootstrap import main; main()"
 ZYGOTE = "import sys; sys.path[:0] = sys.argv[2:]; from squall.runtime.zygote import main; main()"
-ZYGOTE_ENV_KEYS = ("PATH", "LANG", "SQUALL_ZYGOTE_PRELOAD")
+ZYGOTE_ENV_KEYS = ("PATH", "LANG")
 
 
 class InstanceLauncher(Protocol):
     """Makes a new, not yet initialized, instance process for `spec`."""
+
+    async def start(self) -> None:
+        """Get ready to launch (start the zygote) so that the first launch does not wait."""
 
     async def launch(self, spec: InstanceSpec) -> Instance: ...
 
@@ -41,6 +46,9 @@ class SubprocessLauncher:
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
         self.path = platform_sys_path()
+
+    async def start(self) -> None:
+        return None
 
     async def launch(self, spec: InstanceSpec) -> Instance:
         process = await asyncio.create_subprocess_exec(
@@ -83,14 +91,15 @@ def returncode_of(status: int) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
-class ZygoteLauncher:
-    """Forks instances from a zygote process, restarting the zygote when it dies."""
+class ZygoteProcess:
+    """One zygote process (with its preload list): forks instances, restarted when it dies."""
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, python: str, path: list[str], preload: tuple[str, ...]) -> None:
         self.python = python
-        self.path = platform_sys_path()
+        self.path = path
+        self.preload = preload
+        self.process: asyncio.subprocess.Process | None = None
         self._socket: socket.socket | None = None
-        self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._spawns: dict[int, asyncio.Future[int]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
@@ -99,13 +108,14 @@ class ZygoteLauncher:
         self.out_of_memory: set[int] = set()
         """Pids of instances the kernel killed for exceeding their memory limit."""
 
-    async def _ensure_zygote(self) -> socket.socket:
+    async def ensure_running(self) -> socket.socket:
         async with self._starting:
-            if self._socket is not None and self._process is not None and self._process.returncode is None:
+            if self._socket is not None and self.process is not None and self.process.returncode is None:
                 return self._socket
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             env = {k: os.environ[k] for k in ZYGOTE_ENV_KEYS if k in os.environ}
-            self._process = await asyncio.create_subprocess_exec(
+            env["SQUALL_ZYGOTE_PRELOAD"] = ",".join(self.preload)
+            self.process = await asyncio.create_subprocess_exec(
                 self.python, "-I", "-S", "-c", ZYGOTE, str(theirs.fileno()), *self.path,
                 pass_fds=[theirs.fileno()], env=env, stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True)
@@ -122,7 +132,7 @@ class ZygoteLauncher:
                 self._dispatch(orjson.loads(message))
         except (ConnectionError, OSError):
             pass
-        self._zygote_lost(sock)
+        self._lost(sock)
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "exited" in message:
@@ -141,7 +151,7 @@ class ZygoteLauncher:
         else:
             waiter.set_exception(OSError(f"the zygote could not start an instance: {message.get('error')}"))
 
-    def _zygote_lost(self, sock: socket.socket) -> None:
+    def _lost(self, sock: socket.socket) -> None:
         """The zygote died: fail pending spawns; children it cannot report on count as killed."""
         sock.close()
         if self._socket is sock:
@@ -155,8 +165,8 @@ class ZygoteLauncher:
                 future.set_result(_wait_orphan(pid))
         self._exits.clear()
 
-    async def launch(self, spec: InstanceSpec) -> Instance:
-        sock = await self._ensure_zygote()
+    async def fork(self, spec: InstanceSpec) -> Instance:
+        sock = await self.ensure_running()
         loop = asyncio.get_running_loop()
         child_in, to_child = os.pipe()
         from_child, child_out = os.pipe()
@@ -183,11 +193,70 @@ class ZygoteLauncher:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
-        if self._process is not None and self._process.returncode is None:
-            self._process.kill()
-            await self._process.wait()
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
         if self._reader is not None:
             self._reader.cancel()
+
+
+class ZygoteLauncher:
+    """Forks instances from zygotes: one per preload profile (`InstanceSpec.zygote`), so that
+    functions that do not use boto3 fork from a small parent (forks cost more as the parent
+    grows) and those that do find it already imported."""
+
+    def __init__(self, python: str = sys.executable,
+                 profiles: dict[str, tuple[str, ...]] | None = None) -> None:
+        path = platform_sys_path()
+        self.zygotes = {name: ZygoteProcess(python, path, preload)
+                        for name, preload in (profiles or preload_profiles()).items()}
+
+    async def start(self) -> None:
+        await asyncio.gather(*(zygote.ensure_running() for zygote in self.zygotes.values()))
+
+    async def launch(self, spec: InstanceSpec) -> Instance:
+        zygote = self.zygotes.get(spec.zygote) or self.zygotes[BASE_PROFILE]
+        return await zygote.fork(spec)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(zygote.close() for zygote in self.zygotes.values()))
+
+
+BASE_PROFILE, AWS_PROFILE = "base", "aws"
+BASE_PRELOAD = ("json", "logging", "decimal", "datetime", "urllib.request", "http.client", "base64",
+                "hashlib", "hmac", "uuid", "email.utils")
+AWS_PRELOAD = ("boto3", "botocore.session", "requests")
+
+
+AWS_IMPORT = re.compile(rb"^\s*(?:import|from)\s+(?:boto3|botocore|requests)\b", re.MULTILINE)
+MAX_SCANNED_BYTES = 20 * 2**20
+
+
+def choose_profile(sys_path: Iterable[str]) -> str:
+    """`aws` when the function's code imports boto3, botocore or requests and does not
+    bundle its own copy (a bundled copy must win, as on Lambda); `base` otherwise."""
+    folders = [Path(p) for p in sys_path]
+    if any((folder / name).exists() for folder in folders for name in ("boto3", "botocore", "requests")):
+        return BASE_PROFILE
+    budget = MAX_SCANNED_BYTES
+    for source in (f for folder in folders[:1] for f in sorted(folder.rglob("*.py"))):
+        try:
+            text = source.read_bytes()[:budget]
+        except OSError:
+            continue
+        budget -= len(text)
+        if AWS_IMPORT.search(text):
+            return AWS_PROFILE
+        if budget <= 0:
+            break
+    return BASE_PROFILE
+
+
+def preload_profiles() -> dict[str, tuple[str, ...]]:
+    """The zygotes a node runs: `base` (standard library) and `aws` (base + boto3, ...).
+    `SQUALL_ZYGOTE_PRELOAD` (comma-separated) adds modules to both."""
+    extra = tuple(m for m in os.environ.get("SQUALL_ZYGOTE_PRELOAD", "").split(",") if m)
+    return {BASE_PROFILE: BASE_PRELOAD + extra, AWS_PROFILE: BASE_PRELOAD + AWS_PRELOAD + extra}
 
 
 async def _send_fds(sock: socket.socket, message: bytes, fds: list[int]) -> None:

@@ -28,8 +28,6 @@ import orjson
 
 from squall.runtime.sandbox import oom_killed, remove_cgroups
 
-DEFAULT_PRELOAD = ("json", "logging", "decimal", "datetime", "urllib.request", "http.client", "base64",
-                   "hashlib", "hmac", "uuid", "email.utils")
 MAX_FDS = 2
 
 
@@ -126,7 +124,7 @@ class Zygote:
 
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
-    modules = [m for m in os.environ.get("SQUALL_ZYGOTE_PRELOAD", ",".join(DEFAULT_PRELOAD)).split(",") if m]
+    modules = [m for m in os.environ.get("SQUALL_ZYGOTE_PRELOAD", "").split(",") if m]
     preload(modules)
     gc.collect()
     gc.freeze()

@@ -18,6 +18,7 @@ from squall.logs import LogWriter, invocation_records, report_line
 from squall.routing import Route, RouteTable
 from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec, InvokeOutcome
+from squall.runtime.launcher import choose_profile
 from squall.runtime.pool import InstancePool
 from squall.store.base import BaseStore, FunctionVersion, LogRecord
 from squall.types import LogLine
@@ -76,6 +77,7 @@ class Node:
         self.functions: dict[str, ActiveFunction] = {}
         self.routes = RouteTable(())
         self.deploy_lock = asyncio.Lock()
+        self.launcher_ready: asyncio.Future[None] | None = None
         pool.on_idle_output = self.store_idle_output
 
     def store_idle_output(self, spec: InstanceSpec, lines: list[LogLine]) -> None:
@@ -130,6 +132,7 @@ class Node:
             concurrency=int(config.get("concurrency", 100)), min_instances=int(config.get("min_instances", 0)),
             idle_timeout=float(config.get("idle_timeout", 300)), init_timeout=float(config.get("init_timeout", 10)),
             initializer=config.get("initializer"), shutdown=config.get("shutdown"),
+            zygote=choose_profile(sys_path),
             sandbox=self.sandbox(version, code_dir, sys_path))
         return InstanceSpec(**{**spec.__dict__, "environ": self.environment(version, spec)})
 
@@ -186,6 +189,7 @@ class Node:
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
+        self.launcher_ready = asyncio.ensure_future(self.pool.launcher.start())  # deploys need not wait
         self.logs.start()
         self.pool.start_reaper()
         self.load()
