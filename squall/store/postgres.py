@@ -41,7 +41,7 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
-from squall.store.sql import log_query
+from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_query
 from squall.types import LogLevel
 
 Connection = psycopg.Connection[TupleRow]
@@ -72,8 +72,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
 
-_VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at"
-_FUNCTION_COLUMNS = "name, project, latest, created_at, updated_at"
 _LATEST_VERSIONS = ("SELECT v.function, v.number, v.project, v.code_hash, v.config, v.code_path, "
                     "v.created_at FROM functions f JOIN versions v "
                     "ON v.function = f.name AND v.number = f.latest")
@@ -154,21 +152,21 @@ class PostgresStore(BaseStore):
         return [created[i] for i in range(len(versions))]
 
     def get_function(self, name: str) -> FunctionRecord | None:
-        rows = self._query(f"SELECT {_FUNCTION_COLUMNS} FROM functions WHERE name = %s", (name,))
+        rows = self._query(f"SELECT {FUNCTION_COLUMNS} FROM functions WHERE name = %s", (name,))
         return FunctionRecord(*rows[0]) if rows else None
 
     def list_functions(self, project: str | None = None) -> list[FunctionRecord]:
         where, params = ("WHERE project = %s", (project,)) if project is not None else ("", ())
-        rows = self._query(f"SELECT {_FUNCTION_COLUMNS} FROM functions {where} ORDER BY name", params)
+        rows = self._query(f"SELECT {FUNCTION_COLUMNS} FROM functions {where} ORDER BY name", params)
         return [FunctionRecord(*row) for row in rows]
 
     def get_version(self, function: str, number: int) -> FunctionVersion | None:
-        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions "
+        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions "
                            "WHERE function = %s AND number = %s", (function, number))
         return FunctionVersion(*rows[0]) if rows else None
 
     def list_versions(self, function: str) -> list[FunctionVersion]:
-        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE function = %s "
+        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions WHERE function = %s "
                            "ORDER BY number", (function,))
         return [FunctionVersion(*row) for row in rows]
 
@@ -237,8 +235,8 @@ def _add_version(conn: Connection, project: str, new: NewVersion, now: float) ->
         owner = conn.execute("SELECT project FROM functions WHERE name = %s", (new.function,)).fetchone()
         raise Conflict(f'function "{new.function}" belongs to project "{owner[0] if owner else "?"}"')
     stored = conn.execute(
-        f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        f"RETURNING {_VERSION_COLUMNS}",
+        f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        f"RETURNING {VERSION_COLUMNS}",
         (new.function, row[0], project, new.code_hash, Jsonb(new.config), new.code_path, now)).fetchone()
     assert stored is not None
     return FunctionVersion(*stored)

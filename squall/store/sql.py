@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 LOG_COLUMNS = "function, version, request_id, ts, level, message, id"
+VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at"
+FUNCTION_COLUMNS = "name, project, latest, created_at, updated_at"
 
 
 def log_query(function: str, *, since: float | None, request_id: str | None, after_id: int,

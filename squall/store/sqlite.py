@@ -30,7 +30,7 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
-from squall.store.sql import log_query
+from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_query
 from squall.types import LogLevel
 
 BUSY_TIMEOUT_MS = 10_000
@@ -58,8 +58,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
 
-_VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at"
-_FUNCTION_COLUMNS = "name, project, latest, created_at, updated_at"
 
 
 class SqliteStore(BaseStore):
@@ -163,26 +161,26 @@ class SqliteStore(BaseStore):
             return [_add_version(conn, project, new, now) for new in versions]
 
     def get_function(self, name: str) -> FunctionRecord | None:
-        rows = self._query(f"SELECT {_FUNCTION_COLUMNS} FROM functions WHERE name = ?", (name,))
+        rows = self._query(f"SELECT {FUNCTION_COLUMNS} FROM functions WHERE name = ?", (name,))
         return FunctionRecord(*rows[0]) if rows else None
 
     def list_functions(self, project: str | None = None) -> list[FunctionRecord]:
         where, params = ("WHERE project = ?", (project,)) if project is not None else ("", ())
-        rows = self._query(f"SELECT {_FUNCTION_COLUMNS} FROM functions {where} ORDER BY name", params)
+        rows = self._query(f"SELECT {FUNCTION_COLUMNS} FROM functions {where} ORDER BY name", params)
         return [FunctionRecord(*row) for row in rows]
 
     def get_version(self, function: str, number: int) -> FunctionVersion | None:
-        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE function = ? AND number = ?",
+        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions WHERE function = ? AND number = ?",
                            (function, number))
         return _version(rows[0]) if rows else None
 
     def list_versions(self, function: str) -> list[FunctionVersion]:
-        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions WHERE function = ? ORDER BY number",
+        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions WHERE function = ? ORDER BY number",
                            (function,))
         return [_version(row) for row in rows]
 
     def latest_versions(self) -> list[FunctionVersion]:
-        columns = ", ".join(f"v.{c.strip()}" for c in _VERSION_COLUMNS.split(","))
+        columns = ", ".join(f"v.{c.strip()}" for c in VERSION_COLUMNS.split(","))
         rows = self._query(f"SELECT {columns} FROM functions f JOIN versions v "
                            "ON v.function = f.name AND v.number = f.latest ORDER BY f.name")
         return [_version(row) for row in rows]
@@ -227,13 +225,13 @@ def _add_version(conn: sqlite3.Connection, project: str, new: NewVersion, now: f
     row = conn.execute("SELECT latest FROM functions WHERE name = ?", (new.function,)).fetchone()
     number = 1 if row is None else int(row[0]) + 1
     if row is None:
-        conn.execute(f"INSERT INTO functions ({_FUNCTION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+        conn.execute(f"INSERT INTO functions ({FUNCTION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
                      (new.function, project, number, now, now))
     else:
         conn.execute("UPDATE functions SET latest = ?, updated_at = ? WHERE name = ?",
                      (number, now, new.function))
     row = (new.function, number, project, new.code_hash, json.dumps(new.config), new.code_path, now)
-    conn.execute(f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+    conn.execute(f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
     return _version(row)
 
 
