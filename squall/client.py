@@ -102,6 +102,10 @@ class SquallClient:
         params = {"function": function} if function else None
         return self._object(self._request("GET", f"{API_PREFIX}/instances", params=params))
 
+    def recycle(self, name: str) -> dict[str, Any]:
+        """Stop the idle instances of `name`: `{"function", "stopped"}`."""
+        return self._object(self._request("POST", _function_path(name, "recycle")))
+
     def get_function(self, name: str) -> dict[str, Any]:
         """One function's latest version; `ApiError` 404 when unknown."""
         return self._object(self._request("GET", _function_path(name)))

@@ -143,3 +143,14 @@ def test_a_failing_initializer_is_an_init_error(tmp_path: Path, server: SquallSe
     result = server.cli("deploy", str(project))
     assert result.returncode == 2, "the deploy check runs the initializer too"
     assert "database unreachable" in result.stderr and "init-fails" in result.stderr
+
+
+def test_recycle_stops_idle_instances_and_the_next_call_is_cold(server: SquallServer) -> None:
+    wait_until(lambda: len(instances(server, "warm")) == 2)
+    before = {i["pid"] for i in instances(server, "warm")}
+    answer = json.loads(server.cli("recycle", "warm", "--json", check=True).stdout)
+    assert answer == {"function": "warm", "stopped": 2}
+    pid = httpx.get(f"{server.url}/warm").json()["pid"]
+    assert pid not in before
+    wait_until(lambda: len(instances(server, "warm")) >= 2, timeout=20)  # min_instances come back
+    assert server.cli("recycle", "nobody").returncode == 1

@@ -1,4 +1,4 @@
-"""Commands on deployed functions: `squall invoke`, `squall ls` and `squall instances`."""
+"""Commands on deployed functions: `squall invoke`, `squall ls`, `squall instances`, `squall recycle`."""
 
 from __future__ import annotations
 
@@ -123,3 +123,20 @@ def instance_row(instance: dict[str, Any], now: float) -> tuple[str, ...]:
         str(instance.get("invocations", 0)), f"{memory} MB" if memory is not None else "-",
         f"{init:.1f} ms" if init is not None else "-",
     )
+
+
+@click.command()
+@click.argument("name")
+@json_option
+@click.pass_context
+def recycle(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Stop the idle instances of function NAME (their shutdown hooks run).
+
+    Busy instances finish their call first. The next call starts a fresh
+    instance (a cold start); min_instances are started again.
+    """
+    answer = client_from(ctx).recycle(name)
+    if as_json:
+        print_json(answer)
+        return
+    print_message(f"Stopped {answer.get('stopped', 0)} idle instance(s) of {name}.")

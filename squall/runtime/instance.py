@@ -111,6 +111,7 @@ class Instance:
         self.init_ms: float | None = None
         self.max_memory_mb = 0
         self.frozen = False
+        self.recycle_after_call = False
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._writer = process.stdin
         self._reader = process.stdout

@@ -121,7 +121,7 @@ class InstancePool:
     def _release(self, instance: Instance) -> None:
         """Back to the idle list; or, for a retired version or a dead instance, out of the pool."""
         key = instance.spec.key
-        if instance.state is InstanceState.IDLE and key not in self._retired:
+        if instance.state is InstanceState.IDLE and key not in self._retired and not instance.recycle_after_call:
             self._idle[key].append(instance)
             return
         self._forget(instance)
@@ -172,6 +172,22 @@ class InstancePool:
         self._retired.add(key)
         for instance in self._idle.pop(key, []):
             self._release(instance)
+
+    def recycle(self, function: str) -> int:
+        """Stop every idle instance of `function` (their shutdown hooks run); busy ones
+        finish their call first and are stopped then. Returns how many were stopped now."""
+        keys = [key for key in self._idle if key[0] == function]
+        stopped = 0
+        for key in keys:
+            for instance in self._idle.pop(key, []):
+                if instance.state is InstanceState.IDLE:
+                    self._forget(instance)
+                    self._track(self._stop(instance))
+                    stopped += 1
+        for instance in self._live:
+            if instance.spec.function == function and instance.state is InstanceState.BUSY:
+                instance.recycle_after_call = True
+        return stopped
 
     def reinstate(self, key: Key) -> None:
         """Serve a version again (a retired version number can be reused after a failed deploy)."""

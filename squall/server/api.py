@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
 import os
@@ -84,6 +85,7 @@ class PlatformApi:
             Route("/_squall/api/functions/{name}/invoke", guard(self.invoke), methods=["POST"]),
             Route("/_squall/api/functions/{name}/logs", guard(self.logs)),
             Route("/_squall/api/instances", guard(self.instances)),
+            Route("/_squall/api/functions/{name}/recycle", guard(self.recycle), methods=["POST"]),
         ]
 
     def admin_only(self, endpoint: Endpoint) -> Endpoint:
@@ -140,6 +142,13 @@ class PlatformApi:
         live.sort(key=lambda i: (i.spec.function, i.spec.version, i.created_at))
         return json_response({"instances": [instance_info(i) for i in live],
                               "stats": dataclasses.asdict(self.node.pool.stats)})
+
+    async def recycle(self, request: Request) -> Response:
+        function = self.node.get(request.path_params["name"])
+        stopped = self.node.pool.recycle(function.name)
+        if function.spec.min_instances:
+            asyncio.ensure_future(self.node.pool.provision(function.spec))
+        return json_response({"function": function.name, "stopped": stopped})
 
     async def logs(self, request: Request) -> Response:
         name = request.path_params["name"]
