@@ -45,3 +45,36 @@ def test_each_profile_preloads_what_it_says(tmp_path: Path) -> None:
 
     assert asyncio.run(loaded(AWS_PROFILE)) is True
     assert asyncio.run(loaded(BASE_PROFILE)) is False
+
+
+def children_of(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(p) for p in handle.read().split()]
+
+
+def test_the_next_cold_start_takes_the_spare_child(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("import os\n\ndef handler(event, context):\n    return os.getpid()\n")
+
+    async def scenario() -> None:
+        launcher = ZygoteLauncher(profiles={BASE_PROFILE: ()})
+        pool = InstancePool(launcher)
+        spec = InstanceSpec("f", 1, "app.handler", str(tmp_path), 128, 10, {"PATH": "/usr/bin"}, (str(tmp_path),))
+        try:
+            await launcher.start()
+            zygote = launcher.zygotes[BASE_PROFILE].process
+            assert zygote is not None
+            for _ in range(200):
+                if children_of(zygote.pid):
+                    break
+                await asyncio.sleep(0.01)
+            [spare] = children_of(zygote.pid)
+            outcome = await pool.invoke(spec, "r", b"{}", "arn")
+            assert outcome.ok and orjson.loads(outcome.payload) == spare
+            for _ in range(200):
+                if len(children_of(zygote.pid)) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(children_of(zygote.pid)) == 2, "a new spare is forked once the zygote is idle"
+        finally:
+            await pool.close()
+    asyncio.run(scenario())

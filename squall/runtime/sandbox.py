@@ -225,24 +225,46 @@ def isolate_network(network: str) -> None:
         raise SandboxError(f"unknown network mode {network!r} (expected 'default' or 'none')")
 
 
+_joined: set[str] = set()
+"""Controllers whose group this process already joined (a spare child does it early)."""
+
+
+def join_own_cgroups() -> None:
+    """Create this process's memory and pids groups and move into them, with no limits yet.
+    A zygote's spare child calls this before it knows its function: the move waits for an
+    RCU grace period on cgroup v1 (10+ ms), which then stays off the cold-start path."""
+    try:
+        roots = cgroup_roots()
+        for controller, root in roots.items():
+            _write(_make_group(root, os.getpid()), "cgroup.procs", os.getpid())
+            _joined.add(controller)
+    except OSError:
+        pass  # set_limits() tries again, and reports what fails
+
+
+def _enter_group(root: str, controller: str, pid: int) -> str:
+    group = _make_group(root, pid)
+    if controller not in _joined:
+        _write(group, "cgroup.procs", pid)
+    return group
+
+
 def set_limits(s: Settings) -> None:
     """cgroups for memory and processes (RLIMIT_AS / RLIMIT_NPROC when not writable), then rlimits."""
     roots = cgroup_roots()
     pid = os.getpid()
     if "memory" in roots:
-        group = _make_group(roots["memory"], pid)
+        group = _enter_group(roots["memory"], "memory", pid)
         _write(group, "memory.limit_in_bytes", s.memory_mb * MB)
         if os.path.exists(os.path.join(group, "memory.memsw.limit_in_bytes")):
             _write(group, "memory.memsw.limit_in_bytes", s.memory_mb * MB)
-        _write(group, "cgroup.procs", pid)
     else:
         mapped = _virtual_size()
         limit = mapped + (s.memory_mb + RLIMIT_AS_MARGIN_MB) * MB
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if "pids" in roots:
-        group = _make_group(roots["pids"], pid)
+        group = _enter_group(roots["pids"], "pids", pid)
         _write(group, "pids.max", s.nproc)
-        _write(group, "cgroup.procs", pid)
     else:
         resource.setrlimit(resource.RLIMIT_NPROC, (s.nproc, s.nproc))
     resource.setrlimit(resource.RLIMIT_NOFILE, (s.nofile, s.nofile))

@@ -22,13 +22,15 @@ import selectors
 import signal
 import socket
 import sys
+import time
 from typing import Any
 
 import orjson
 
-from squall.runtime.sandbox import oom_killed, remove_cgroups
+from squall.runtime.sandbox import join_own_cgroups, oom_killed, remove_cgroups
 
 MAX_FDS = 2
+SPARE_INTERVAL = 0.01
 
 
 def preload(modules: list[str]) -> None:
@@ -42,14 +44,18 @@ def preload(modules: list[str]) -> None:
             pass
 
 
-def run_child(fd_in: int, fd_out: int, control: socket.socket) -> None:
-    """In the forked child: become an instance reading fd_in and writing fd_out. Never returns."""
+def detach(control: socket.socket) -> None:
+    """First steps of every forked child: leave the zygote's socket, session and signals."""
+    control.close()
+    os.setsid()
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+
+
+def become_instance(fd_in: int, fd_out: int) -> None:
+    """Serve as an instance reading fd_in and writing fd_out (stdout and stderr). Never returns."""
     try:
-        control.close()
-        os.setsid()
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
         os.dup2(fd_in, 0)
         os.dup2(fd_out, 1)
         os.dup2(fd_out, 2)
@@ -63,6 +69,30 @@ def run_child(fd_in: int, fd_out: int, control: socket.socket) -> None:
         os._exit(70)
 
 
+def run_child(fd_in: int, fd_out: int, control: socket.socket) -> None:
+    """In a child forked on request: become an instance at once. Never returns."""
+    try:
+        detach(control)
+    finally:
+        become_instance(fd_in, fd_out)
+
+
+def run_spare(link: socket.socket, control: socket.socket) -> None:
+    """In a child forked ahead of time: do now what is slow and needs no spec (joining
+    fresh cgroups costs an RCU grace period, 10+ ms, on cgroup v1), then wait for the
+    pipes of the instance it will become. Never returns."""
+    try:
+        detach(control)
+        join_own_cgroups()
+        _message, fds, _flags, _addr = socket.recv_fds(link, 16, MAX_FDS)
+        link.close()
+        if len(fds) != 2:
+            os._exit(0)
+    except BaseException:  # noqa: BLE001 - a spare that cannot start simply ends
+        os._exit(0)
+    become_instance(fds[0], fds[1])
+
+
 class Zygote:
     """The zygote's loop: spawn children on request, report their exits."""
 
@@ -72,6 +102,47 @@ class Zygote:
         os.set_blocking(wakeup_w, False)
         signal.set_wakeup_fd(wakeup_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.spare: tuple[int, socket.socket] | None = None
+        """(pid, link) of the child forked ahead of time for the next spawn, if any."""
+        self.next_spare_at = 0.0
+        """Spares are forked at most every SPARE_INTERVAL seconds, so one that cannot live
+        (or a fork that fails) never turns the loop into a fork loop."""
+
+    def spare_wait(self) -> float | None:
+        """How long the loop may sleep before a spare is due (None: one is ready)."""
+        return None if self.spare else max(0.0, self.next_spare_at - time.monotonic())
+
+    def fork_spare(self) -> None:
+        """Keep one child forked ahead of time; the next spawn takes it."""
+        if self.spare is not None or time.monotonic() < self.next_spare_at:
+            return
+        self.next_spare_at = time.monotonic() + SPARE_INTERVAL
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return
+        if pid == 0:
+            ours.close()
+            run_spare(theirs, self.control)
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def take_spare(self, fds: list[int]) -> int | None:
+        """Hand `fds` to the spare child; its pid, or None when there is no live spare."""
+        if self.spare is None:
+            return None
+        pid, link = self.spare
+        self.spare = None
+        try:
+            socket.send_fds(link, [b"go"], fds)
+        except OSError:
+            return None
+        finally:
+            link.close()
+        return pid
 
     def send(self, message: dict[str, Any]) -> None:
         self.control.send(orjson.dumps(message))
@@ -82,15 +153,17 @@ class Zygote:
                 os.close(fd)
             self.send({"spawned": request.get("spawn"), "error": f"expected 2 fds, got {len(fds)}"})
             return
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            for fd in fds:
-                os.close(fd)
-            self.send({"spawned": request.get("spawn"), "error": f"fork failed: {exc}"})
-            return
-        if pid == 0:
-            run_child(fds[0], fds[1], self.control)
+        pid = self.take_spare(fds)
+        if pid is None:
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                for fd in fds:
+                    os.close(fd)
+                self.send({"spawned": request.get("spawn"), "error": f"fork failed: {exc}"})
+                return
+            if pid == 0:
+                run_child(fds[0], fds[1], self.control)
         for fd in fds:
             os.close(fd)
         self.send({"spawned": request["spawn"], "pid": pid})
@@ -103,6 +176,9 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and self.spare[0] == pid:
+                self.spare[1].close()
+                self.spare = None
             self.send({"exited": pid, "status": status, "oom": oom_killed(pid)})
             remove_cgroups(pid)
 
@@ -111,7 +187,11 @@ class Zygote:
         selector.register(self.control, selectors.EVENT_READ, "control")
         selector.register(self.wakeup_r, selectors.EVENT_READ, "signal")
         while True:
-            for key, _ in selector.select():
+            ready = selector.select(timeout=self.spare_wait())
+            if not ready:  # nothing waiting: a good moment to fork the next spare
+                self.fork_spare()
+                continue
+            for key, _ in ready:
                 if key.data == "signal":
                     os.read(self.wakeup_r, 512)
                     self.reap()
