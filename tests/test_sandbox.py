@@ -9,7 +9,7 @@ import os
 import socket
 import stat
 from pathlib import Path
-from typing import Any, Awaitable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 import pytest
@@ -124,6 +124,17 @@ def run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
+def run_in_pool(scenario: Callable[[InstancePool], Awaitable[None]]) -> None:
+    """Run `scenario` with a fresh pool of zygote-forked instances, closed afterwards."""
+    async def with_pool() -> None:
+        pool = InstancePool(ZygoteLauncher())
+        try:
+            await scenario(pool)
+        finally:
+            await pool.close()
+    asyncio.run(with_pool())
+
+
 class Layout:
     """A node's data dir as deploys leave it: read-only code trees, deps, the store, the token."""
 
@@ -189,19 +200,15 @@ def test_data_dir_is_hidden_but_code_and_deps_stay_readable(layout: Layout) -> N
 
 
 def test_runs_as_nobody_without_groups_and_cannot_kill_the_zygote(layout: Layout) -> None:
-    async def scenario() -> None:
-        pool = InstancePool(ZygoteLauncher())
-        try:
-            ok, seen = await call(pool, layout.spec(), layout.probe())
-            assert ok, seen
-            assert (seen["uid"], seen["gid"], seen["groups"]) == (65534, 65534, [])
-            assert seen["environ"] == {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
-            assert not seen["kill_parent"]["ok"] and seen["kill_parent"]["errno"] == errno.EPERM
-            ok, again = await call(pool, layout.spec(), {})
-            assert ok and again["pid"] == seen["pid"]
-        finally:
-            await pool.close()
-    run(scenario())
+    async def scenario(pool: InstancePool) -> None:
+        ok, seen = await call(pool, layout.spec(), layout.probe())
+        assert ok, seen
+        assert (seen["uid"], seen["gid"], seen["groups"]) == (65534, 65534, [])
+        assert seen["environ"] == {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+        assert not seen["kill_parent"]["ok"] and seen["kill_parent"]["errno"] == errno.EPERM
+        ok, again = await call(pool, layout.spec(), {})
+        assert ok and again["pid"] == seen["pid"]
+    run_in_pool(scenario)
 
 
 def test_network_none_cannot_reach_the_host(layout: Layout) -> None:
@@ -224,88 +231,64 @@ def test_network_none_cannot_reach_the_host(layout: Layout) -> None:
 
 
 def test_tmp_is_capped_with_enospc(layout: Layout) -> None:
-    async def scenario() -> None:
-        pool = InstancePool(ZygoteLauncher())
-        try:
-            ok, result = await call(pool, layout.spec(tmp_mb=16), {"do": "fill_tmp"})
-            assert ok, result
-            assert result["errno"] == errno.ENOSPC and 14 <= result["written_mb"] <= 16
-        finally:
-            await pool.close()
-    run(scenario())
+    async def scenario(pool: InstancePool) -> None:
+        ok, result = await call(pool, layout.spec(tmp_mb=16), {"do": "fill_tmp"})
+        assert ok, result
+        assert result["errno"] == errno.ENOSPC and 14 <= result["written_mb"] <= 16
+    run_in_pool(scenario)
 
 
 def test_memory_over_the_limit_kills_the_instance_and_it_is_replaced(layout: Layout) -> None:
-    async def scenario() -> None:
-        pool = InstancePool(ZygoteLauncher())
-        try:
-            spec = layout.spec(memory_mb=128)
-            _, before = await call(pool, spec, {})
-            ok, error = await call(pool, spec, {"do": "allocate"})
-            assert not ok
-            assert ("signal: killed" in error["errorMessage"] or error["errorType"] == "MemoryError"), error
-            ok, after = await call(pool, spec, {})
-            assert ok and after["pid"] != before["pid"]
-        finally:
-            await pool.close()
-    run(scenario())
+    async def scenario(pool: InstancePool) -> None:
+        spec = layout.spec(memory_mb=128)
+        _, before = await call(pool, spec, {})
+        ok, error = await call(pool, spec, {"do": "allocate"})
+        assert not ok
+        assert ("signal: killed" in error["errorMessage"] or error["errorType"] == "MemoryError"), error
+        ok, after = await call(pool, spec, {})
+        assert ok and after["pid"] != before["pid"]
+    run_in_pool(scenario)
 
 
 def test_fork_bomb_is_capped_and_cleaned_up(layout: Layout) -> None:
-    async def scenario() -> None:
-        pool = InstancePool(ZygoteLauncher())
-        try:
-            spec = layout.spec(nproc=32)
-            ok, result = await call(pool, spec, {"do": "fork_bomb"})
-            assert ok, result
-            assert result["errno"] == errno.EAGAIN and result["forks"] < 32
-            pid = (await call(pool, spec, {}))[1]["pid"]
-            groups = [os.path.join(root, str(pid)) for root in sandbox.cgroup_roots().values()]
-            assert groups and all(os.path.isdir(group) for group in groups)
-            pool.retire(spec.key)
-            await asyncio.to_thread(wait_until, lambda: not any(os.path.exists(g) for g in groups), 10)
-        finally:
-            await pool.close()
-    run(scenario())
+    async def scenario(pool: InstancePool) -> None:
+        spec = layout.spec(nproc=32)
+        ok, result = await call(pool, spec, {"do": "fork_bomb"})
+        assert ok, result
+        assert result["errno"] == errno.EAGAIN and result["forks"] < 32
+        pid = (await call(pool, spec, {}))[1]["pid"]
+        groups = [os.path.join(root, str(pid)) for root in sandbox.cgroup_roots().values()]
+        assert groups and all(os.path.isdir(group) for group in groups)
+        pool.retire(spec.key)
+        await asyncio.to_thread(wait_until, lambda: not any(os.path.exists(g) for g in groups), 10)
+    run_in_pool(scenario)
 
 
 def test_thread_bomb_is_capped_and_the_instance_keeps_serving(layout: Layout) -> None:
-    async def scenario() -> None:
-        pool = InstancePool(ZygoteLauncher())
-        try:
-            spec = layout.spec(nproc=64)
-            ok, result = await call(pool, spec, {"do": "thread_bomb"})
-            assert ok and result["threads"] < 64 and "can't start new thread" in result["error"]
-            assert (await call(pool, spec, {}))[0]
-        finally:
-            await pool.close()
-    run(scenario())
+    async def scenario(pool: InstancePool) -> None:
+        spec = layout.spec(nproc=64)
+        ok, result = await call(pool, spec, {"do": "thread_bomb"})
+        assert ok and result["threads"] < 64 and "can't start new thread" in result["error"]
+        assert (await call(pool, spec, {}))[0]
+    run_in_pool(scenario)
 
 
 def test_open_files_are_capped_with_emfile(layout: Layout) -> None:
-    async def scenario() -> None:
-        pool = InstancePool(ZygoteLauncher())
-        try:
-            ok, result = await call(pool, layout.spec(nofile=256), {"do": "files"})
-            assert ok and result["errno"] == errno.EMFILE and result["opened"] < 256
-        finally:
-            await pool.close()
-    run(scenario())
+    async def scenario(pool: InstancePool) -> None:
+        ok, result = await call(pool, layout.spec(nofile=256), {"do": "files"})
+        assert ok and result["errno"] == errno.EMFILE and result["opened"] < 256
+    run_in_pool(scenario)
 
 
 def test_a_step_that_fails_is_an_init_error_unless_not_required(layout: Layout) -> None:
-    async def scenario() -> None:
-        pool = InstancePool(ZygoteLauncher())
-        try:
-            ok, error = await call(pool, layout.spec(1, network="bogus"), {})
-            assert not ok and error["errorType"] == "Runtime.SandboxError"
-            assert "sandbox step 'network' failed" in error["errorMessage"]
-            outcome = await pool.invoke(layout.spec(2, network="bogus", required=False), "r", b"{}", "arn")
-            assert outcome.ok
-            assert any("sandbox step 'network' skipped" in line.message for line in outcome.logs)
-        finally:
-            await pool.close()
-    run(scenario())
+    async def scenario(pool: InstancePool) -> None:
+        ok, error = await call(pool, layout.spec(1, network="bogus"), {})
+        assert not ok and error["errorType"] == "Runtime.SandboxError"
+        assert "sandbox step 'network' failed" in error["errorMessage"]
+        outcome = await pool.invoke(layout.spec(2, network="bogus", required=False), "r", b"{}", "arn")
+        assert outcome.ok
+        assert any("sandbox step 'network' skipped" in line.message for line in outcome.logs)
+    run_in_pool(scenario)
 
 
 def test_unreadable_code_dir_is_reported(layout: Layout) -> None:
@@ -315,15 +298,11 @@ def test_unreadable_code_dir_is_reported(layout: Layout) -> None:
     spec = layout.spec(code_dirs=[str(private)])
     spec = InstanceSpec("f", 1, "app.handler", str(private), 256, 5, {}, (str(private),), sandbox=spec.sandbox)
 
-    async def scenario() -> None:
-        pool = InstancePool(ZygoteLauncher())
-        try:
-            ok, error = await call(pool, spec, {})
-            assert not ok and error["errorType"] == "Runtime.SandboxError"
-            assert "not readable by uid 65534" in error["errorMessage"]
-        finally:
-            await pool.close()
-    run(scenario())
+    async def scenario(pool: InstancePool) -> None:
+        ok, error = await call(pool, spec, {})
+        assert not ok and error["errorType"] == "Runtime.SandboxError"
+        assert "not readable by uid 65534" in error["errorMessage"]
+    run_in_pool(scenario)
 
 
 def test_subprocess_launcher_applies_the_same_sandbox(layout: Layout) -> None:
@@ -339,13 +318,9 @@ def test_subprocess_launcher_applies_the_same_sandbox(layout: Layout) -> None:
 
 def test_code_tree_permissions_are_untouched(layout: Layout) -> None:
     """The sandbox only changes the instance's view: the host's data dir is as it was."""
-    async def scenario() -> None:
-        pool = InstancePool(ZygoteLauncher())
-        try:
-            assert (await call(pool, layout.spec(), layout.probe()))[0]
-        finally:
-            await pool.close()
-    run(scenario())
+    async def scenario(pool: InstancePool) -> None:
+        assert (await call(pool, layout.spec(), layout.probe()))[0]
+    run_in_pool(scenario)
     assert (layout.data / "squall.db").read_text() == "the store"
     assert stat.S_IMODE(layout.code.stat().st_mode) == 0o555
     assert not (layout.code / "written.txt").exists()
