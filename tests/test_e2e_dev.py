@@ -37,6 +37,7 @@ def test_dev_redeploys_on_change_and_lets_inflight_requests_finish(tmp_path: Pat
     try:
         wait_until(lambda: httpx.get(f"{node.url}/page").status_code == 200, timeout=20)
         assert f"{node.url}/page" in node.output()
+        assert f"export SQUALL_URL={node.url}" in node.output()
         assert httpx.get(f"{node.url}/page").text == "old"
         slow: dict[str, str] = {}
         in_flight = threading.Thread(target=lambda: slow.update(

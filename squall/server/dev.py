@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from squall.bundle import IGNORED_DIRS, pack_project
 from squall.exceptions import SquallError
-from squall.server.run import serve
+from squall.server.run import TOKEN_FILE, serve
 
 DEBOUNCE_MS = 100
 
@@ -66,7 +67,10 @@ class DevLoop:
     async def start(self, node: Any) -> None:
         self.node = node
         await self.deploy_once()
-        say(f"watching {self.project_dir} for changes (Ctrl-C to stop)")
+        token_file = node.settings.data_dir / TOKEN_FILE
+        token = "$SQUALL_TOKEN" if os.environ.get("SQUALL_TOKEN") else f"$(cat {token_file})"
+        say(f"watching {self.project_dir} for changes (Ctrl-C to stop)\n"
+            f"other shells: export SQUALL_URL={self.base_url} SQUALL_TOKEN={token}")
         asyncio.ensure_future(self.watch())
 
 
