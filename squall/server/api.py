@@ -16,9 +16,9 @@ from starlette.routing import Route
 
 from squall import __version__
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge, SquallError
+from squall.runtime.instance import Instance
 from squall.server.deploy import Deployer
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
-from squall.runtime.instance import Instance
 from squall.store.base import LogRecord
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

@@ -17,7 +17,13 @@ from typing import Any
 
 import orjson
 
-from squall.bundle import bundle_project_name, hash_tree, install_requirements, project_files, unpack_bundle
+from squall.bundle import (
+    bundle_project_name,
+    hash_tree,
+    install_requirements,
+    project_files,
+    unpack_bundle,
+)
 from squall.exceptions import Conflict, DeployRejected
 from squall.manifest import Manifest, load_manifest
 from squall.server.node import Node, build_route_table

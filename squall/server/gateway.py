@@ -12,8 +12,14 @@ from typing import Any, Mapping
 import orjson
 
 from squall.exceptions import Throttled
-from squall.http_event import (HttpRequest, HttpResponse, build_event_v2, json_error, method_not_allowed,
-                               parse_lambda_response)
+from squall.http_event import (
+    HttpRequest,
+    HttpResponse,
+    build_event_v2,
+    json_error,
+    method_not_allowed,
+    parse_lambda_response,
+)
 from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256
 from squall.routing import MethodNotAllowed, RouteMatch
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node

@@ -4,11 +4,9 @@ table, the instance pool) and the invoke path every trigger goes through."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 import orjson
@@ -18,20 +16,13 @@ from squall.logs import LogWriter, invocation_records, report_line
 from squall.routing import Route, RouteTable
 from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec, InvokeOutcome
-from squall.runtime.launcher import choose_profile
 from squall.runtime.pool import InstancePool
+from squall.server.specs import NodeSettings, instance_spec
 from squall.store.base import BaseStore, FunctionVersion, LogRecord
 from squall.types import LogLine
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous invocation payload limit (request and response): 6 MB."""
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    data_dir: Path
-    region: str = "us-east-1"
-    account_id: str = "000000000000"
 
 
 @dataclass(frozen=True)
@@ -114,52 +105,10 @@ class Node:
                 asyncio.ensure_future(self.pool.provision(function.spec))
 
     def make_active(self, version: FunctionVersion) -> ActiveFunction:
-        return ActiveFunction(version, self.instance_spec(version), self.arn(version.function))
+        return ActiveFunction(version, instance_spec(self.settings, version), self.arn(version.function))
 
     def arn(self, function: str) -> str:
         return function_arn(function, self.settings.region, self.settings.account_id)
-
-    def instance_spec(self, version: FunctionVersion) -> InstanceSpec:
-        config = version.config
-        code_dir = str(self.settings.data_dir / version.code_path)
-        deps = config.get("deps")
-        sys_path = (code_dir,) + ((str(self.settings.data_dir / "deps" / deps),) if deps else ())
-        log_stream = f"{time.strftime('%Y/%m/%d')}/[{version.number}]{secrets.token_hex(16)}"
-        spec = InstanceSpec(
-            function=version.function, version=version.number, handler=config["handler"],
-            code_dir=code_dir, memory=int(config["memory"]), timeout=float(config["timeout"]),
-            sys_path=sys_path, log_group=f"/aws/lambda/{version.function}", log_stream=log_stream,
-            concurrency=int(config.get("concurrency", 100)), min_instances=int(config.get("min_instances", 0)),
-            idle_timeout=float(config.get("idle_timeout", 300)), init_timeout=float(config.get("init_timeout", 10)),
-            initializer=config.get("initializer"), shutdown=config.get("shutdown"),
-            zygote=choose_profile(sys_path),
-            sandbox=self.sandbox(version, code_dir, sys_path))
-        return InstanceSpec(**{**spec.__dict__, "environ": self.environment(version, spec)})
-
-    def sandbox(self, version: FunctionVersion, code_dir: str, sys_path: tuple[str, ...]) -> dict[str, Any]:
-        """What the instance locks itself into (see squall/runtime/sandbox.py)."""
-        config = version.config
-        return {
-            "memory_mb": int(config["memory"]), "tmp_mb": int(config.get("ephemeral_storage", 512)),
-            "network": config.get("network", "default"), "code_dirs": list(sys_path),
-            "hidden_dirs": [str(self.settings.data_dir)], "nofile": 1024, "nproc": 1024,
-        }
-
-    def environment(self, version: FunctionVersion, spec: InstanceSpec) -> dict[str, str]:
-        """The instance's whole environment: Lambda's reserved variables, then the function's env."""
-        config = version.config
-        base = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC", "HOME": "/tmp",
-            "AWS_REGION": self.settings.region, "AWS_DEFAULT_REGION": self.settings.region,
-            "AWS_LAMBDA_FUNCTION_NAME": version.function,
-            "AWS_LAMBDA_FUNCTION_VERSION": str(version.number),
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group, "AWS_LAMBDA_LOG_STREAM_NAME": spec.log_stream,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.get('runtime', 'python3.11')}",
-            "LAMBDA_TASK_ROOT": spec.code_dir, "LAMBDA_RUNTIME_DIR": spec.code_dir,
-            "_HANDLER": spec.handler, "SQUALL_FUNCTION": version.function,
-        }
-        return {**base, **{str(k): str(v) for k, v in (config.get("env") or {}).items()}}
 
     def get(self, name: str) -> ActiveFunction:
         try:

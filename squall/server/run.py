@@ -13,7 +13,8 @@ import uvicorn
 from squall.runtime.launcher import ZygoteLauncher
 from squall.runtime.pool import InstancePool
 from squall.server.app import StartupHook, build_app
-from squall.server.node import Node, NodeSettings
+from squall.server.node import Node
+from squall.server.specs import NodeSettings
 from squall.store import open_store
 
 TOKEN_FILE = "admin-token"

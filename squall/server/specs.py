@@ -1,0 +1,69 @@
+"""How a stored function version becomes an InstanceSpec on this node: code and dependency
+paths, limits, hooks, which zygote forks it, its sandbox and its whole environment."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from squall.runtime.instance import InstanceSpec
+from squall.runtime.launcher import choose_profile
+from squall.store.base import FunctionVersion
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """What a node is configured with: where its data lives, and the AWS identity it reports."""
+
+    data_dir: Path
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+
+
+def instance_spec(settings: NodeSettings, version: FunctionVersion) -> InstanceSpec:
+    """What the pool needs to run `version` on this node: paths, limits, hooks, sandbox, environment."""
+    config = version.config
+    code_dir = str(settings.data_dir / version.code_path)
+    deps = config.get("deps")
+    sys_path = (code_dir,) + ((str(settings.data_dir / "deps" / deps),) if deps else ())
+    log_stream = f"{time.strftime('%Y/%m/%d')}/[{version.number}]{secrets.token_hex(16)}"
+    spec = InstanceSpec(
+        function=version.function, version=version.number, handler=config["handler"],
+        code_dir=code_dir, memory=int(config["memory"]), timeout=float(config["timeout"]),
+        sys_path=sys_path, log_group=f"/aws/lambda/{version.function}", log_stream=log_stream,
+        concurrency=int(config.get("concurrency", 100)), min_instances=int(config.get("min_instances", 0)),
+        idle_timeout=float(config.get("idle_timeout", 300)), init_timeout=float(config.get("init_timeout", 10)),
+        initializer=config.get("initializer"), shutdown=config.get("shutdown"),
+        zygote=choose_profile(sys_path),
+        sandbox=sandbox(settings, version, sys_path))
+    return replace(spec, environ=environment(settings, version, spec))
+
+
+def sandbox(settings: NodeSettings, version: FunctionVersion, sys_path: tuple[str, ...]) -> dict[str, Any]:
+    """What the instance locks itself into (see squall/runtime/sandbox.py)."""
+    config = version.config
+    return {
+        "memory_mb": int(config["memory"]), "tmp_mb": int(config.get("ephemeral_storage", 512)),
+        "network": config.get("network", "default"), "code_dirs": list(sys_path),
+        "hidden_dirs": [str(settings.data_dir)], "nofile": 1024, "nproc": 1024,
+    }
+
+
+def environment(settings: NodeSettings, version: FunctionVersion, spec: InstanceSpec) -> dict[str, str]:
+    """The instance's whole environment: Lambda's reserved variables, then the function's env."""
+    config = version.config
+    base = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC", "HOME": "/tmp",
+        "AWS_REGION": settings.region, "AWS_DEFAULT_REGION": settings.region,
+        "AWS_LAMBDA_FUNCTION_NAME": version.function,
+        "AWS_LAMBDA_FUNCTION_VERSION": str(version.number),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+        "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group, "AWS_LAMBDA_LOG_STREAM_NAME": spec.log_stream,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.get('runtime', 'python3.11')}",
+        "LAMBDA_TASK_ROOT": spec.code_dir, "LAMBDA_RUNTIME_DIR": spec.code_dir,
+        "_HANDLER": spec.handler, "SQUALL_FUNCTION": version.function,
+    }
+    return {**base, **{str(k): str(v) for k, v in (config.get("env") or {}).items()}}

@@ -1,0 +1,1 @@
+"""Tables: DynamoDB's data model, expressions and storage."""
