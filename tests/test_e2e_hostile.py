@@ -184,7 +184,7 @@ def test_memory_past_the_limit_kills_and_replaces_the_instance(server: SquallSer
 def test_fork_bomb_is_capped_and_the_platform_survives(server: SquallServer) -> None:
     """pids.max (1024) stops the bomb, unless its 1,024 processes outgrow the memory limit
     first (then the instance is killed); either way nothing of it survives the instance."""
-    from squall.runtime import sandbox
+    from squall.runtime import cgroups
 
     before = pid_of(server)
     envelope = while_serving(server, "hostile", {"do": "fork_bomb"})
@@ -194,7 +194,7 @@ def test_fork_bomb_is_capped_and_the_platform_survives(server: SquallServer) -> 
         invoke(server, "hostile", {"do": "exit"})
     else:  # killed out of memory, or too slow to fork under memory pressure
         assert "signal: killed" in result["errorMessage"] or "Task timed out" in result["errorMessage"]
-    groups = [Path(root) / str(before) for root in sandbox.cgroup_roots().values()]
+    groups = [Path(root) / str(before) for root in cgroups.cgroup_roots().values()]
     assert groups
     wait_until(lambda: not any(group.exists() for group in groups), timeout=20)
     assert_replaced(server, before)
@@ -264,10 +264,10 @@ def test_killing_the_zygote_is_survived(server: SquallServer) -> None:
 
 
 def test_no_instance_cgroups_are_left_behind(server: SquallServer) -> None:
-    from squall.runtime import sandbox
+    from squall.runtime import cgroups
 
     before = pid_of(server)
     invoke(server, "hostile", {"do": "exit"})
-    groups = [Path(root) / str(before) for root in sandbox.cgroup_roots().values()]
+    groups = [Path(root) / str(before) for root in cgroups.cgroup_roots().values()]
     assert groups
     wait_until(lambda: not any(group.exists() for group in groups), timeout=10)

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import orjson
 import pytest
 
-from squall.runtime import sandbox
+from squall.runtime import cgroups
 from squall.runtime.instance import InstanceSpec
 from squall.runtime.launcher import SubprocessLauncher, ZygoteLauncher
 from squall.runtime.pool import InstancePool
@@ -257,7 +257,7 @@ def test_fork_bomb_is_capped_and_cleaned_up(layout: Layout) -> None:
         assert ok, result
         assert result["errno"] == errno.EAGAIN and result["forks"] < 32
         pid = (await call(pool, spec, {}))[1]["pid"]
-        groups = [os.path.join(root, str(pid)) for root in sandbox.cgroup_roots().values()]
+        groups = [os.path.join(root, str(pid)) for root in cgroups.cgroup_roots().values()]
         assert groups and all(os.path.isdir(group) for group in groups)
         pool.retire(spec.key)
         await asyncio.to_thread(wait_until, lambda: not any(os.path.exists(g) for g in groups), 10)
@@ -324,3 +324,27 @@ def test_code_tree_permissions_are_untouched(layout: Layout) -> None:
     assert (layout.data / "squall.db").read_text() == "the store"
     assert stat.S_IMODE(layout.code.stat().st_mode) == 0o555
     assert not (layout.code / "written.txt").exists()
+
+
+def memory_group_of(pid: int) -> str:
+    with open(f"/proc/{pid}/cgroup") as handle:
+        line = next(line for line in handle.read().splitlines() if ":memory:" in line)
+    return "/sys/fs/cgroup/memory" + line.split(":", 2)[2]
+
+
+def test_every_instance_has_its_memory_limit_spare_or_not(layout: Layout) -> None:
+    """The first cold start forks on request, later ones take the zygote's spare child,
+    which joined its groups before it knew its limits: both must end up limited."""
+    async def scenario(pool: InstancePool) -> None:
+        spec = layout.spec(memory_mb=128)
+        for _ in range(3):
+            ok, result = await call(pool, spec, {})
+            assert ok, result
+            group = memory_group_of(result["pid"])
+            assert os.path.basename(group) == str(result["pid"])
+            with open(os.path.join(group, "memory.limit_in_bytes")) as handle:
+                assert int(handle.read()) == 128 * 1024 * 1024
+            assert [d for d in os.listdir(group) if os.path.isdir(os.path.join(group, d))] == []
+            pool.recycle("f")
+            await asyncio.sleep(0.1)
+    run_in_pool(scenario)

@@ -45,21 +45,18 @@ The cgroups of an instance are removed by the zygote when it reaps the instance
 from __future__ import annotations
 
 import ctypes
-import errno
 import functools
 import os
 import resource
-import signal
 import stat
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from squall.runtime.cgroups import instance_groups, write_setting
+
 NOBODY = 65534
 MB = 1024 * 1024
-CGROUP_MOUNT = "/sys/fs/cgroup"
-CGROUP_GROUP = "squall"
 SCRATCH_ALIASES = ("/var/tmp", "/dev/shm", "/run/lock")
 RLIMIT_AS_MARGIN_MB = 128
 """RLIMIT_AS fallback: the address space already mapped at `enter` (interpreter, preloaded
@@ -225,46 +222,22 @@ def isolate_network(network: str) -> None:
         raise SandboxError(f"unknown network mode {network!r} (expected 'default' or 'none')")
 
 
-_joined: set[str] = set()
-"""Controllers whose group this process already joined (a spare child does it early)."""
-
-
-def join_own_cgroups() -> None:
-    """Create this process's memory and pids groups and move into them, with no limits yet.
-    A zygote's spare child calls this before it knows its function: the move waits for an
-    RCU grace period on cgroup v1 (10+ ms), which then stays off the cold-start path."""
-    try:
-        roots = cgroup_roots()
-        for controller, root in roots.items():
-            _write(_make_group(root, os.getpid()), "cgroup.procs", os.getpid())
-            _joined.add(controller)
-    except OSError:
-        pass  # set_limits() tries again, and reports what fails
-
-
-def _enter_group(root: str, controller: str, pid: int) -> str:
-    group = _make_group(root, pid)
-    if controller not in _joined:
-        _write(group, "cgroup.procs", pid)
-    return group
 
 
 def set_limits(s: Settings) -> None:
     """cgroups for memory and processes (RLIMIT_AS / RLIMIT_NPROC when not writable), then rlimits."""
-    roots = cgroup_roots()
-    pid = os.getpid()
-    if "memory" in roots:
-        group = _enter_group(roots["memory"], "memory", pid)
-        _write(group, "memory.limit_in_bytes", s.memory_mb * MB)
+    groups = instance_groups()
+    if "memory" in groups:
+        group = groups["memory"]
+        write_setting(group, "memory.limit_in_bytes", s.memory_mb * MB)
         if os.path.exists(os.path.join(group, "memory.memsw.limit_in_bytes")):
-            _write(group, "memory.memsw.limit_in_bytes", s.memory_mb * MB)
+            write_setting(group, "memory.memsw.limit_in_bytes", s.memory_mb * MB)
     else:
         mapped = _virtual_size()
         limit = mapped + (s.memory_mb + RLIMIT_AS_MARGIN_MB) * MB
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if "pids" in roots:
-        group = _enter_group(roots["pids"], "pids", pid)
-        _write(group, "pids.max", s.nproc)
+    if "pids" in groups:
+        write_setting(groups["pids"], "pids.max", s.nproc)
     else:
         resource.setrlimit(resource.RLIMIT_NPROC, (s.nproc, s.nproc))
     resource.setrlimit(resource.RLIMIT_NOFILE, (s.nofile, s.nofile))
@@ -303,119 +276,6 @@ def check_readable(code_dirs: Iterable[str]) -> None:
 # -- cgroups -----------------------------------------------------------------
 
 @functools.cache
-def cgroup_roots() -> dict[str, str]:
-    """Writable `squall` parent groups by controller ("memory", "pids"), nested in this
-    process's own cgroup; a controller that is missing or read-only is left out."""
-    roots = {}
-    try:
-        with open("/proc/self/cgroup") as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return {}
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        for controller in controllers.split(","):
-            if controller not in ("memory", "pids"):
-                continue
-            own = os.path.join(CGROUP_MOUNT, controller, path.lstrip("/"))
-            root = os.path.join(own, CGROUP_GROUP)
-            try:
-                os.makedirs(root, exist_ok=True)
-            except OSError:
-                continue
-            if os.access(root, os.W_OK) and os.path.exists(os.path.join(root, "cgroup.procs")):
-                roots[controller] = root
-    return roots
-
-
-def oom_killed(pid: int) -> bool:
-    """Whether the kernel killed a process in instance `pid`'s memory group for lack of
-    memory (read before the group is removed)."""
-    root = cgroup_roots().get("memory")
-    if root is None:
-        return False
-    try:
-        with open(os.path.join(root, str(pid), "memory.oom_control")) as handle:
-            fields = dict(line.split() for line in handle.read().splitlines() if line.strip())
-    except (OSError, ValueError):
-        return False
-    return int(fields.get("oom_kill", "0")) > 0
-
-
-def remove_cgroups(pid: int) -> None:
-    """Called by the zygote when instance `pid` ended: kill what it left running in its
-    groups, then remove them. Groups of other instances that are gone (a previous zygote
-    was killed before it could reap them) are removed too; busy ones are retried later."""
-    for root in cgroup_roots().values():
-        _pending.add(os.path.join(root, str(pid)))
-        try:
-            names = os.listdir(root)
-        except OSError:
-            continue
-        _pending.update(os.path.join(root, name) for name in names if name.isdigit() and not _alive(int(name)))
-    for group in sorted(_pending, key=lambda g: "/pids/" not in g):  # pids first: stops forks
-        if _remove_group(group):
-            _pending.discard(group)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-_pending: set[str] = set()
-
-
-def _remove_group(group: str, patience: float = 1.0) -> bool:
-    """Kill the group's members until it can be removed; gives up after `patience` seconds
-    (what is left of a fork bomb may take that long to die; the next reap retries)."""
-    try:
-        _write(group, "pids.max", 0)  # what is left of a fork bomb can fork no more
-    except OSError:
-        pass
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            os.rmdir(group)
-            return True
-        except FileNotFoundError:
-            return True
-        except OSError as exc:
-            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                return False
-        _kill_members(group)
-        time.sleep(0.002)
-
-
-def _kill_members(group: str) -> None:
-    try:
-        with open(os.path.join(group, "cgroup.procs")) as handle:
-            pids = [int(p) for p in handle.read().split()]
-    except OSError:
-        return
-    for member in pids:
-        try:
-            os.kill(member, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _make_group(root: str, pid: int) -> str:
-    group = os.path.join(root, str(pid))
-    os.makedirs(group, exist_ok=True)
-    return group
-
-
-def _write(group: str, name: str, value: int) -> None:
-    with open(os.path.join(group, name), "w") as handle:
-        handle.write(str(value))
-
-
 # -- helpers -----------------------------------------------------------------
 
 def _open_paths(paths: Iterable[str]) -> list[int]:

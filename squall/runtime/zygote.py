@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from squall.runtime.sandbox import join_own_cgroups, oom_killed, remove_cgroups
+from squall.runtime.cgroups import join_own_cgroups, oom_killed, remove_cgroups
 
 MAX_FDS = 2
 SPARE_INTERVAL = 0.01
