@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from squall.tables.errors import ValidationError
 from squall.tables.evaluate import apply_update, evaluate, get_path, project
 from squall.tables.expressions import (
-    And, Between, Compare, Condition, Function, In, KeyCondition, Not, Or, Path, Placeholders,
-    SortCondition, Value, parse_condition, parse_key_condition, parse_projection, parse_update,
+    And, Between, Compare, Condition, Function, In, Not, Or, Path, Placeholders, Value, parse_condition,
+    parse_projection, parse_update,
 )
+from squall.tables.key_conditions import KeyCondition, SortCondition, parse_key_condition
 
 ITEM: dict[str, Any] = {
     "pk": {"S": "user#1"},
