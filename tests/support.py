@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,7 +12,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 
@@ -128,6 +129,17 @@ class SquallServer:
         """The stored lines of one invocation, once its REPORT line has been written."""
         return list(wait_until(lambda: (lines := self.logs(function, request_id=request_id))
                                and any(contains in line["message"] for line in lines) and lines))
+
+
+@contextlib.contextmanager
+def serving(root: Path, project: dict[str, str]) -> Iterator[SquallServer]:
+    """A server on `root/data` with `project` (written to `root/project`) deployed; stopped after."""
+    node = SquallServer(root / "data").start()
+    try:
+        node.cli("deploy", str(write_project(root / "project", project)), check=True)
+        yield node
+    finally:
+        node.stop()
 
 
 def copy_example(name: str, dest: Path) -> Path:

@@ -10,7 +10,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.support import SquallServer, write_project
+from tests.support import SquallServer, serving
 
 PROJECT = {
     "squall.yaml": """
@@ -68,12 +68,8 @@ PROJECT = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
-    root = tmp_path_factory.mktemp("http")
-    project = write_project(root / "probe", PROJECT)
-    node = SquallServer(root / "data").start()
-    node.cli("deploy", str(project), check=True)
-    yield node
-    node.stop()
+    with serving(tmp_path_factory.mktemp("http"), PROJECT) as node:
+        yield node
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.support import SQUALL, SquallServer, wait_until, write_project
+from tests.support import SQUALL, SquallServer, serving, wait_until, write_project
 
 PROJECT = {
     "squall.yaml": """
@@ -41,11 +41,8 @@ PROJECT = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
-    root = tmp_path_factory.mktemp("invoke")
-    node = SquallServer(root / "data").start()
-    node.cli("deploy", str(write_project(root / "tools", PROJECT)), check=True)
-    yield node
-    node.stop()
+    with serving(tmp_path_factory.mktemp("invoke"), PROJECT) as node:
+        yield node
 
 
 def test_invoke_with_data_prints_the_result(server: SquallServer) -> None:

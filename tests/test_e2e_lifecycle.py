@@ -10,7 +10,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from tests.support import SquallServer, wait_until, write_project
+from tests.support import SquallServer, serving, wait_until, write_project
 
 PROJECT = {
     "squall.yaml": """
@@ -52,11 +52,8 @@ PROJECT = {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
-    root = tmp_path_factory.mktemp("lifecycle")
-    node = SquallServer(root / "data").start()
-    node.cli("deploy", str(write_project(root / "lifecycle", PROJECT)), check=True)
-    yield node
-    node.stop()
+    with serving(tmp_path_factory.mktemp("lifecycle"), PROJECT) as node:
+        yield node
 
 
 def instances(server: SquallServer, name: str | None = None) -> list[dict]:
