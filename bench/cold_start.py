@@ -22,14 +22,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from stats import percentile  # noqa: E402
+
 from squall.runtime.instance import InstanceSpec  # noqa: E402
 from squall.runtime.launcher import SubprocessLauncher, ZygoteLauncher  # noqa: E402
 from squall.runtime.pool import InstancePool  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 def process_baseline(rounds: int, code: str) -> list[float]:

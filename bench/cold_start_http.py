@@ -22,6 +22,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from stats import percentile  # noqa: E402
+
 from tests.support import SquallServer, write_project  # noqa: E402
 
 PROJECT = {
@@ -38,11 +40,6 @@ PROJECT = {
     "trivial.py": "def handler(event, context):\n    return {'ok': True}\n",
     "with_boto3.py": "import boto3\n\ndef handler(event, context):\n    return {'ok': boto3.__version__}\n",
 }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 def timed_get(client: httpx.Client, path: str) -> float:

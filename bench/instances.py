@@ -24,6 +24,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from stats import percentile  # noqa: E402
+
 from tests.support import SquallServer, wait_until, write_project  # noqa: E402
 
 
@@ -51,11 +53,6 @@ def project(idle: int) -> dict[str, str]:
                 return {"ok": True}
         """,
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
 async def burst(url: str, size: int) -> tuple[int, list[float]]:

@@ -7,9 +7,10 @@ It runs in its own process so that it measures the server, not itself;
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 from dataclasses import dataclass
+
+from stats import percentile
 
 
 @dataclass
@@ -24,14 +25,11 @@ class LoadResult:
         return self.requests / self.seconds
 
     def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+        return percentile(self.latencies_ms, q)
 
     @property
     def p50(self) -> float:
-        return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
+        return percentile(self.latencies_ms, 50)
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:

@@ -210,10 +210,6 @@ class Instance:
         except (ProcessLookupError, PermissionError):
             pass
 
-    async def wait_dead(self) -> None:
-        self.kill()
-        await self.process.wait()
-
     # -- invocation ---------------------------------------------------------
     async def invoke(self, request_id: str, event: bytes, timeout: float, arn: str) -> InvokeOutcome:
         """Run one invocation; on timeout or death the instance is killed and the outcome says why."""

@@ -71,7 +71,8 @@ class Gateway:
         await send_response(send, response)
 
     async def handle(self, scope: Scope, receive: Any) -> HttpResponse:
-        match = self.node.routes.match(scope["method"], request_path(scope))
+        path = request_path(scope)
+        match = self.node.routes.match(scope["method"], path)
         if match is None:
             return json_error(404, "Not Found")
         if isinstance(match, MethodNotAllowed):
@@ -83,10 +84,11 @@ class Gateway:
             body = await read_body(receive, MAX_PAYLOAD_BYTES)
         except BodyTooLarge:
             return json_error(413, f"Request body is larger than the {LIMIT_MB} MB limit")
-        return await self.invoke(scope, match, function, body)
+        return await self.invoke(scope, path, match, function, body)
 
-    async def invoke(self, scope: Scope, match: RouteMatch, function: ActiveFunction, body: bytes) -> HttpResponse:
-        request = http_request(scope, body)
+    async def invoke(self, scope: Scope, path: str, match: RouteMatch, function: ActiveFunction,
+                     body: bytes) -> HttpResponse:
+        request = http_request(scope, path, body)
         request_id = str(uuid.uuid4())
         event = build_event_v2(request, match, request_id=request_id, account_id=self.node.settings.account_id)
         failure = check_route_auth(match.route.auth, function, event["headers"], body)
@@ -111,10 +113,10 @@ def request_path(scope: Scope) -> str:
     return raw_path.decode("latin-1") if raw_path else str(scope["path"])
 
 
-def http_request(scope: Scope, body: bytes) -> HttpRequest:
+def http_request(scope: Scope, path: str, body: bytes) -> HttpRequest:
     client = scope.get("client") or ("127.0.0.1", 0)
     return HttpRequest(
-        method=scope["method"], raw_path=request_path(scope), query_string=scope.get("query_string", b""),
+        method=scope["method"], raw_path=path, query_string=scope.get("query_string", b""),
         headers=list(scope.get("headers", [])), body=body, source_ip=client[0],
         scheme=scope.get("scheme", "http"), http_version=scope.get("http_version", "1.1"))
 
