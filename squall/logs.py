@@ -1,4 +1,5 @@
-"""Invocation log records: Lambda's START / END / REPORT lines and the batched writer to the store."""
+"""Invocation logs: Lambda's START / END / REPORT lines around what an invocation printed, and
+the background writer that stores them, one batch (one row) per invocation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 import time
 from typing import Sequence
 
-from squall.store.base import BaseStore, LogRecord
+from squall.store.base import BaseStore, LogBatch, encode_log_batch
 from squall.types import LogLevel, LogLine
 
 
@@ -31,31 +32,27 @@ def report_line(request_id: str, *, duration_ms: float, memory_mb: int, max_memo
     return "\t".join(parts)
 
 
-def invocation_records(function: str, version: int, request_id: str, lines: Sequence[LogLine],
-                       *, started: float, report: str, error_line: str | None = None) -> list[LogRecord]:
+def invocation_batch(function: str, version: int, request_id: str, lines: Sequence[LogLine],
+                     *, started: float, report: str, error_line: str | None = None) -> LogBatch:
     """The stored lines of one invocation: START, what it printed, the error if any, END, REPORT."""
-    def record(ts: float, level: LogLevel, message: str) -> LogRecord:
-        return LogRecord(function, version, request_id, ts, level, message)
-
     now = time.time()
-    records = [record(started, LogLevel.SYSTEM, start_line(request_id, version))]
-    records += [record(line.ts, line.level, line.message) for line in lines]
+    stored = [LogLine(started, LogLevel.SYSTEM, start_line(request_id, version)), *lines]
     if error_line is not None:
-        records.append(record(now, LogLevel.ERROR, error_line))
-    records.append(record(now, LogLevel.SYSTEM, end_line(request_id)))
-    records.append(record(now, LogLevel.SYSTEM, report))
-    return records
+        stored.append(LogLine(now, LogLevel.ERROR, error_line))
+    stored.append(LogLine(now, LogLevel.SYSTEM, end_line(request_id)))
+    stored.append(LogLine(now, LogLevel.SYSTEM, report))
+    return LogBatch(function, version, request_id, stored)
 
 
 class LogWriter:
-    """Writes log records to the store from one background thread, many invocations per
+    """Writes log batches to the store from one background thread, many invocations per
     transaction, so that the invocation path never waits for a disk."""
 
-    def __init__(self, store: BaseStore, *, batch_interval: float = 0.05, max_batch: int = 5000) -> None:
+    def __init__(self, store: BaseStore, *, batch_interval: float = 0.05, max_batch: int = 10_000) -> None:
         self.store = store
         self.batch_interval = batch_interval
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[list[LogRecord] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="squall-log-writer", daemon=True)
         self._idle = threading.Event()
         self._idle.set()
@@ -63,9 +60,11 @@ class LogWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def write(self, records: list[LogRecord]) -> None:
+    def write(self, batch: LogBatch) -> None:
+        """Queue `batch`, encoded at once: the queue then holds bytes, which the garbage
+        collector need not walk however far the writer falls behind."""
         self._idle.clear()
-        self._queue.put(records)
+        self._queue.put(encode_log_batch(batch))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything written so far is stored."""
@@ -85,22 +84,22 @@ class LogWriter:
             first = self._queue.get()
             if first is None:
                 return
-            batch, stopping = list(first), False
+            batches, stopping = [first], False
             time.sleep(self.batch_interval)
-            while len(batch) < self.max_batch and not self._queue.empty():
+            while len(batches) < self.max_batch and not self._queue.empty():
                 more = self._queue.get()
                 if more is None:
                     stopping = True
                     break
-                batch.extend(more)
-            self._store(batch)
+                batches.append(more)
+            self._store(batches)
             if self._queue.empty():
                 self._idle.set()
             if stopping:
                 return
 
-    def _store(self, batch: list[LogRecord]) -> None:
+    def _store(self, batches: list[bytes]) -> None:
         try:
-            self.store.append_logs(batch)
+            self.store.append_log_document(b"[" + b",".join(batches) + b"]")
         except Exception as exc:  # noqa: BLE001 - a log write must never take the node down
-            print(f"squall: could not store {len(batch)} log lines: {exc}", flush=True)
+            print(f"squall: could not store the logs of {len(batches)} invocations: {exc}", flush=True)

@@ -8,12 +8,13 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+import orjson
 import pytest
 
 from squall.exceptions import Conflict, StoreError
-from squall.store.base import BaseStore, FunctionVersion, LogRecord, NewVersion
+from squall.store.base import BaseStore, FunctionVersion, LogBatch, NewVersion
 from squall.store.sqlite import SqliteStore
-from squall.types import LogLevel
+from squall.types import LogLevel, LogLine
 
 StoreFactory = Callable[..., BaseStore]
 
@@ -24,8 +25,15 @@ def new(function: str, code_hash: str = "h", config: dict[str, Any] | None = Non
 
 
 def log(function: str = "fn", request_id: str = "r1", ts: float = 100.0, message: str = "hi",
-        level: LogLevel = LogLevel.INFO, version: int = 1) -> LogRecord:
-    return LogRecord(function, version, request_id, ts, level, message)
+        level: LogLevel = LogLevel.INFO, version: int = 1) -> LogBatch:
+    """A batch of one line."""
+    return LogBatch(function, version, request_id, [LogLine(ts, level, message)])
+
+
+def batch(*messages: str, function: str = "fn", request_id: str = "r1", ts: float = 100.0) -> LogBatch:
+    """A batch of one invocation's lines, one second apart from `ts`."""
+    return LogBatch(function, 1, request_id,
+                    [LogLine(ts + i, LogLevel.INFO, message) for i, message in enumerate(messages)])
 
 
 def run_threads(count: int, target: Callable[[int], None]) -> None:
@@ -203,54 +211,55 @@ def test_removed_then_redeployed_function_starts_again_at_1(store: BaseStore) ->
 
 
 # -- logs ----------------------------------------------------------------------
-def test_logs_are_read_back_in_order_with_increasing_ids(store: BaseStore) -> None:
-    records = [log(message=f"line {i}", level=level, ts=100.0 + i)
-               for i, level in enumerate([LogLevel.SYSTEM, LogLevel.INFO, LogLevel.ERROR])]
-    store.append_logs(records)
+def test_a_batch_is_read_back_whole_in_order_under_one_id(store: BaseStore) -> None:
+    lines = [LogLine(100.0 + i, level, f"line {i}")
+             for i, level in enumerate([LogLevel.SYSTEM, LogLevel.INFO, LogLevel.ERROR])]
+    store.append_logs([LogBatch("fn", 3, "r1", lines)])
 
     read = store.read_logs("fn")
 
-    assert [(r.message, r.level, r.ts, r.request_id, r.version) for r in read] == [
-        (r.message, r.level, r.ts, r.request_id, r.version) for r in records]
+    assert [(r.ts, r.level, r.message) for r in read] == [(x.ts, x.level, x.message) for x in lines]
     assert all(isinstance(r.level, LogLevel) for r in read)
-    ids = [r.id for r in read]
-    assert ids == sorted(set(ids)) and ids[0] > 0
+    assert {(r.function, r.version, r.request_id) for r in read} == {("fn", 3, "r1")}
+    assert len({r.id for r in read}) == 1 and read[0].id > 0
 
 
-def test_log_ids_increase_across_appends(store: BaseStore) -> None:
-    store.append_logs([log(message="a"), log(message="b")])
-    store.append_logs([log(message="c")])
+def test_batch_ids_increase_across_appends(store: BaseStore) -> None:
+    store.append_logs([batch("a", "b"), log(message="c")])
+    store.append_logs([log(message="d")])
     store.append_logs([])
+    store.append_logs([LogBatch("fn", 1, "empty", [])])
 
     read = store.read_logs("fn")
 
-    assert [r.message for r in read] == ["a", "b", "c"]
-    assert read[0].id < read[1].id < read[2].id
+    assert [r.message for r in read] == ["a", "b", "c", "d"]
+    assert read[0].id == read[1].id < read[2].id < read[3].id
 
 
 def test_read_logs_filters(store: BaseStore) -> None:
-    store.append_logs([log("fn", "r1", 100.0, "one"), log("other", "r1", 100.0, "elsewhere"),
+    store.append_logs([batch("one", "one+", ts=100.0), log("other", "r1", 100.0, "elsewhere"),
                        log("fn", "r2", 200.0, "two"), log("fn", "r1", 300.0, "three")])
     messages = lambda **kw: [r.message for r in store.read_logs("fn", **kw)]  # noqa: E731
     first = store.read_logs("fn")[0].id
 
-    assert messages() == ["one", "two", "three"]
+    assert messages() == ["one", "one+", "two", "three"]
     assert messages(after_id=first) == ["two", "three"]
+    assert messages(since=101.0) == ["one+", "two", "three"]  # the lines of a batch that ends later
     assert messages(since=200.0) == ["two", "three"]
     assert messages(since=200.1) == ["three"]
-    assert messages(request_id="r1") == ["one", "three"]
+    assert messages(request_id="r1") == ["one", "one+", "three"]
     assert messages(request_id="r1", since=150.0) == ["three"]
-    assert messages(limit=2) == ["one", "two"]
+    assert messages(limit=2) == ["one", "one+", "two"]  # two batches, each whole
     assert messages(after_id=first, limit=1) == ["two"]
     assert messages(request_id="nope") == []
     assert store.read_logs("nobody") == []
 
 
-def test_tailing_with_after_id_sees_each_line_once(store: BaseStore) -> None:
+def test_tailing_with_after_id_sees_each_batch_once(store: BaseStore) -> None:
     seen: list[str] = []
     last = 0
-    for batch in (["a", "b"], ["c"], [], ["d", "e", "f"]):
-        store.append_logs([log(message=m) for m in batch])
+    for messages in (["a", "b"], ["c"], [], ["d", "e", "f"]):
+        store.append_logs([log(message=m) for m in messages])
         while page := store.read_logs("fn", after_id=last, limit=2):
             seen += [r.message for r in page]
             last = page[-1].id
@@ -259,12 +268,12 @@ def test_tailing_with_after_id_sees_each_line_once(store: BaseStore) -> None:
 
 
 def test_log_message_with_odd_characters_is_stored(store: BaseStore) -> None:
-    store.append_logs([log(message="tab\tnewline\n\u00e9\u2603 \U0001f600 nul\x00end")])
+    text = "tab\tnewline\n\u00e9\u2603 \U0001f600 nul\x00end \"quoted\" \\ back"
+    store.append_logs([log(message=text)])
 
     [record] = store.read_logs("fn")
 
-    assert record.message.startswith("tab\tnewline\n\u00e9\u2603 \U0001f600 nul")
-    assert record.message.endswith("end")
+    assert record.message == (text if isinstance(store, SqliteStore) else text.replace("\x00", "\ufffd"))
 
 
 # -- meta ----------------------------------------------------------------------
@@ -291,6 +300,26 @@ def test_migrate_twice_is_harmless(store: BaseStore) -> None:
     assert [v.number for v in store.list_versions("a")] == [1]
     assert store.get_meta("k") == "v"
     assert store.commit_deploy("shop", [new("a")])[0].number == 2
+
+
+def test_log_lines_stored_before_log_batches_are_kept(store_factory: StoreFactory) -> None:
+    old = store_factory(migrate=False)
+    old.migrate(target=1)
+    sqlite = isinstance(old, SqliteStore)
+    mark = "?" if sqlite else "%s"
+    with (old._write() if sqlite else old._transaction()) as conn:  # type: ignore[attr-defined]
+        for ts, level, message in ((1.0, "SYSTEM", "START"), (2.0, "INFO", 'said "hi"\n')):
+            conn.execute("INSERT INTO logs (function, version, request_id, ts, level, message) "
+                         f"VALUES ({mark}, 1, 'r1', {mark}, {mark}, {mark})", ("fn", ts, level, message))
+
+    old.migrate()
+    old.append_logs([log(message="new", ts=3.0)])
+
+    read = old.read_logs("fn")
+    assert [(r.ts, r.level, r.message, r.request_id) for r in read] == [
+        (1.0, LogLevel.SYSTEM, "START", "r1"), (2.0, LogLevel.INFO, 'said "hi"\n', "r1"),
+        (3.0, LogLevel.INFO, "new", "r1")]
+    assert read[0].id < read[1].id < read[2].id
 
 
 def test_two_nodes_migrating_at_once(store_factory: StoreFactory) -> None:
@@ -357,14 +386,13 @@ def test_concurrent_deploys_of_several_functions_do_not_deadlock(store: BaseStor
 
 def test_concurrent_log_appends_keep_each_batch_in_order(store: BaseStore) -> None:
     def append(thread: int) -> None:
-        for batch in range(5):
-            store.append_logs([log(request_id=f"t{thread}", message=f"{batch}.{line}")
-                               for line in range(4)])
+        for number in range(5):
+            store.append_logs([batch(*(f"{number}.{line}" for line in range(4)), request_id=f"t{thread}")])
 
     run_threads(8, append)
 
     records = store.read_logs("fn", limit=10_000)
-    assert len({r.id for r in records}) == len(records) == 8 * 5 * 4
+    assert len(records) == 8 * 5 * 4 and len({r.id for r in records}) == 8 * 5
     for thread in range(8):
         mine = [r.message for r in records if r.request_id == f"t{thread}"]
         assert mine == [f"{batch}.{line}" for batch in range(5) for line in range(4)]
@@ -397,3 +425,14 @@ def test_sqlite_store_used_from_many_threads_closes_every_connection(tmp_path: P
     store.close()  # with warnings as errors, a connection left open would fail the test
 
     assert store.close() is None  # closing twice is harmless
+
+
+# -- PostgreSQL only -----------------------------------------------------------
+@pytest.mark.parametrize("text", ["a\x00\x00b", "\\u0000", "\\\x00", "\x00", "x\\\\\x00",
+                                  "\x00\\u0000\x00", "plain"])
+def test_postgres_replaces_escaped_nul_only(text: str) -> None:
+    from squall.store.postgres import _without_nul_escapes
+
+    cleaned = _without_nul_escapes(orjson.dumps([text]))
+
+    assert orjson.loads(cleaned) == [text.replace("\x00", "\ufffd")]

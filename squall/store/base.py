@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from squall.types import LogLevel
+import orjson
+
+from squall.types import LogLevel, LogLine
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,20 @@ class FunctionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LogBatch:
+    """The lines of one invocation (START, what it printed, END, REPORT), stored as one row:
+    one insert per invocation keeps log storage off the request path's budget."""
+
+    function: str
+    version: int
+    request_id: str
+    lines: Sequence[LogLine]
+
+
+@dataclass(frozen=True, slots=True)
 class LogRecord:
-    """One stored log line of one invocation. `id` is assigned by the store."""
+    """One stored log line as read back. `id` is the id of the batch it was stored in,
+    assigned by the store; every line of a batch shares it."""
 
     function: str
     version: int
@@ -61,12 +75,19 @@ class LogRecord:
     id: int = field(default=0)
 
 
+def encode_log_batch(batch: LogBatch) -> bytes:
+    """A log batch as one JSON object `{"function", "version", "request_id", "lines": [{"ts",
+    "level", "message"}, ...]}` (orjson encodes the dataclasses itself, fast and GIL-short)."""
+    return orjson.dumps(batch)
+
+
 class BaseStore:
     """Interface of a storage backend. Subclasses implement every method that raises."""
 
     # -- lifecycle ---------------------------------------------------------
-    def migrate(self) -> None:
-        """Create or upgrade the schema. Idempotent; safe to run on every start."""
+    def migrate(self, target: int | None = None) -> None:
+        """Create or upgrade the schema to the newest version (or to step `target`, which
+        tests of a migration use). Idempotent; safe to run on every start."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -114,15 +135,24 @@ class BaseStore:
         return [v for v in found if v is not None]
 
     # -- logs --------------------------------------------------------------
-    def append_logs(self, records: Sequence[LogRecord]) -> None:
-        """Store `records` in one transaction, keeping their order (ids increase)."""
+    def append_logs(self, batches: Sequence[LogBatch]) -> None:
+        """Store `batches` in one transaction, one row each, in order: batch ids increase,
+        and a reader tailing with `after_id` never skips a batch that committed late."""
+        self.append_log_document(b"[" + b",".join(encode_log_batch(b) for b in batches) + b"]")
+
+    def append_log_document(self, document: bytes) -> None:
+        """`append_logs` of batches already encoded: `document` is a JSON array of
+        `encode_log_batch` results (the log writer encodes each invocation's batch as it
+        comes, so that storing a thousand of them is one SQL statement; batches with no
+        lines are skipped)."""
         raise NotImplementedError
 
     def read_logs(self, function: str, *, since: float | None = None,
                   request_id: str | None = None, after_id: int = 0,
                   limit: int = 1000) -> list[LogRecord]:
-        """Log lines of `function` with id > after_id (and ts >= since, and of
-        `request_id`, when given), oldest first, at most `limit` of them."""
+        """Log lines of `function` from batches with id > after_id (and of `request_id`,
+        when given), oldest first, lines with ts >= since when given; the lines of at most
+        `limit` batches, each batch whole."""
         raise NotImplementedError
 
     # -- small settings ----------------------------------------------------

@@ -9,10 +9,10 @@ correct against one database:
   row until commit: concurrent deploys of one function get consecutive,
   distinct numbers. A deploy touches its functions in name order, so two
   deploys cannot deadlock each other. Ownership is checked on the locked row;
-* `append_logs` holds an advisory lock while it inserts, so log ids become
-  visible in increasing order and a reader tailing with `after_id` never
-  skips a line that committed late. NUL characters, which PostgreSQL text
-  cannot hold, are replaced by U+FFFD.
+* `append_logs` holds an advisory lock while it inserts, so log batch ids
+  become visible in increasing order and a reader tailing with `after_id`
+  never skips a batch that committed late. NUL characters, which
+  PostgreSQL text cannot hold, are replaced by U+FFFD.
 
 Connections come from a `psycopg_pool.ConnectionPool` and are checked before
 use, so a restarted server is reconnected to. With `schema=...` every
@@ -23,6 +23,7 @@ uses it.
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
@@ -41,8 +42,7 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
-from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_query
-from squall.types import LogLevel
+from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 
 Connection = psycopg.Connection[TupleRow]
 
@@ -68,10 +68,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX logs_function_request ON logs (function, request_id, id)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (  # 2: one row per invocation's log lines instead of one per line
+        """CREATE TABLE log_batches (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, function TEXT NOT NULL,
+            version INTEGER NOT NULL, request_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+            ts_end DOUBLE PRECISION NOT NULL, lines TEXT NOT NULL)""",
+        "CREATE INDEX log_batches_function_id ON log_batches (function, id)",
+        "CREATE INDEX log_batches_function_request ON log_batches (function, request_id, id)",
+        """INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines)
+            SELECT function, version, request_id, ts, ts,
+                   json_build_array(json_build_object('ts', ts, 'level', level, 'message', message))::text
+            FROM logs ORDER BY id""",
+        "DROP TABLE logs",
+    ),
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
 
+_INSERT_LOG_BATCHES = """
+    INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines)
+    SELECT b ->> 'function', (b ->> 'version')::integer, b ->> 'request_id',
+           (b -> 'lines' -> 0 ->> 'ts')::double precision, (b -> 'lines' -> -1 ->> 'ts')::double precision,
+           (b -> 'lines')::text
+    FROM json_array_elements(%s::json) WITH ORDINALITY AS t(b, n)
+    WHERE json_array_length(b -> 'lines') > 0 ORDER BY n"""
+"""The batches of one JSON document as rows (json, not jsonb: jsonb cannot hold the \\u0000
+escape a log line may contain; the lines are stored as the JSON text they arrived in)."""
 _LATEST_VERSIONS = ("SELECT v.function, v.number, v.project, v.code_hash, v.config, v.code_path, "
                     "v.created_at FROM functions f JOIN versions v "
                     "ON v.function = f.name AND v.number = f.latest")
@@ -119,14 +141,14 @@ class PostgresStore(BaseStore):
             return conn.execute(sql, params).fetchall()
 
     # -- lifecycle ---------------------------------------------------------
-    def migrate(self) -> None:
+    def migrate(self, target: int | None = None) -> None:
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("migrate"),))
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
                          "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
             row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
             current = int(row[0]) if row else 0
-            for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            for number, step in enumerate(MIGRATIONS[current:target], start=current + 1):
                 for statement in step:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (number, time.time()))
@@ -178,24 +200,17 @@ class PostgresStore(BaseStore):
         return [FunctionVersion(*row) for row in self._query(f"{_LATEST_VERSIONS} ORDER BY f.name")]
 
     # -- logs --------------------------------------------------------------
-    def append_logs(self, records: Sequence[LogRecord]) -> None:
-        if not records:
-            return
-        rows = [(_text(r.function), r.version, _text(r.request_id), r.ts, LogLevel(r.level).value,
-                 _text(r.message)) for r in records]
+    def append_log_document(self, document: bytes) -> None:
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("logs"),))
-            with conn.cursor() as cursor:
-                cursor.executemany("INSERT INTO logs (function, version, request_id, ts, level, message) "
-                                   "VALUES (%s, %s, %s, %s, %s, %s)", rows)
+            conn.execute(_INSERT_LOG_BATCHES, (_without_nul_escapes(document).decode(),))
 
     def read_logs(self, function: str, *, since: float | None = None,
                   request_id: str | None = None, after_id: int = 0,
                   limit: int = 1000) -> list[LogRecord]:
-        sql, params = log_query(function, since=since, request_id=request_id, after_id=after_id,
-                                limit=limit, placeholder="%s")
-        rows = self._query(sql, params)
-        return [LogRecord(f, v, rid, ts, LogLevel(level), msg, i) for f, v, rid, ts, level, msg, i in rows]
+        sql, params = log_batch_query(function, since=since, request_id=request_id, after_id=after_id,
+                                      limit=limit, placeholder="%s")
+        return log_records(self._query(sql, params), since)
 
     # -- small settings ----------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -240,6 +255,15 @@ def _add_version(conn: Connection, project: str, new: NewVersion, now: float) ->
         (new.function, row[0], project, new.code_hash, Jsonb(new.config), new.code_path, now)).fetchone()
     assert stored is not None
     return FunctionVersion(*stored)
+
+
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+"""A JSON `\u0000` escape: one preceded by an even number of backslashes."""
+
+
+def _without_nul_escapes(document: bytes) -> bytes:
+    """`document` with each escaped NUL, which PostgreSQL's JSON functions refuse, as U+FFFD."""
+    return _NUL_ESCAPE.sub(rb"\1\\ufffd", document) if b"\\u0000" in document else document
 
 
 def _text(value: str) -> str:

@@ -30,8 +30,7 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
-from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_query
-from squall.types import LogLevel
+from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 
 BUSY_TIMEOUT_MS = 10_000
 MAX_IDLE_CONNECTIONS = 8
@@ -54,9 +53,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX logs_function_request ON logs (function, request_id, id)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (  # 2: one row per invocation's log lines instead of one per line
+        """CREATE TABLE log_batches (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, function TEXT NOT NULL,
+            version INTEGER NOT NULL, request_id TEXT NOT NULL, ts REAL NOT NULL,
+            ts_end REAL NOT NULL, lines BLOB NOT NULL)""",
+        "CREATE INDEX log_batches_function_id ON log_batches (function, id)",
+        "CREATE INDEX log_batches_function_request ON log_batches (function, request_id, id)",
+        """INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines)
+            SELECT function, version, request_id, ts, ts,
+                   json_array(json_object('ts', ts, 'level', level, 'message', message))
+            FROM logs ORDER BY id""",
+        "DROP TABLE logs",
+    ),
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
+
+_INSERT_LOG_BATCHES = """
+    INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines)
+    SELECT value ->> '$.function', value ->> '$.version', value ->> '$.request_id',
+           value ->> '$.lines[0].ts', value ->> '$.lines[#-1].ts', value -> '$.lines'
+    FROM json_each(?) WHERE json_array_length(value -> '$.lines') > 0 ORDER BY key"""
 
 
 
@@ -131,12 +149,12 @@ class SqliteStore(BaseStore):
             return conn.execute(sql, params).fetchall()
 
     # -- lifecycle ---------------------------------------------------------
-    def migrate(self) -> None:
+    def migrate(self, target: int | None = None) -> None:
         with self._write() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
                          "version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
             current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
-            for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            for number, step in enumerate(MIGRATIONS[current:target], start=current + 1):
                 for statement in step:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version VALUES (?, ?)", (number, time.time()))
@@ -186,22 +204,19 @@ class SqliteStore(BaseStore):
         return [_version(row) for row in rows]
 
     # -- logs --------------------------------------------------------------
-    def append_logs(self, records: Sequence[LogRecord]) -> None:
-        if not records:
-            return
-        rows = [(r.function, r.version, r.request_id, r.ts, LogLevel(r.level).value, r.message)
-                for r in records]
+    def append_log_document(self, document: bytes) -> None:
+        # One statement takes every row out of the one JSON parameter, so the GIL is released
+        # once for all of SQLite's work: a writer thread that takes the GIL back once per row
+        # stalls the event loop's I/O (each of its syscalls can then wait a switch interval).
         with self._write() as conn:
-            conn.executemany("INSERT INTO logs (function, version, request_id, ts, level, message) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            conn.execute(_INSERT_LOG_BATCHES, (document.decode(),))
 
     def read_logs(self, function: str, *, since: float | None = None,
                   request_id: str | None = None, after_id: int = 0,
                   limit: int = 1000) -> list[LogRecord]:
-        sql, params = log_query(function, since=since, request_id=request_id, after_id=after_id,
-                                limit=limit, placeholder="?")
-        rows = self._query(sql, params)
-        return [_log(row) for row in rows]
+        sql, params = log_batch_query(function, since=since, request_id=request_id, after_id=after_id,
+                                      limit=limit, placeholder="?")
+        return log_records(self._query(sql, params), since)
 
     # -- small settings ----------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -240,6 +255,3 @@ def _version(row: Sequence[Any]) -> FunctionVersion:
     return FunctionVersion(function, number, project, code_hash, json.loads(config), code_path, created_at)
 
 
-def _log(row: Sequence[Any]) -> LogRecord:
-    function, version, request_id, ts, level, message, log_id = row
-    return LogRecord(function, version, request_id, ts, LogLevel(level), message, log_id)
