@@ -6,7 +6,6 @@ lands here.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Mapping
 
 import orjson
@@ -20,6 +19,7 @@ from squall.http_event import (
     method_not_allowed,
     parse_lambda_response,
 )
+from squall.request_ids import new_request_id
 from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256
 from squall.routing import MethodNotAllowed, RouteMatch
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
@@ -89,7 +89,7 @@ class Gateway:
     async def invoke(self, scope: Scope, path: str, match: RouteMatch, function: ActiveFunction,
                      body: bytes) -> HttpResponse:
         request = http_request(scope, path, body)
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         event = build_event_v2(request, match, request_id=request_id, account_id=self.node.settings.account_id)
         failure = check_route_auth(match.route.auth, function, event["headers"], body)
         if failure is not None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -14,6 +13,7 @@ import orjson
 
 from squall.exceptions import NotFound
 from squall.logs import LogWriter, invocation_batch, report_line
+from squall.request_ids import new_request_id
 from squall.routing import Route, RouteTable
 from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec, InvokeOutcome
@@ -120,7 +120,7 @@ class Node:
     async def invoke(self, function: ActiveFunction, event: bytes, request_id: str | None = None) -> Invocation:
         """Invoke `function` with the JSON `event`; logs are stored in the background.
         Raises Throttled when the function is at its concurrency cap."""
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or new_request_id()
         started = time.time()
         outcome = await self.pool.invoke(function.spec, request_id, event, function.arn)
         invocation = Invocation(request_id, function.name, function.version.number, outcome, started)
