@@ -13,6 +13,16 @@ from dataclasses import dataclass
 from stats import percentile
 
 
+@dataclass(frozen=True)
+class LoadSummary:
+    """What a benchmark table shows of one load run."""
+
+    rps: float
+    p50: float
+    p99: float
+    errors: int
+
+
 @dataclass
 class LoadResult:
     requests: int
@@ -30,6 +40,9 @@ class LoadResult:
     @property
     def p50(self) -> float:
         return percentile(self.latencies_ms, 50)
+
+    def summary(self) -> LoadSummary:
+        return LoadSummary(self.rps, self.p50, self.percentile(99), self.errors)
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
