@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import orjson
 
+from squall.store.events import EventQueue
 from squall.types import LogLevel, LogLine
 
 
@@ -81,7 +82,7 @@ def encode_log_batch(batch: LogBatch) -> bytes:
     return orjson.dumps(batch)
 
 
-class BaseStore:
+class BaseStore(EventQueue):
     """Interface of a storage backend. Subclasses implement every method that raises."""
 
     # -- lifecycle ---------------------------------------------------------

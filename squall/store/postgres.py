@@ -42,6 +42,8 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
+from squall.store.events import NewEvent
+from squall.store.sql_events import SqlEventQueue, event_schema
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 
 Connection = psycopg.Connection[TupleRow]
@@ -81,6 +83,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FROM logs ORDER BY id""",
         "DROP TABLE logs",
     ),
+    event_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 3: the event queue
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -104,8 +107,11 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(BaseStore):
+class PostgresStore(SqlEventQueue, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
+
+    MARK = "%s"
+    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         self.schema = schema
@@ -135,6 +141,17 @@ class PostgresStore(BaseStore):
                 yield conn
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
+
+    _write = _transaction
+
+    def _run_many(self, conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            with conn.cursor() as cursor:
+                cursor.executemany(self._sql(sql), rows)
+
+    def _lock_key_of(self, conn: Connection, event: NewEvent) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                     (self._lock_key(f"event-key:{event.function}:{event.idempotency_key}"),))
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[TupleRow]:
         with self._transaction() as conn:

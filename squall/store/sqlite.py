@@ -30,6 +30,7 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
+from squall.store.sql_events import SqlEventQueue, event_schema
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 
 BUSY_TIMEOUT_MS = 10_000
@@ -66,6 +67,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FROM logs ORDER BY id""",
         "DROP TABLE logs",
     ),
+    event_schema(blob="BLOB", real="REAL"),  # 3: the event queue
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -78,7 +80,7 @@ _INSERT_LOG_BATCHES = """
 
 
 
-class SqliteStore(BaseStore):
+class SqliteStore(SqlEventQueue, BaseStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
 
     def __init__(self, path: Path) -> None:

@@ -1,0 +1,199 @@
+"""The event queue (squall/store/events.py) in SQL, shared by the SQLite and PostgreSQL
+backends: each supplies its write transaction, its parameter mark and, for PostgreSQL,
+`FOR UPDATE SKIP LOCKED` so that concurrent claimers pass over each other's rows.
+
+`run_at` is indexed with `status`: for a queued event it is when the event is due, for a
+running one when its lease ends, so claiming, finding expired leases and the next wake-up
+are all range scans of one index.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Sequence
+
+from squall.store.events import (
+    DeadReason,
+    Event,
+    EventQueue,
+    EventResult,
+    EventStatus,
+    NewEvent,
+    Outcome,
+)
+
+EVENT_TABLE = """CREATE TABLE events (
+    id TEXT PRIMARY KEY, function TEXT NOT NULL, payload {blob} NOT NULL, source TEXT NOT NULL,
+    status TEXT NOT NULL, attempts INTEGER NOT NULL, max_attempts INTEGER NOT NULL,
+    created_at {real} NOT NULL, run_at {real} NOT NULL, expires_at {real} NOT NULL,
+    last_error TEXT, dead_reason TEXT, finished_at {real}, lease_owner TEXT, idempotency_key TEXT)"""
+EVENT_INDEXES = (
+    "CREATE INDEX events_due ON events (status, run_at)",
+    "CREATE INDEX events_function ON events (function, status, finished_at)",
+    "CREATE INDEX events_source ON events (source, status)",
+    "CREATE UNIQUE INDEX events_idempotency ON events (function, idempotency_key) "
+    "WHERE idempotency_key IS NOT NULL",
+)
+EVENT_COLUMNS = ("id, function, payload, source, status, attempts, max_attempts, created_at, run_at, "
+                 "expires_at, last_error, dead_reason, finished_at")
+
+
+def event_schema(blob: str, real: str) -> tuple[str, ...]:
+    """The migration step that creates the event queue, in a backend's column types."""
+    return (EVENT_TABLE.format(blob=blob, real=real), *EVENT_INDEXES)
+
+
+def event_of(row: Sequence[Any]) -> Event:
+    (event_id, function, payload, source, status, attempts, max_attempts, created_at, run_at,
+     expires_at, last_error, dead_reason, finished_at) = row
+    return Event(event_id, function, bytes(payload), source, EventStatus(status), attempts, max_attempts,
+                 created_at, run_at, expires_at, last_error,
+                 DeadReason(dead_reason) if dead_reason else None, finished_at)
+
+
+class SqlEventQueue(EventQueue):
+    """EventQueue over a SQL backend's `_write()` transactions and `_query()` reads."""
+
+    MARK = "?"
+    SKIP_LOCKED = ""
+
+    def _write(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.MARK)
+
+    def _run_many(self, conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            conn.executemany(self._sql(sql), rows)
+
+    # -- writing ---------------------------------------------------------------
+    def enqueue_events(self, events: Sequence[NewEvent], *, now: float,
+                       idempotency_window: float) -> list[str]:
+        ids = [event.id for event in events]
+        with self._write() as conn:
+            plain = []
+            for index, event in enumerate(events):
+                if event.idempotency_key is None:
+                    plain.append(self._row(event, now))
+                    continue
+                earlier = self._earlier_event(conn, event, now - idempotency_window)
+                if earlier is not None:
+                    ids[index] = earlier
+                else:
+                    conn.execute(self._sql(_INSERT_EVENT), self._row(event, now))
+            self._run_many(conn, _INSERT_EVENT, plain)
+        return ids
+
+    def _earlier_event(self, conn: Any, event: NewEvent, since: float) -> str | None:
+        """The id of the event that holds `event`'s idempotency key since `since`; a key held
+        longer ago is taken from its event (its window is over)."""
+        self._lock_key_of(conn, event)
+        row = conn.execute(self._sql("SELECT id, created_at FROM events WHERE function = ? "
+                                     "AND idempotency_key = ?"), (event.function, event.idempotency_key)).fetchone()
+        if row is None:
+            return None
+        if row[1] >= since:
+            return str(row[0])
+        conn.execute(self._sql("UPDATE events SET idempotency_key = NULL WHERE id = ?"), (row[0],))
+        return None
+
+    def _lock_key_of(self, conn: Any, event: NewEvent) -> None:
+        """Serialize writers of one idempotency key (SQLite's single writer already does)."""
+
+    @staticmethod
+    def _row(event: NewEvent, now: float) -> tuple[Any, ...]:
+        return (event.id, event.function, event.payload, event.source, EventStatus.QUEUED.value, 0,
+                event.max_attempts, now, event.run_at, event.expires_at, event.idempotency_key)
+
+    def claim_events(self, owner: str, *, limit: int, now: float, lease_until: float) -> list[Event]:
+        sql = (f"UPDATE events SET status = 'running', attempts = attempts + 1, run_at = ?, lease_owner = ? "
+               f"WHERE id IN (SELECT id FROM events WHERE status = 'queued' AND run_at <= ? "
+               f"ORDER BY run_at LIMIT ?{self.SKIP_LOCKED}) RETURNING {EVENT_COLUMNS}")
+        with self._write() as conn:
+            rows = conn.execute(self._sql(sql), (lease_until, owner, now, limit)).fetchall()
+        return sorted((event_of(row) for row in rows), key=lambda e: (e.created_at, e.id))
+
+    def finish_events(self, results: Sequence[EventResult], *, now: float) -> None:
+        done = [(r.id,) for r in results if r.outcome is Outcome.SUCCEEDED]
+        kept = [(now, r.id) for r in results if r.outcome is Outcome.SUCCEEDED]
+        retry = [(r.run_at, r.error, r.id) for r in results if r.outcome is Outcome.RETRY]
+        release = [(r.run_at, r.id) for r in results if r.outcome is Outcome.RELEASE]
+        dead = [(r.error, (r.dead_reason or DeadReason.RETRIES_EXHAUSTED).value, now, r.id)
+                for r in results if r.outcome is Outcome.DEAD]
+        with self._write() as conn:
+            self._run_many(conn, "DELETE FROM events WHERE id = ? AND status = 'running' "
+                                 "AND idempotency_key IS NULL", done)
+            self._run_many(conn, "UPDATE events SET status = 'succeeded', finished_at = ?, payload = ?, "
+                                 "lease_owner = NULL WHERE id = ? AND status = 'running'",
+                           [(at, b"", event_id) for at, event_id in kept])
+            self._run_many(conn, "UPDATE events SET status = 'queued', run_at = ?, last_error = ?, "
+                                 "lease_owner = NULL WHERE id = ? AND status = 'running'", retry)
+            self._run_many(conn, "UPDATE events SET status = 'queued', run_at = ?, attempts = attempts - 1, "
+                                 "lease_owner = NULL WHERE id = ? AND status = 'running'", release)
+            self._run_many(conn, "UPDATE events SET status = 'dead', last_error = ?, dead_reason = ?, "
+                                 "finished_at = ?, lease_owner = NULL WHERE id = ? AND status = 'running'", dead)
+
+    def requeue_expired(self, *, now: float, owner: str | None = None) -> int:
+        sql = ("UPDATE events SET status = 'queued', lease_owner = NULL, "
+               "run_at = CASE WHEN run_at > ? THEN ? ELSE run_at END "
+               "WHERE status = 'running' AND (run_at < ? OR lease_owner = ?)")
+        with self._write() as conn:
+            return int(conn.execute(self._sql(sql), (now, now, now, owner or "")).rowcount)
+
+    def redrive_events(self, function: str, ids: Sequence[str] | None, *, now: float,
+                       expires_at: float) -> int:
+        where, params = self._dead_of(function, ids)
+        sql = ("UPDATE events SET status = 'queued', attempts = 0, run_at = ?, created_at = ?, "
+               f"expires_at = ?, dead_reason = NULL, finished_at = NULL WHERE {where}")
+        with self._write() as conn:
+            return int(conn.execute(self._sql(sql), (now, now, expires_at, *params)).rowcount)
+
+    def purge_events(self, function: str, ids: Sequence[str] | None) -> int:
+        where, params = self._dead_of(function, ids)
+        with self._write() as conn:
+            return int(conn.execute(self._sql(f"DELETE FROM events WHERE {where}"), params).rowcount)
+
+    @staticmethod
+    def _dead_of(function: str, ids: Sequence[str] | None) -> tuple[str, list[Any]]:
+        where, params = "function = ? AND status = 'dead'", [function]
+        if ids is not None:
+            where += f" AND id IN ({', '.join('?' for _ in ids) or 'NULL'})"
+            params += list(ids)
+        return where, params
+
+    # -- reading ---------------------------------------------------------------
+    def next_due(self) -> float | None:
+        rows = self._query(self._sql(
+            "SELECT min(due) FROM (SELECT min(run_at) AS due FROM events WHERE status = 'queued' "
+            "UNION ALL SELECT min(run_at) AS due FROM events WHERE status = 'running') AS both_kinds"))
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    def get_event(self, event_id: str) -> Event | None:
+        rows = self._query(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"), (event_id,))
+        return event_of(rows[0]) if rows else None
+
+    def list_events(self, function: str, status: EventStatus, *, limit: int = 100) -> list[Event]:
+        rows = self._query(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE function = ? AND status = ? "
+                                     "ORDER BY finished_at, created_at, id LIMIT ?"),
+                           (function, status.value, limit))
+        return [event_of(row) for row in rows]
+
+    def count_events(self, function: str | None = None) -> dict[EventStatus, int]:
+        where, params = ("WHERE function = ?", (function,)) if function is not None else ("", ())
+        rows = self._query(self._sql(f"SELECT status, count(*) FROM events {where} GROUP BY status"), params)
+        counts = {status: 0 for status in EventStatus}
+        counts.update({EventStatus(status): int(n) for status, n in rows})
+        return counts
+
+    def has_pending_events(self, source: str) -> bool:
+        rows = self._query(self._sql("SELECT 1 FROM events WHERE source = ? AND status IN "
+                                     "('queued', 'running') LIMIT 1"), (source,))
+        return bool(rows)
+
+
+_INSERT_EVENT = ("INSERT INTO events (id, function, payload, source, status, attempts, max_attempts, "
+                 "created_at, run_at, expires_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
