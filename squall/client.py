@@ -116,6 +116,35 @@ class SquallClient:
                                  headers={"content-type": "application/json"})
         return self._object(response)
 
+    def invoke_async(self, name: str, event_json: bytes, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Queue an asynchronous invocation; `{"requestId", "function"}` once it is stored."""
+        headers = {"content-type": "application/json"}
+        if idempotency_key:
+            headers["idempotency-key"] = idempotency_key
+        return self._object(self._request("POST", _function_path(name, "events"), content=event_json,
+                                          headers=headers))
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        """One stored event, with its payload."""
+        return self._object(self._request("GET", f"{API_PREFIX}/events/{quote(event_id, safe='')}"))
+
+    def dead_letters(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The dead letters of `name`, oldest first."""
+        body = self._object(self._request("GET", _function_path(name, "dlq"), params={"limit": limit}))
+        return list(body.get("events", []))
+
+    def redrive(self, name: str, ids: list[str] | None = None) -> int:
+        """Queue dead letters again (those in `ids`, or all); how many."""
+        body = self._object(self._request("POST", _function_path(name, "dlq/redrive"),
+                                          content=orjson.dumps({"ids": ids} if ids else {})))
+        return int(body.get("redriven", 0))
+
+    def purge(self, name: str, ids: list[str] | None = None) -> int:
+        """Delete dead letters (those in `ids`, or all); how many."""
+        body = self._object(self._request("POST", _function_path(name, "dlq/purge"),
+                                          content=orjson.dumps({"ids": ids} if ids else {})))
+        return int(body.get("purged", 0))
+
     def logs(self, name: str, *, since: float | None = None, request_id: str | None = None,
              after: int = 0, limit: int = LOG_PAGE_SIZE) -> list[dict[str, Any]]:
         """One page of log lines, oldest first, with `id` greater than `after`."""

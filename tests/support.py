@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import shutil
 import signal
@@ -10,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -53,8 +56,10 @@ class SquallServer:
     """A `squall server` subprocess; `cli()` runs the squall CLI against it."""
 
     def __init__(self, data_dir: Path, *, store: str | None = None, token: str = "test-admin-token",
-                 command: str = "server", project: Path | None = None) -> None:
+                 command: str = "server", project: Path | None = None,
+                 environ: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.environ = environ or {}
         self.store = store
         self.token = token
         self.port = free_port()
@@ -66,7 +71,8 @@ class SquallServer:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SQUALL_")}
-        env.update(SQUALL_URL=self.url, SQUALL_TOKEN=self.token, **extra)
+        env.update(SQUALL_URL=self.url, SQUALL_TOKEN=self.token, **self.environ)
+        env.update(extra)
         return env
 
     def start(self) -> SquallServer:
@@ -132,9 +138,9 @@ class SquallServer:
 
 
 @contextlib.contextmanager
-def serving(root: Path, project: dict[str, str]) -> Iterator[SquallServer]:
+def serving(root: Path, project: dict[str, str], **options: Any) -> Iterator[SquallServer]:
     """A server on `root/data` with `project` (written to `root/project`) deployed; stopped after."""
-    node = SquallServer(root / "data").start()
+    node = SquallServer(root / "data", **options).start()
     try:
         node.cli("deploy", str(write_project(root / "project", project)), check=True)
         yield node
@@ -146,3 +152,40 @@ def copy_example(name: str, dest: Path) -> Path:
     source = Path(__file__).resolve().parent.parent / "examples" / name
     shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns(".squall", "__pycache__"))
     return dest / name
+
+
+class Recorder:
+    """A small HTTP server that functions POST to: what they did, seen from outside the
+    platform (`bodies` in arrival order). Used as `with Recorder() as recorder:`."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self._lock = threading.Lock()
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with recorder._lock:
+                    recorder.bodies.append(body)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def json(self) -> list[Any]:
+        with self._lock:
+            return [json.loads(body) for body in self.bodies]

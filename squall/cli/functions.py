@@ -17,16 +17,31 @@ from squall.cli.output import print_error, print_json, print_message, print_tabl
 @click.option("--data", "-d", metavar="JSON", help="The event, as a JSON text.")
 @click.option("--event", "-e", "event_file", type=click.File("rb"), metavar="FILE",
               help="Read the event from FILE ('-' reads stdin).")
+@click.option("--async", "run_async", is_flag=True,
+              help="Queue the invocation and print its request id (202) instead of waiting.")
+@click.option("--idempotency-key", metavar="KEY",
+              help="With --async: a repeat with the same KEY within 24 h returns the first request id.")
 @json_option
 @click.pass_context
 def invoke(ctx: click.Context, name: str, data: str | None, event_file: IO[bytes] | None,
-           as_json: bool) -> None:
-    """Invoke function NAME synchronously and print what it returned.
+           run_async: bool, idempotency_key: str | None, as_json: bool) -> None:
+    """Invoke function NAME and print what it returned.
 
     The event is --data, or the content of --event FILE, or {} when neither is
     given. Exits with 1 when the function raised (its error object is printed).
+    With --async the event is stored, then run (and retried) in the background;
+    the request id is printed as soon as it is stored.
     """
     event = read_event(data, event_file)
+    if idempotency_key and not run_async:
+        raise click.UsageError("--idempotency-key needs --async")
+    if run_async:
+        queued = client_from(ctx).invoke_async(name, event, idempotency_key=idempotency_key)
+        if as_json:
+            print_json(queued)
+        else:
+            print_message(f"queued {queued['requestId']}")
+        return
     envelope = client_from(ctx).invoke(name, event)
     payload = envelope.get("payload")
     print_json(envelope if as_json else payload)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from squall import __version__
+from squall.cli.dlq import dlq
 from squall.cli.functions import invoke, list_functions, list_instances, recycle
 from squall.cli.logs import logs
 from squall.cli.options import Settings
@@ -53,7 +54,7 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
     ctx.obj = replace(base, server=server or base.server, token=token or base.token)
 
 
-for command in (init, dev, server, deploy, invoke, list_functions, list_instances, recycle, logs):
+for command in (init, dev, server, deploy, invoke, list_functions, list_instances, recycle, logs, dlq):
     cli.add_command(command)
 
 

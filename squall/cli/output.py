@@ -7,6 +7,7 @@ same everywhere. Consoles are made per call: they write to whatever `sys.stdout`
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -44,12 +45,24 @@ def _write_stdout(data: bytes) -> None:
     sys.stdout.flush()
 
 
+PIPED_TABLE_WIDTH = 400
+"""Width of a table printed to a pipe or file: rows stay whole for grep and friends."""
+
+
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """A rich table with a bold header row on stdout."""
+    """A rich table with a bold header row on stdout (fitted to a terminal; whole rows,
+    without trailing blanks, when stdout is a pipe or a file)."""
     table = Table(*columns, box=None, header_style="bold", pad_edge=False)
     for row in rows:
         table.add_row(*row)
-    Console(file=sys.stdout, highlight=False).print(table)
+    if sys.stdout.isatty():
+        Console(file=sys.stdout, highlight=False).print(table)
+        return
+    console = Console(file=io.StringIO(), highlight=False, width=PIPED_TABLE_WIDTH)
+    console.print(table)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in text.splitlines()))
+    sys.stdout.flush()
 
 
 def print_message(message: str, style: str | None = None) -> None:

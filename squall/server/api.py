@@ -18,6 +18,7 @@ from squall import __version__
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge, SquallError
 from squall.runtime.instance import Instance
 from squall.server.deploy import Deployer
+from squall.server.events_api import EventsApi
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
 from squall.store.base import LogRecord
 
@@ -86,6 +87,7 @@ class PlatformApi:
             Route("/_squall/api/functions/{name}/logs", guard(self.logs)),
             Route("/_squall/api/instances", guard(self.instances)),
             Route("/_squall/api/functions/{name}/recycle", guard(self.recycle), methods=["POST"]),
+            *EventsApi(self.node).routes(guard),
         ]
 
     def admin_only(self, endpoint: Endpoint) -> Endpoint:

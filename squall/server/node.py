@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 import orjson
 
+from squall.events.engine import EventEngine
 from squall.exceptions import NotFound
 from squall.logs import LogWriter, invocation_batch, report_line
 from squall.request_ids import new_request_id
@@ -71,6 +72,7 @@ class Node:
         self.deploy_lock = asyncio.Lock()
         self.launcher_ready: asyncio.Future[None] | None = None
         pool.on_idle_output = self.store_idle_output
+        self.events = EventEngine(self)
 
     def store_idle_output(self, spec: InstanceSpec, lines: list[LogLine]) -> None:
         """Keep what an instance printed outside invocations (init ahead of calls, shutdown
@@ -142,9 +144,11 @@ class Node:
         self.logs.start()
         self.pool.start_reaper()
         self.load()
+        await self.events.start()
         freeze_heap()
 
     async def stop(self) -> None:
+        await self.events.stop()
         await self.pool.close()
         self.logs.stop()
         self.store.close()

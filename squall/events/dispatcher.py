@@ -1,0 +1,216 @@
+"""Running stored events: claim due events in batches, invoke each through the node's
+instance pool, and record what became of them in batches.
+
+One dispatcher runs per node. It sleeps until an event is due: woken at once when this
+node stores one (`wake()`), by another node's notice where the store has them, or when
+the earliest stored event falls due. A claim takes as many events as the dispatcher has
+room for; results are written back together, so a busy queue costs a few transactions
+per hundred events rather than two per event.
+
+What happens to an event, in order:
+* its function no longer exists: dead letter (`RetriesExhausted`, "Function not found");
+* it is older than its `max_event_age`: dead letter (`EventAgeExceeded`), not run;
+* it has used its attempts (a node died while running it): dead letter;
+* the function is at its concurrency limit: back to the queue without using an attempt;
+* it ran and failed: retried after a backoff while attempts and age allow, else dead;
+* it ran: deleted, and its destination (`on_success` / `on_failure`) gets Lambda's
+  invocation record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, cast
+
+import orjson
+
+from squall.events.retry import RetryPolicy
+from squall.events.shapes import DestinationCondition, destination_record
+from squall.exceptions import Throttled
+from squall.store.events import DeadReason, Event, EventResult, Outcome
+
+if TYPE_CHECKING:
+    from squall.server.node import Node
+
+MAX_IN_FLIGHT = 64
+"""Events one node runs at once (each holds an instance while it runs)."""
+LEASE_MARGIN = 60.0
+"""Seconds a claimed event stays leased beyond the longest function timeout."""
+THROTTLE_BACKOFF = 0.2
+IDLE_POLL = 5.0
+"""Longest sleep with nothing due: a safety net for notices that went missing."""
+RESULT_FLUSH = 0.005
+REQUEUE_EVERY = 1.0
+"""Seconds between looks for events whose lease ended (their node died)."""
+
+Deliver = Callable[[dict[str, Any], dict[str, Any], Event], Awaitable[None]]
+"""`deliver(destination, record, event)`: hand a destination record to its target."""
+
+
+class EventDispatcher:
+    def __init__(self, node: Node, owner: str, retry: RetryPolicy, deliver: Deliver,
+                 *, max_in_flight: int = MAX_IN_FLIGHT, lease_seconds: float = 900 + LEASE_MARGIN) -> None:
+        self.node = node
+        self.store = node.store
+        self.owner = owner
+        self.retry = retry
+        self.deliver = deliver
+        self.max_in_flight = max_in_flight
+        self.lease_seconds = lease_seconds
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._results: list[EventResult] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self._next_requeue = 0.0
+        self.completed = 0
+
+    # -- lifecycle -------------------------------------------------------------
+    async def start(self) -> None:
+        """Take back what this node was running when it stopped, then start claiming."""
+        await asyncio.to_thread(self.store.requeue_expired, now=time.time(), owner=self.owner)
+        self._loop = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=5)
+        await self._flush()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- the loop --------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            try:
+                claimed = await self._claim()
+            except Exception as exc:  # noqa: BLE001 - a store outage must not end the loop
+                print(f"squall: could not claim events: {exc}", flush=True)
+                await asyncio.sleep(1.0)
+                continue
+            if claimed:
+                for event in claimed:
+                    self._start(event)
+                continue
+            await self._sleep()
+
+    async def _claim(self) -> list[Event]:
+        room = self.max_in_flight - len(self._in_flight)
+        if room <= 0:
+            self._room.clear()
+            await self._room.wait()
+            return []
+        self._wake.clear()
+        now = time.time()
+        if now >= self._next_requeue:
+            self._next_requeue = now + REQUEUE_EVERY
+            await asyncio.to_thread(self.store.requeue_expired, now=now)
+        return await asyncio.to_thread(self.store.claim_events, self.owner, limit=room, now=now,
+                                       lease_until=now + self.lease_seconds)
+
+    async def _sleep(self) -> None:
+        due = await asyncio.to_thread(self.store.next_due)
+        wait = IDLE_POLL if due is None else min(IDLE_POLL, max(0.0, due - time.time()))
+        if wait > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    def _start(self, event: Event) -> None:
+        task = asyncio.ensure_future(self._handle(event))
+        self._in_flight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._room.set()
+        if not task.cancelled() and task.exception() is not None:
+            print(f"squall: event handling failed: {task.exception()!r}", flush=True)
+
+    # -- one event -------------------------------------------------------------
+    async def _handle(self, event: Event) -> None:
+        now = time.time()
+        function = self.node.functions.get(event.function)
+        if function is None:
+            self._record(EventResult(event.id, Outcome.DEAD, error=f"Function not found: {event.function}"))
+            return
+        if now > event.expires_at:
+            await self._die(event, DeadReason.EVENT_AGE_EXCEEDED, "the event was older than max_event_age")
+            return
+        if event.attempts > event.max_attempts:
+            await self._die(event, DeadReason.RETRIES_EXHAUSTED, "the node running it stopped on every attempt")
+            return
+        try:
+            invocation = await self.node.invoke(function, event.payload, request_id=event.id)
+        except Throttled:
+            self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + THROTTLE_BACKOFF))
+            return
+        if invocation.ok:
+            self._record(EventResult(event.id, Outcome.SUCCEEDED))
+            await self._send_destination(event, "on_success", "Success", invocation.payload, None)
+            return
+        error = invocation.payload.decode("utf-8", "replace")
+        retry_at = time.time() + self.retry.delay(event.attempts)
+        if event.attempts < event.max_attempts and retry_at < event.expires_at:
+            self._record(EventResult(event.id, Outcome.RETRY, run_at=retry_at, error=error))
+            return
+        reason = (DeadReason.RETRIES_EXHAUSTED if event.attempts >= event.max_attempts
+                  else DeadReason.EVENT_AGE_EXCEEDED)
+        self._record(EventResult(event.id, Outcome.DEAD, error=error, dead_reason=reason))
+        await self._send_destination(event, "on_failure", reason.value, invocation.payload, "Unhandled")
+
+    async def _die(self, event: Event, reason: DeadReason, error: str) -> None:
+        self._record(EventResult(event.id, Outcome.DEAD, error=error, dead_reason=reason))
+        await self._send_destination(event, "on_failure", reason.value, None, None)
+
+    async def _send_destination(self, event: Event, key: str, condition: str, response: bytes | None,
+                                function_error: str | None) -> None:
+        function = self.node.functions.get(event.function)
+        target = function.version.config.get(key) if function is not None else None
+        if not target:
+            return
+        record = destination_record(
+            event.id, event.function, None, cast(DestinationCondition, condition), event.attempts, _json_or_text(event.payload),
+            _json_or_text(response) if response is not None else None,
+            200 if response is not None else None, function_error, datetime.now(timezone.utc),
+            region=self.node.settings.region, account=self.node.settings.account_id)
+        try:
+            await self.deliver(target, record, event)
+        except Exception as exc:  # noqa: BLE001 - the event itself is done; say why the record was lost
+            print(f"squall: destination {target} of {event.function} failed: {exc}", flush=True)
+
+    # -- results ---------------------------------------------------------------
+    def _record(self, result: EventResult) -> None:
+        self._results.append(result)
+        self.completed += 1
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(RESULT_FLUSH)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        while self._results:
+            batch, self._results = self._results, []
+            try:
+                await asyncio.to_thread(self.store.finish_events, batch, now=time.time())
+            except Exception as exc:  # noqa: BLE001 - unrecorded results run again after their lease
+                print(f"squall: could not record {len(batch)} event results: {exc}", flush=True)
+                return
+        self.wake()
+
+
+def _json_or_text(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload) if payload else None
+    except orjson.JSONDecodeError:
+        return payload.decode("utf-8", "replace")

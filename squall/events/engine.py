@@ -1,0 +1,116 @@
+"""The node's event engine: what the API, the CLI and the triggers call to run functions
+asynchronously. It accepts events (`EventIntake`), runs them (`EventDispatcher`), routes
+destination records, and manages dead letters.
+
+Settings a function's version carries (squall.yaml): `retries` (default 2: three
+attempts in all), `max_event_age` (seconds, default 21600), `on_success` / `on_failure`
+(`{function: NAME}`, `{topic: NAME}` or `{queue: NAME}`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import orjson
+
+from squall.events.dispatcher import EventDispatcher
+from squall.events.intake import EventIntake
+from squall.events.retry import RetryPolicy
+from squall.exceptions import NotFound, PayloadTooLarge
+from squall.request_ids import new_request_id
+from squall.store.events import Event, EventStatus, NewEvent
+
+if TYPE_CHECKING:
+    from squall.server.node import ActiveFunction, Node
+
+MAX_ASYNC_PAYLOAD = 1024 * 1024
+"""Lambda's limit for an asynchronous invocation's payload: 1 MB (1,048,576 bytes)."""
+DEFAULT_RETRIES = 2
+DEFAULT_MAX_EVENT_AGE = 21600.0
+NODE_ID_FILE = "node-id"
+
+
+class EventEngine:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.store = node.store
+        self.owner = node_id(node.settings.data_dir)
+        self.retry = RetryPolicy(base=float(os.environ.get("SQUALL_RETRY_BASE_SECONDS", "1")))
+        self.dispatcher = EventDispatcher(node, self.owner, self.retry, self.deliver)
+        self.intake = EventIntake(self.store, on_stored=self.dispatcher.wake)
+
+    async def start(self) -> None:
+        await self.dispatcher.start()
+
+    async def stop(self) -> None:
+        await self.dispatcher.stop()
+
+    # -- accepting -------------------------------------------------------------
+    def new_event(self, function: ActiveFunction, payload: bytes, *, source: str,
+                  idempotency_key: str | None = None, delay: float = 0.0) -> NewEvent:
+        """An event for `function` with the function's retry and age settings. Raises
+        PayloadTooLarge over 1 MB."""
+        if len(payload) > MAX_ASYNC_PAYLOAD:
+            raise PayloadTooLarge(f"{len(payload)} byte payload is too large for the Event invocation type "
+                                  f"(limit {MAX_ASYNC_PAYLOAD} bytes)")
+        config = function.version.config
+        now = time.time()
+        retries = int(config.get("retries", DEFAULT_RETRIES))
+        max_age = float(config.get("max_event_age", DEFAULT_MAX_EVENT_AGE))
+        return NewEvent(new_request_id(), function.name, payload, source, retries + 1, now + max_age,
+                        now + delay, idempotency_key)
+
+    async def invoke_async(self, name: str, payload: bytes, *, idempotency_key: str | None = None,
+                           source: str = "invoke") -> str:
+        """Store an asynchronous invocation of `name`; its request id once committed (the
+        first request's id when `idempotency_key` was used within the window)."""
+        event = self.new_event(self.node.get(name), payload, source=source, idempotency_key=idempotency_key)
+        [request_id] = await self.intake.submit([event])
+        return request_id
+
+    async def deliver(self, destination: dict[str, Any], record: dict[str, Any], event: Event) -> None:
+        """Send a destination record to its `{function: ...}` (as an async invocation)."""
+        if "function" in destination:
+            target = self.node.get(str(destination["function"]))
+            await self.intake.submit([self.new_event(target, orjson.dumps(record),
+                                                     source=f"destination:{event.function}")])
+            return
+        raise NotImplementedError(f"destination {destination} is not supported yet")
+
+    # -- dead letters ----------------------------------------------------------
+    def dead_letters(self, name: str, limit: int = 100) -> list[Event]:
+        return self.store.list_events(name, EventStatus.DEAD, limit=limit)
+
+    def redrive(self, name: str, ids: Sequence[str] | None) -> int:
+        function = self.node.get(name)
+        max_age = float(function.version.config.get("max_event_age", DEFAULT_MAX_EVENT_AGE))
+        now = time.time()
+        moved = self.store.redrive_events(name, ids, now=now, expires_at=now + max_age)
+        self.dispatcher.wake()
+        return moved
+
+    def purge(self, name: str, ids: Sequence[str] | None) -> int:
+        return self.store.purge_events(name, ids)
+
+    def get(self, event_id: str) -> Event:
+        event = self.store.get_event(event_id)
+        if event is None:
+            raise NotFound(f"Event not found: {event_id}")
+        return event
+
+
+def node_id(data_dir: Path) -> str:
+    """This node's name in event leases, kept in DATA/node-id so that a restarted node takes
+    back at once what it was running when it stopped."""
+    path = Path(data_dir) / NODE_ID_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        name = f"node-{secrets.token_hex(6)}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name + "\n")
+        return name

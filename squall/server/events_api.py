@@ -1,0 +1,128 @@
+"""The platform API for asynchronous invocations and dead letters (`/_squall/api/...`).
+
+    POST /functions/{name}/events         202 {"requestId"} once the event is stored;
+                                          `Idempotency-Key` header: a repeat within 24 h
+                                          answers with the first request's id
+    GET  /events/{id}                     one stored event (queued, running, dead, ...)
+    GET  /functions/{name}/dlq            the function's dead letters
+    POST /functions/{name}/dlq/redrive    {"ids": [...]} or {} for all: queue them again
+    POST /functions/{name}/dlq/purge      {"ids": [...]} or {} for all: delete them
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Callable
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from squall.events.engine import MAX_ASYNC_PAYLOAD
+from squall.exceptions import BadInput, PayloadTooLarge
+from squall.server.node import Node
+from squall.store.events import Event
+
+MAX_IDEMPOTENCY_KEY = 256
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, media_type="application/json")
+
+
+def event_info(event: Event, with_payload: bool = False) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "id": event.id, "function": event.function, "source": event.source, "status": event.status.value,
+        "attempts": event.attempts, "max_attempts": event.max_attempts, "created_at": event.created_at,
+        "run_at": event.run_at, "expires_at": event.expires_at, "finished_at": event.finished_at,
+        "dead_reason": event.dead_reason.value if event.dead_reason else None, "last_error": event.last_error,
+    }
+    if with_payload:
+        try:
+            info["payload"] = orjson.loads(event.payload) if event.payload else None
+        except orjson.JSONDecodeError:
+            info["payload_base64"] = base64.b64encode(event.payload).decode()
+    return info
+
+
+async def json_payload(request: Request, limit: int) -> bytes:
+    """The request body as an event payload: valid JSON (an empty body is `{}`), within `limit`."""
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"{len(body)} byte payload is too large for the Event invocation type "
+                              f"(limit {limit} bytes)")
+    body = body or b"{}"
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"the event is not valid JSON: {exc}") from None
+    return body
+
+
+async def id_list(request: Request) -> list[str] | None:
+    """`ids` of a JSON body such as {"ids": ["..."]}; None (meaning all) when absent."""
+    body = await request.body()
+    try:
+        data = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"the request body is not valid JSON: {exc}") from None
+    ids = data.get("ids") if isinstance(data, dict) else None
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadInput('"ids" must be a list of event ids')
+    return ids
+
+
+class EventsApi:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.engine = node.events
+
+    def routes(self, guard: Callable[[Any], Any]) -> list[Route]:
+        return [
+            Route("/_squall/api/functions/{name}/events", guard(self.submit), methods=["POST"]),
+            Route("/_squall/api/events/{id}", guard(self.get_event)),
+            Route("/_squall/api/functions/{name}/dlq", guard(self.dead_letters)),
+            Route("/_squall/api/functions/{name}/dlq/redrive", guard(self.redrive), methods=["POST"]),
+            Route("/_squall/api/functions/{name}/dlq/purge", guard(self.purge), methods=["POST"]),
+        ]
+
+    async def submit(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.node.get(name)
+        payload = await json_payload(request, MAX_ASYNC_PAYLOAD)
+        key = request.headers.get("idempotency-key") or None
+        if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+            raise BadInput(f"the Idempotency-Key header is longer than {MAX_IDEMPOTENCY_KEY} characters")
+        request_id = await self.engine.invoke_async(name, payload, idempotency_key=key)
+        return json_response({"requestId": request_id, "function": name}, 202)
+
+    async def get_event(self, request: Request) -> Response:
+        event = await run_in_threadpool(self.engine.get, request.path_params["id"])
+        return json_response(event_info(event, with_payload=True))
+
+    async def dead_letters(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.node.get(name)
+        try:
+            limit = min(int(request.query_params.get("limit", 100)), 1000)
+        except ValueError:
+            raise BadInput("limit must be a whole number") from None
+        events = await run_in_threadpool(self.engine.dead_letters, name, limit)
+        return json_response({"function": name, "events": [event_info(e) for e in events]})
+
+    async def redrive(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        ids = await id_list(request)
+        moved = await run_in_threadpool(self.engine.redrive, name, ids)
+        return json_response({"function": name, "redriven": moved})
+
+    async def purge(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.node.get(name)
+        ids = await id_list(request)
+        purged = await run_in_threadpool(self.engine.purge, name, ids)
+        return json_response({"function": name, "purged": purged})
