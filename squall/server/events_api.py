@@ -3,6 +3,7 @@
     POST /functions/{name}/events         202 {"requestId"} once the event is stored;
                                           `Idempotency-Key` header: a repeat within 24 h
                                           answers with the first request's id
+    GET  /functions/{name}/events         how many of its events are queued, running, dead
     GET  /events/{id}                     one stored event (queued, running, dead, ...)
     GET  /functions/{name}/dlq            the function's dead letters
     POST /functions/{name}/dlq/redrive    {"ids": [...]} or {} for all: queue them again
@@ -84,6 +85,7 @@ class EventsApi:
     def routes(self, guard: Callable[[Any], Any]) -> list[Route]:
         return [
             Route("/_squall/api/functions/{name}/events", guard(self.submit), methods=["POST"]),
+            Route("/_squall/api/functions/{name}/events", guard(self.counts), methods=["GET"]),
             Route("/_squall/api/events/{id}", guard(self.get_event)),
             Route("/_squall/api/functions/{name}/dlq", guard(self.dead_letters)),
             Route("/_squall/api/functions/{name}/dlq/redrive", guard(self.redrive), methods=["POST"]),
@@ -99,6 +101,13 @@ class EventsApi:
             raise BadInput(f"the Idempotency-Key header is longer than {MAX_IDEMPOTENCY_KEY} characters")
         request_id = await self.engine.invoke_async(name, payload, idempotency_key=key)
         return json_response({"requestId": request_id, "function": name}, 202)
+
+    async def counts(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.node.get(name)
+        counts = await run_in_threadpool(self.node.store.count_events, name)
+        return json_response({"function": name, "events": {status.value: n for status, n in counts.items()},
+                              "completed_by_this_node": self.engine.dispatcher.completed})
 
     async def get_event(self, request: Request) -> Response:
         event = await run_in_threadpool(self.engine.get, request.path_params["id"])
