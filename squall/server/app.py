@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from starlette.applications import Starlette
 
 from squall.server.api import PlatformApi, error_response
+from squall.server.aws_lambda import LambdaApi
 from squall.server.gateway import Gateway
 from squall.server.node import Node
 
@@ -32,7 +33,7 @@ def build_app(node: Node, token: str, on_startup: StartupHook | None = None) -> 
     async def not_found(request: Any, exc: Exception) -> Any:
         return error_response(404, "NotFound", f"no platform endpoint at {request.url.path}")
 
-    platform = Starlette(routes=api.routes(), lifespan=lifespan, exception_handlers={404: not_found})
+    platform = Starlette(routes=[*api.routes(), *LambdaApi(node, token).routes()], lifespan=lifespan, exception_handlers={404: not_found})
     gateway = Gateway(node)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

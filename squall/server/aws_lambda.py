@@ -1,0 +1,143 @@
+"""AWS Lambda's Invoke API under `/_squall/aws/lambda`, so that boto3 and the AWS CLI work
+unchanged with `endpoint_url=URL + "/_squall/aws/lambda"`:
+
+    POST /2015-03-31/functions/{FunctionName}/invocations?Qualifier=...
+
+* `X-Amz-Invocation-Type`: `RequestResponse` (default: 200 with the function's result; a
+  failed invocation adds `X-Amz-Function-Error: Unhandled` and the error object is the
+  body), `Event` (202 once the event is stored, run like `squall invoke --async`) or
+  `DryRun` (204: the function exists and the caller may invoke it).
+* `X-Amz-Log-Type: Tail` returns the last 4 KB of the invocation's log in
+  `X-Amz-Log-Result` (base64), as Lambda does.
+* `FunctionName` is a name, a full ARN or a partial ARN (`ACCOUNT:function:NAME`), with an
+  optional `:QUALIFIER`; the qualifier is `$LATEST` or the active version's number.
+* Requests are signed with SigV4 and verified with botocore's signer
+  (squall/aws_auth.py); the admin credential is access key id `admin` with the admin
+  token as its secret. Errors have Lambda's shape: `x-amzn-ErrorType` and
+  `{"Type": "User", "message": ...}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from datetime import datetime, timezone
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from squall.aws_auth import AwsAuthError, verify_asgi
+from squall.events.engine import MAX_ASYNC_PAYLOAD
+from squall.exceptions import PayloadTooLarge, Throttled
+from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Invocation, Node
+
+PREFIX = "/_squall/aws/lambda"
+ADMIN_ACCESS_KEY = "admin"
+LOG_TAIL_BYTES = 4096
+
+
+class LambdaError(Exception):
+    """An error answered in Lambda's shape."""
+
+    def __init__(self, status: int, code: str, message: str, kind: str = "User") -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.kind = status, code, message, kind
+
+    def response(self) -> Response:
+        return Response(orjson.dumps({"Type": self.kind, "message": self.message}), self.status,
+                        headers={"x-amzn-ErrorType": self.code}, media_type="application/json")
+
+
+class LambdaApi:
+    def __init__(self, node: Node, token: str) -> None:
+        self.node = node
+        self.token = token
+
+    def routes(self) -> list[Route]:
+        return [Route(f"{PREFIX}/2015-03-31/functions/{{name}}/invocations", self.invoke, methods=["POST"])]
+
+    def secret_for(self, access_key: str) -> str | None:
+        return self.token if hmac.compare_digest(access_key, ADMIN_ACCESS_KEY) else None
+
+    async def invoke(self, request: Request) -> Response:
+        body = await request.body()
+        try:
+            verify_asgi(request.scope, body, self.secret_for, datetime.now(timezone.utc))
+            return await self._invoke(request, body)
+        except AwsAuthError as exc:
+            return LambdaError(exc.status, exc.code, exc.message).response()
+        except LambdaError as exc:
+            return exc.response()
+
+    async def _invoke(self, request: Request, body: bytes) -> Response:
+        function = self.resolve(request.path_params["name"], request.query_params.get("Qualifier"))
+        kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
+        if kind == "DryRun":
+            return Response(status_code=204)
+        payload = self.payload(body, MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_PAYLOAD_BYTES)
+        if kind == "Event":
+            try:
+                request_id = await self.node.events.invoke_async(function.name, payload)
+            except PayloadTooLarge as exc:
+                raise LambdaError(413, "RequestTooLargeException", str(exc)) from None
+            return Response(status_code=202, headers={"x-amzn-RequestId": request_id})
+        if kind != "RequestResponse":
+            raise LambdaError(400, "InvalidParameterValueException",
+                              f"Unsupported invocation type {kind!r}: use RequestResponse, Event or DryRun")
+        try:
+            invocation = await self.node.invoke(function, payload)
+        except Throttled as exc:
+            raise LambdaError(429, "TooManyRequestsException", str(exc)) from None
+        headers = {"x-amzn-RequestId": invocation.request_id,
+                   "X-Amz-Executed-Version": str(invocation.version)}
+        if not invocation.ok:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+        if request.headers.get("x-amz-log-type") == "Tail":
+            headers["X-Amz-Log-Result"] = self.log_tail(function, invocation)
+        return Response(invocation.payload, 200, headers=headers, media_type="application/json")
+
+    def resolve(self, name: str, qualifier: str | None) -> ActiveFunction:
+        """The function a FunctionName (name, ARN or partial ARN, maybe qualified) names."""
+        function_name, name_qualifier = split_function_name(name)
+        if qualifier and name_qualifier and qualifier != name_qualifier:
+            raise LambdaError(400, "InvalidParameterValueException",
+                              "The derived qualifier from the function name does not match the specified qualifier.")
+        qualifier = qualifier or name_qualifier
+        function = self.node.functions.get(function_name)
+        if function is None or (qualifier not in (None, "$LATEST", str(function.version.number))):
+            arn = self.node.arn(function_name) + (f":{qualifier}" if qualifier else "")
+            raise LambdaError(404, "ResourceNotFoundException", f"Function not found: {arn}")
+        return function
+
+    @staticmethod
+    def payload(body: bytes, limit: int) -> bytes:
+        if len(body) > limit:
+            raise LambdaError(413, "RequestTooLargeException",
+                              f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+        body = body or b"{}"
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise LambdaError(400, "InvalidRequestContentException",
+                              f"Could not parse request body into json: {exc}") from None
+        return body
+
+    def log_tail(self, function: ActiveFunction, invocation: Invocation) -> str:
+        lines = self.node.log_batch(function, invocation).lines
+        text = "".join(line.message + "\n" for line in lines).encode()
+        return base64.b64encode(text[-LOG_TAIL_BYTES:]).decode()
+
+
+def split_function_name(name: str) -> tuple[str, str | None]:
+    """`fn`, `fn:1`, `arn:aws:lambda:REGION:ACCOUNT:function:fn[:Q]`, `ACCOUNT:function:fn[:Q]`
+    -> (function name, qualifier or None)."""
+    parts = name.split(":")
+    if "function" in parts:
+        rest = parts[parts.index("function") + 1:]
+    else:
+        rest = parts
+    if not rest or not rest[0] or len(rest) > 2:
+        raise LambdaError(400, "InvalidParameterValueException", f"Invalid function name: {name}")
+    return rest[0], rest[1] if len(rest) == 2 else None
