@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import orjson
 
 from squall.store.events import EventQueue
+from squall.store.schedules import ScheduleStore
 from squall.types import LogLevel, LogLine
 
 
@@ -82,7 +83,7 @@ def encode_log_batch(batch: LogBatch) -> bytes:
     return orjson.dumps(batch)
 
 
-class BaseStore(EventQueue):
+class BaseStore(EventQueue, ScheduleStore):
     """Interface of a storage backend. Subclasses implement every method that raises."""
 
     # -- lifecycle ---------------------------------------------------------

@@ -43,7 +43,8 @@ from squall.store.base import (
     NewVersion,
 )
 from squall.store.events import NewEvent
-from squall.store.sql_events import SqlEventQueue, event_schema
+from squall.store.sql_events import event_schema
+from squall.store.sql_schedules import SqlSchedules, schedule_schema
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 
 Connection = psycopg.Connection[TupleRow]
@@ -84,6 +85,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE logs",
     ),
     event_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 3: the event queue
+    schedule_schema(real="DOUBLE PRECISION"),  # 4: schedules
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -107,7 +109,7 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(SqlEventQueue, BaseStore):
+class PostgresStore(SqlSchedules, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
     MARK = "%s"
@@ -115,6 +117,8 @@ class PostgresStore(SqlEventQueue, BaseStore):
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         self.schema = schema
+        self._url = url
+        self._leader_connections: dict[str, Connection] = {}
         _prepare_database(url, schema)
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE, open=True, name="squall-store",
@@ -171,7 +175,26 @@ class PostgresStore(SqlEventQueue, BaseStore):
                 conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (number, time.time()))
 
     def close(self) -> None:
+        for conn in self._leader_connections.values():
+            conn.close()
+        self._leader_connections.clear()
         self._pool.close()
+
+    def try_lead(self, role: str) -> bool:
+        """A session advisory lock on a connection of its own, held until `close()` (or until
+        this process dies, when the server releases it and another node can lead)."""
+        if role in self._leader_connections:
+            return True
+        try:
+            conn = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self._lock_key(f"lead:{role}"),)).fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store: {exc}") from exc
+        if row and row[0]:
+            self._leader_connections[role] = conn
+            return True
+        conn.close()
+        return False
 
     # -- functions and versions -------------------------------------------
     def commit_deploy(self, project: str, versions: Sequence[NewVersion],

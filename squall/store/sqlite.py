@@ -30,7 +30,8 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
-from squall.store.sql_events import SqlEventQueue, event_schema
+from squall.store.sql_events import event_schema
+from squall.store.sql_schedules import SqlSchedules, schedule_schema
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 
 BUSY_TIMEOUT_MS = 10_000
@@ -68,6 +69,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE logs",
     ),
     event_schema(blob="BLOB", real="REAL"),  # 3: the event queue
+    schedule_schema(real="REAL"),  # 4: schedules
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -80,7 +82,7 @@ _INSERT_LOG_BATCHES = """
 
 
 
-class SqliteStore(SqlEventQueue, BaseStore):
+class SqliteStore(SqlSchedules, BaseStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
 
     def __init__(self, path: Path) -> None:
