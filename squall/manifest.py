@@ -7,7 +7,8 @@ offending YAML node and the dotted field (`functions.webhook.triggers[2].http`).
 How lines are found: squall.yaml_lines reads the YAML with the line of every key and list
 item by its path (keys as written, list indices as ints); pydantic's error `loc` is mapped to
 that path, or to its nearest parent with a line. The trigger models live in squall.triggers
-and are re-exported here. The user reference is docs/manifest.md.
+(http) and squall.event_triggers (schedule, topic, queue, bucket, and the project's topics,
+queues and buckets), and are re-exported here. The user reference is docs/manifest.md.
 """
 
 from __future__ import annotations
@@ -22,14 +23,22 @@ from typing import Annotated, Any, Callable
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import ErrorDetails
 
+from squall.event_triggers import (DEFAULT_MAX_EVENT_AGE, DEFAULT_RETRIES, MAX_RETRIES, BucketSpec,
+                                   BucketTrigger, Destination, QueueSpec, QueueTrigger,
+                                   ScheduleTrigger, Subscription, TopicSpec, TopicTrigger, Trigger,
+                                   TriggerField, check_bucket_name, check_buckets, check_queue_name,
+                                   check_queues, check_references, check_topic_name, check_topics,
+                                   duration, name_schedules, schedules_of)
 from squall.exceptions import ManifestError
 from squall.triggers import (SQUALL_ERROR, TRIGGER_KIND_ERROR, AuthType, HttpTrigger, Loc,
-                             RouteAuth, Section, Trigger, TriggerField, dotted, fail,
-                             is_env_name, show, trigger_kind_message, unknown_key_message)
+                             RouteAuth, Section, dotted, fail, is_env_name, show,
+                             trigger_kind_message, unknown_key_message)
 from squall.yaml_lines import Lines, YamlMapping, line_of, read_yaml
 
-__all__ = ["MANIFEST_NAME", "AuthType", "RouteAuth", "HttpTrigger", "Trigger", "FunctionSpec",
-           "Manifest", "load_manifest", "parse_manifest", "default_project_name"]
+__all__ = ["MANIFEST_NAME", "AuthType", "RouteAuth", "HttpTrigger", "ScheduleTrigger", "TopicTrigger",
+           "QueueTrigger", "BucketTrigger", "Trigger", "Destination", "TopicSpec", "Subscription",
+           "QueueSpec", "BucketSpec", "FunctionSpec", "Manifest", "load_manifest", "parse_manifest",
+           "default_project_name"]
 
 MANIFEST_NAME = "squall.yaml"
 DEFAULT_RUNTIME = "python3.11"
@@ -214,8 +223,24 @@ class FunctionSpec(Section):
     initializer: Annotated[str | None, BeforeValidator(_check_optional_handler)] = None
     init_timeout: Annotated[float, BeforeValidator(_seconds(MAX_TIMEOUT))] = 10.0
     shutdown: Annotated[str | None, BeforeValidator(_check_optional_handler)] = None
+    # The async settings are left out of dumps at their defaults: a function that does not
+    # use them keeps the configuration (and so the version hash) it had before they existed.
+    retries: Annotated[int, BeforeValidator(_whole_number(0, MAX_RETRIES, "retries")),
+                       Field(exclude_if=lambda value: value == DEFAULT_RETRIES)] = DEFAULT_RETRIES
+    max_event_age: Annotated[int | float, BeforeValidator(duration(60, DEFAULT_MAX_EVENT_AGE)),
+                             Field(exclude_if=lambda value: value == DEFAULT_MAX_EVENT_AGE)
+                             ] = DEFAULT_MAX_EVENT_AGE
+    on_success: Annotated[Destination | None, Field(exclude_if=lambda value: value is None)] = None
+    on_failure: Annotated[Destination | None, Field(exclude_if=lambda value: value is None)] = None
     triggers: Annotated[list[TriggerField], BeforeValidator(_check_triggers)] = Field(
         default_factory=list)
+
+    @classmethod
+    def prepare(cls, data: dict[Any, Any], info: ValidationInfo) -> dict[Any, Any]:
+        """Name each unnamed schedule trigger after the function (see name_schedules)."""
+        if "triggers" not in data:
+            return data
+        return {**data, "triggers": name_schedules(data.get("name"), data["triggers"])}
 
     @model_validator(mode="after")
     def _check_min_instances(self) -> FunctionSpec:
@@ -248,6 +273,12 @@ class Manifest(Section):
                               FunctionSpec],
                          BeforeValidator(_check_functions),
                          Field(description="the functions of the project")]
+    topics: Annotated[dict[Annotated[str, BeforeValidator(check_topic_name)], TopicSpec],
+                      BeforeValidator(check_topics)] = Field(default_factory=dict)
+    queues: Annotated[dict[Annotated[str, BeforeValidator(check_queue_name)], QueueSpec],
+                      BeforeValidator(check_queues)] = Field(default_factory=dict)
+    buckets: Annotated[dict[Annotated[str, BeforeValidator(check_bucket_name)], BucketSpec],
+                       BeforeValidator(check_buckets)] = Field(default_factory=dict)
     path: Path = Field(default=Path(MANIFEST_NAME), exclude=True)
 
     @property
@@ -258,6 +289,17 @@ class Manifest(Section):
         """(function name, trigger) of every HTTP trigger, in manifest order."""
         return [(name, trigger) for name, spec in self.functions.items()
                 for trigger in spec.triggers if isinstance(trigger, HttpTrigger)]
+
+    def schedules(self) -> list[tuple[str, str, ScheduleTrigger]]:
+        """(function name, schedule name, trigger) of every schedule trigger, in manifest order."""
+        return schedules_of(self.functions)
+
+    def resources(self) -> dict[str, Any]:
+        """The project's topics, queues and buckets with every setting filled in, JSON-able:
+        `{"topics": {name: settings}, "queues": {...}, "buckets": {...}}`."""
+        return {section: {name: spec.model_dump(mode="json") for name, spec in specs.items()}
+                for section, specs in (("topics", self.topics), ("queues", self.queues),
+                                       ("buckets", self.buckets))}
 
     @classmethod
     def prepare(cls, data: dict[Any, Any], info: ValidationInfo) -> dict[Any, Any]:
@@ -281,12 +323,19 @@ class Manifest(Section):
             if spec.name != name:
                 raise fail(f"is named {show(spec.name)} but listed as {show(name)}", "functions", name)
             for index, trigger in enumerate(spec.triggers):
+                if not isinstance(trigger, HttpTrigger):
+                    continue
                 here: Loc = ("functions", name, "triggers", index, "http")
                 first, key = seen.setdefault(trigger.shape, (here, trigger.http))
                 if first != here:
                     raise fail(f"duplicate route: a method and path are routed once, and "
                                f"{show(trigger.http)} is already declared as {show(key)} at "
                                f"{dotted(first)}", *here, see=first)
+        return self
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Manifest:
+        check_references(self)
         return self
 
 

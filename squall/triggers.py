@@ -1,10 +1,11 @@
-"""The triggers of squall.yaml (`http:` routes and their `auth`), and the strict base model
-that every section of the manifest shares.
+"""The triggers of squall.yaml (`http:` routes and their `auth`), the registry of trigger
+kinds, and the strict base model that every section of the manifest shares.
 
 A trigger is a mapping keyed by its kind: `- http: "GET /status"`. `TRIGGER_KINDS` maps each
-kind to its model and `TriggerField` is the pydantic annotation that picks the model by that
-key, so adding a kind (schedule, topic, queue, bucket) is one model plus one entry in
-`TRIGGER_KINDS` (and widening the `Trigger` alias).
+kind to its model. squall.event_triggers (imported at the end of this module) adds the kinds
+schedule, topic, queue and bucket, and builds `Trigger` (the union of every kind's model) and
+`TriggerField` (the pydantic annotation that picks the model by that key); adding a kind is
+one model plus one entry in `TRIGGER_KINDS` and in `Trigger`.
 
 Validators raise `ValueError` for a problem with the value being validated, or
 `raise fail(message, *keys)` for a problem at a key below it; squall.manifest turns both into
@@ -17,10 +18,9 @@ import difflib
 import json
 import re
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterable, Iterator, Sequence, Union
+from typing import Annotated, Any, ClassVar, Iterable, Iterator, Sequence
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag,
-                      ValidationInfo, model_validator)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 SQUALL_ERROR = "squall"
@@ -336,10 +336,7 @@ class HttpTrigger(Section):
 
 
 TRIGGER_KINDS: dict[str, type[Section]] = {"http": HttpTrigger}
-"""Trigger kind (the key that names it in YAML) -> its model."""
-
-Trigger = HttpTrigger
-"""Any trigger model; a Union of the models in TRIGGER_KINDS once there are several."""
+"""Trigger kind (the key that names it in YAML) -> its model; squall.event_triggers adds its kinds."""
 
 
 def trigger_kind(value: Any) -> str | None:
@@ -354,23 +351,16 @@ def trigger_kind(value: Any) -> str | None:
 
 def trigger_kind_message(value: Any) -> str:
     """Why `trigger_kind(value)` found no kind."""
-    kinds = ", ".join(TRIGGER_KINDS)
     if not isinstance(value, dict):
-        return (f'must be a mapping keyed by the trigger kind ({kinds}), e.g. http: "GET /status", '
-                f"got {show(value)}")
+        return ('must be a mapping keyed by the trigger kind (http), e.g. http: "GET /status"; the '
+                f"kinds are {', '.join(TRIGGER_KINDS)}; got {show(value)}")
     found = [key for key in value if key in TRIGGER_KINDS]
     if found:
         return f"names several trigger kinds ({', '.join(found)}); give each its own list item"
     first = next(iter(value), "")
-    return (f"has no trigger kind: expected one of the keys {kinds}"
-            f"{did_you_mean(first, TRIGGER_KINDS)}, got {show(value)}")
+    close = did_you_mean(first, TRIGGER_KINDS)
+    kinds = ", ".join(kind + (close if close and f'"{kind}"' in close else "") for kind in TRIGGER_KINDS)
+    return f"has no trigger kind: expected one of the keys {kinds}, got {show(value)}"
 
 
-if TYPE_CHECKING:
-    TriggerField = Trigger
-else:
-    TriggerField = Annotated[
-        Union[tuple(Annotated[model, Tag(kind)] for kind, model in TRIGGER_KINDS.items())],
-        Discriminator(trigger_kind, custom_error_type=TRIGGER_KIND_ERROR,
-                      custom_error_message="cannot tell the trigger kind")]
-    """A list item of `triggers:`, validated by the model its kind names."""
+import squall.event_triggers  # noqa: E402, F401 - registers the event trigger kinds (it needs Section)
