@@ -145,6 +145,26 @@ class SquallClient:
                                           content=orjson.dumps({"ids": ids} if ids else {})))
         return int(body.get("purged", 0))
 
+    def publish(self, topic: str, message: str, *, subject: str | None = None,
+                attributes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Publish to a topic; `{"messageId", "topic"}` once every subscriber's event is stored."""
+        body: dict[str, Any] = {"message": message}
+        if subject is not None:
+            body["subject"] = subject
+        if attributes:
+            body["attributes"] = attributes
+        return self._object(self._request("POST", f"{API_PREFIX}/topics/{quote(topic, safe='')}/publish",
+                                          content=orjson.dumps(body)))
+
+    def list_topics(self) -> list[dict[str, Any]]:
+        return list(self._object(self._request("GET", f"{API_PREFIX}/topics")).get("topics", []))
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        return list(self._object(self._request("GET", f"{API_PREFIX}/schedules")).get("schedules", []))
+
+    def run_schedule(self, name: str) -> dict[str, Any]:
+        return self._object(self._request("POST", f"{API_PREFIX}/schedules/{quote(name, safe='/')}/run"))
+
     def logs(self, name: str, *, since: float | None = None, request_id: str | None = None,
              after: int = 0, limit: int = LOG_PAGE_SIZE) -> list[dict[str, Any]]:
         """One page of log lines, oldest first, with `id` greater than `after`."""

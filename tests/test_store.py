@@ -436,3 +436,26 @@ def test_postgres_replaces_escaped_nul_only(text: str) -> None:
     cleaned = _without_nul_escapes(orjson.dumps([text]))
 
     assert orjson.loads(cleaned) == [text.replace("\x00", "\ufffd")]
+
+
+# -- project resources -----------------------------------------------------------
+def test_a_deploy_replaces_its_projects_resources(store: BaseStore) -> None:
+    store.commit_deploy("ops", [new("a")], resources={"topics": {"alerts": {"subscriptions": []}},
+                                                      "queues": {"jobs": {"fifo": False}}})
+    store.commit_deploy("ops", [], resources={"topics": {"alerts": {"subscriptions": [{"url": "http://x"}]}},
+                                              "buckets": {"logs": {}}})
+
+    found = [(r.kind, r.name, r.project, r.config) for r in store.list_resources()]
+    assert found == [("bucket", "logs", "ops", {}),
+                     ("topic", "alerts", "ops", {"subscriptions": [{"url": "http://x"}]})]
+    assert [r.name for r in store.list_resources("topic")] == ["alerts"]
+
+
+def test_a_resource_of_another_project_is_a_conflict_and_nothing_is_stored(store: BaseStore) -> None:
+    store.commit_deploy("ops", [new("a")], resources={"topics": {"alerts": {}}})
+
+    with pytest.raises(Conflict, match='topic "alerts" belongs to project "ops"'):
+        store.commit_deploy("web", [new("b")], resources={"queues": {"q": {}}, "topics": {"alerts": {}}})
+
+    assert store.get_function("b") is None
+    assert [(r.kind, r.name) for r in store.list_resources()] == [("topic", "alerts")]

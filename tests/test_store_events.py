@@ -144,3 +144,13 @@ def test_counts_and_pending_sources(store: BaseStore) -> None:
     assert store.count_events()[EventStatus.QUEUED] == 2
     assert store.count_events("g") == {EventStatus.QUEUED: 1, EventStatus.RUNNING: 0,
                                        EventStatus.SUCCEEDED: 0, EventStatus.DEAD: 0}
+
+
+def test_cancelling_a_sources_queued_events_leaves_running_ones(store: BaseStore) -> None:
+    enqueue(store, event("running", source="schedule:f/s"))
+    claim(store)
+    enqueue(store, event("queued", source="schedule:f/s"), event("other", source="invoke"))
+
+    assert store.cancel_queued_events("schedule:f/s") == 1
+    assert store.get_event("queued") is None
+    assert store.get_event("running") is not None and store.get_event("other") is not None

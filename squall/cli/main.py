@@ -16,6 +16,7 @@ import click
 
 from squall import __version__
 from squall.cli.dlq import dlq
+from squall.cli.events import list_topics, publish, schedules
 from squall.cli.functions import invoke, list_functions, list_instances, recycle
 from squall.cli.logs import logs
 from squall.cli.options import Settings
@@ -54,7 +55,8 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
     ctx.obj = replace(base, server=server or base.server, token=token or base.token)
 
 
-for command in (init, dev, server, deploy, invoke, list_functions, list_instances, recycle, logs, dlq):
+for command in (init, dev, server, deploy, invoke, list_functions, list_instances, recycle, logs, dlq,
+                publish, list_topics, schedules):
     cli.add_command(command)
 
 

@@ -29,6 +29,7 @@ import orjson
 
 from squall.events.retry import RetryPolicy
 from squall.events.shapes import DestinationCondition, destination_record
+from squall.events.topics import HTTP_DELIVERY
 from squall.exceptions import Throttled
 from squall.store.events import DeadReason, Event, EventResult, Outcome
 
@@ -48,16 +49,19 @@ REQUEUE_EVERY = 1.0
 
 Deliver = Callable[[dict[str, Any], dict[str, Any], Event], Awaitable[None]]
 """`deliver(destination, record, event)`: hand a destination record to its target."""
+Finished = Callable[[Event, bool], Awaitable[None]]
+"""`finished(event, ok)`: an event succeeded, or became a dead letter."""
 
 
 class EventDispatcher:
-    def __init__(self, node: Node, owner: str, retry: RetryPolicy, deliver: Deliver,
+    def __init__(self, node: Node, owner: str, retry: RetryPolicy, deliver: Deliver, finished: Finished,
                  *, max_in_flight: int = MAX_IN_FLIGHT, lease_seconds: float = 900 + LEASE_MARGIN) -> None:
         self.node = node
         self.store = node.store
         self.owner = owner
         self.retry = retry
         self.deliver = deliver
+        self.finished = finished
         self.max_in_flight = max_in_flight
         self.lease_seconds = lease_seconds
         self._wake = asyncio.Event()
@@ -137,6 +141,9 @@ class EventDispatcher:
 
     # -- one event -------------------------------------------------------------
     async def _handle(self, event: Event) -> None:
+        if event.function == HTTP_DELIVERY:
+            await self._handle_http(event)
+            return
         now = time.time()
         function = self.node.functions.get(event.function)
         if function is None:
@@ -155,20 +162,39 @@ class EventDispatcher:
             return
         if invocation.ok:
             self._record(EventResult(event.id, Outcome.SUCCEEDED))
+            await self.finished(event, True)
             await self._send_destination(event, "on_success", "Success", invocation.payload, None)
             return
-        error = invocation.payload.decode("utf-8", "replace")
+        reason = self._failed(event, invocation.payload.decode("utf-8", "replace"))
+        if reason is not None:
+            await self.finished(event, False)
+            await self._send_destination(event, "on_failure", reason.value, invocation.payload, "Unhandled")
+
+    def _failed(self, event: Event, error: str) -> DeadReason | None:
+        """Retry a failed attempt while attempts and age allow; else park it (the reason)."""
         retry_at = time.time() + self.retry.delay(event.attempts)
         if event.attempts < event.max_attempts and retry_at < event.expires_at:
             self._record(EventResult(event.id, Outcome.RETRY, run_at=retry_at, error=error))
-            return
+            return None
         reason = (DeadReason.RETRIES_EXHAUSTED if event.attempts >= event.max_attempts
                   else DeadReason.EVENT_AGE_EXCEEDED)
         self._record(EventResult(event.id, Outcome.DEAD, error=error, dead_reason=reason))
-        await self._send_destination(event, "on_failure", reason.value, invocation.payload, "Unhandled")
+        return reason
+
+    async def _handle_http(self, event: Event) -> None:
+        if time.time() > event.expires_at:
+            self._record(EventResult(event.id, Outcome.DEAD, error="the delivery was older than an hour",
+                                     dead_reason=DeadReason.EVENT_AGE_EXCEEDED))
+            return
+        error = await self.node.events.topics.deliver_http(event)
+        if error is None:
+            self._record(EventResult(event.id, Outcome.SUCCEEDED))
+        else:
+            self._failed(event, error)
 
     async def _die(self, event: Event, reason: DeadReason, error: str) -> None:
         self._record(EventResult(event.id, Outcome.DEAD, error=error, dead_reason=reason))
+        await self.finished(event, False)
         await self._send_destination(event, "on_failure", reason.value, None, None)
 
     async def _send_destination(self, event: Event, key: str, condition: str, response: bytes | None,

@@ -20,6 +20,8 @@ import orjson
 from squall.events.dispatcher import EventDispatcher
 from squall.events.intake import EventIntake
 from squall.events.retry import RetryPolicy
+from squall.events.scheduler import Scheduler
+from squall.events.topics import Topics
 from squall.exceptions import NotFound, PayloadTooLarge
 from squall.request_ids import new_request_id
 from squall.store.events import Event, EventStatus, NewEvent
@@ -40,14 +42,31 @@ class EventEngine:
         self.store = node.store
         self.owner = node_id(node.settings.data_dir)
         self.retry = RetryPolicy(base=float(os.environ.get("SQUALL_RETRY_BASE_SECONDS", "1")))
-        self.dispatcher = EventDispatcher(node, self.owner, self.retry, self.deliver)
+        self.dispatcher = EventDispatcher(node, self.owner, self.retry, self.deliver, self.finished)
         self.intake = EventIntake(self.store, on_stored=self.dispatcher.wake)
+        self.topics = Topics(node, self)
+        self.scheduler = Scheduler(node, self)
+        self.started = False
 
     async def start(self) -> None:
         await self.dispatcher.start()
+        await self.scheduler.start()
+        self.started = True
 
     async def stop(self) -> None:
+        await self.scheduler.stop()
         await self.dispatcher.stop()
+        await self.topics.close()
+
+    async def publish(self, topic: str, message: str, *, subject: str | None = None,
+                      attributes: dict[str, Any] | None = None) -> str:
+        """Publish to `topic` (see squall/events/topics.py); the message id once stored."""
+        return await self.topics.publish(topic, message, subject=subject, attributes=attributes)
+
+    async def finished(self, event: Event, ok: bool) -> None:
+        """An event is done for good (succeeded, or dead): tell its schedule, if any."""
+        if event.source.startswith("schedule:"):
+            await self.scheduler.record_result(event.source, event.id, ok)
 
     # -- accepting -------------------------------------------------------------
     def new_event(self, function: ActiveFunction, payload: bytes, *, source: str,
@@ -73,13 +92,16 @@ class EventEngine:
         return request_id
 
     async def deliver(self, destination: dict[str, Any], record: dict[str, Any], event: Event) -> None:
-        """Send a destination record to its `{function: ...}` (as an async invocation)."""
-        if "function" in destination:
+        """Send a destination record to its `{function: ...}` (as an async invocation) or
+        `{topic: ...}` (published as the message)."""
+        if destination.get("function"):
             target = self.node.get(str(destination["function"]))
             await self.intake.submit([self.new_event(target, orjson.dumps(record),
                                                      source=f"destination:{event.function}")])
-            return
-        raise NotImplementedError(f"destination {destination} is not supported yet")
+        elif destination.get("topic"):
+            await self.publish(str(destination["topic"]), orjson.dumps(record).decode())
+        else:
+            raise NotImplementedError(f"destination {destination} is not supported yet")
 
     # -- dead letters ----------------------------------------------------------
     def dead_letters(self, name: str, limit: int = 100) -> list[Event]:

@@ -47,6 +47,7 @@ class StagedProject:
     project: str
     functions: list[StagedFunction]
     removed: list[str]
+    resources: dict[str, Any]
 
 
 def code_hash(tree_hash: str, deps: str | None, config: dict[str, Any]) -> str:
@@ -98,13 +99,15 @@ class Deployer:
             try:
                 versions = await asyncio.to_thread(
                     self.node.store.commit_deploy, staged.project,
-                    [NewVersion(f.name, f.code_hash, f.config, f.code_path) for f in changed], staged.removed)
+                    [NewVersion(f.name, f.code_hash, f.config, f.code_path) for f in changed], staged.removed,
+                    staged.resources)
             except BaseException:
                 for key in probes:
                     self.node.pool.retire(key)
                 raise
             for key in probes - {(v.function, v.number) for v in versions}:
                 self.node.pool.retire(key)
+            self.node.resources = await asyncio.to_thread(self.node.load_resources)
             self.node.activate(versions, staged.removed)
             return self.report(staged, versions)
 
@@ -116,7 +119,7 @@ class Deployer:
             manifest = load_manifest(root, default_name=bundle_project_name(root))
             deps = install_requirements(root / "requirements.txt", self.data_dir / "deps")
             functions = [self.stage_function(manifest, name, deps) for name in manifest.functions]
-            return StagedProject(manifest.name, functions, self.removed_functions(manifest))
+            return StagedProject(manifest.name, functions, self.removed_functions(manifest), manifest.resources())
 
     def stage_function(self, manifest: Manifest, name: str, deps: str | None) -> StagedFunction:
         spec = manifest.functions[name]

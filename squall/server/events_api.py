@@ -8,6 +8,10 @@
     GET  /functions/{name}/dlq            the function's dead letters
     POST /functions/{name}/dlq/redrive    {"ids": [...]} or {} for all: queue them again
     POST /functions/{name}/dlq/purge      {"ids": [...]} or {} for all: delete them
+    GET  /topics                          topics and their subscribers
+    POST /topics/{name}/publish           {"message", "subject"?, "attributes"?} -> {"messageId"}
+    GET  /schedules                       every schedule: last run, its result, next run
+    POST /schedules/{name}/run            fire a schedule once, now -> {"requestId"}
 """
 
 from __future__ import annotations
@@ -90,7 +94,48 @@ class EventsApi:
             Route("/_squall/api/functions/{name}/dlq", guard(self.dead_letters)),
             Route("/_squall/api/functions/{name}/dlq/redrive", guard(self.redrive), methods=["POST"]),
             Route("/_squall/api/functions/{name}/dlq/purge", guard(self.purge), methods=["POST"]),
+            Route("/_squall/api/topics", guard(self.list_topics)),
+            Route("/_squall/api/topics/{name}/publish", guard(self.publish), methods=["POST"]),
+            Route("/_squall/api/schedules", guard(self.list_schedules)),
+            Route("/_squall/api/schedules/{name:path}/run", guard(self.run_schedule), methods=["POST"]),
         ]
+
+    async def list_topics(self, request: Request) -> Response:
+        topics = []
+        for name, resource in sorted(self.node.resources.get("topic", {}).items()):
+            functions = sorted(f for f, _ in self.engine.topics.function_subscribers(name))
+            urls = [s["url"] for s in resource.config.get("subscriptions") or []]
+            topics.append({"name": name, "project": resource.project, "functions": functions, "urls": urls})
+        return json_response({"topics": topics})
+
+    async def publish(self, request: Request) -> Response:
+        body = await request.body()
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadInput(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+            raise BadInput('send {"message": "...", "subject": "...", "attributes": {...}}; message must be a string')
+        subject = data.get("subject")
+        if subject is not None and not isinstance(subject, str):
+            raise BadInput("subject must be a string")
+        message_id = await self.engine.publish(request.path_params["name"], data["message"], subject=subject,
+                                               attributes=data.get("attributes"))
+        return json_response({"messageId": message_id, "topic": request.path_params["name"]})
+
+    async def list_schedules(self, request: Request) -> Response:
+        scheduler = self.engine.scheduler
+        await scheduler.refresh()
+        return json_response({"schedules": [
+            {"key": s.key, "name": s.name, "function": s.function, "expression": s.expression,
+             "timezone": s.timezone, "enabled": bool(s.config.get("enabled", True)), "next_fire": s.next_fire,
+             "last_fire": s.last_fire, "last_status": s.last_status, "last_request_id": s.last_request_id,
+             "last_success": s.last_success, "alarm_raised": s.alarm_raised}
+            for s in scheduler.states.values()]})
+
+    async def run_schedule(self, request: Request) -> Response:
+        request_id = await self.engine.scheduler.run_now(request.path_params["name"])
+        return json_response({"requestId": request_id, "schedule": request.path_params["name"]}, 202)
 
     async def submit(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -21,6 +21,7 @@ from squall.runtime.instance import InstanceSpec, InvokeOutcome
 from squall.runtime.pool import InstancePool
 from squall.server.specs import NodeSettings, instance_spec
 from squall.store.base import BaseStore, FunctionVersion, LogBatch
+from squall.store.resources import Resource
 from squall.types import LogLine
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -68,6 +69,8 @@ class Node:
         self.pool = pool
         self.logs = LogWriter(store)
         self.functions: dict[str, ActiveFunction] = {}
+        self.resources: dict[str, dict[str, Resource]] = {}
+        """`kind -> name -> Resource`: the topics, queues and buckets of every project."""
         self.routes = RouteTable(())
         self.deploy_lock = asyncio.Lock()
         self.launcher_ready: asyncio.Future[None] | None = None
@@ -82,7 +85,14 @@ class Node:
     # -- state --------------------------------------------------------------
     def load(self) -> None:
         """Activate the latest version of every stored function (at start-up)."""
+        self.resources = self.load_resources()
         self.activate(self.store.latest_versions(), ())
+
+    def load_resources(self) -> dict[str, dict[str, Resource]]:
+        found: dict[str, dict[str, Resource]] = {}
+        for resource in self.store.list_resources():
+            found.setdefault(resource.kind, {})[resource.name] = resource
+        return found
 
     def activate(self, versions: Iterable[FunctionVersion], removed: Iterable[str]) -> None:
         """Make `versions` the ones new requests reach and drop `removed`; in-flight
@@ -105,6 +115,8 @@ class Node:
         for function in functions.values():
             if function.spec.min_instances:
                 asyncio.ensure_future(self.pool.provision(function.spec))
+        if self.events.started:
+            asyncio.ensure_future(self.events.scheduler.sync())
 
     def make_active(self, version: FunctionVersion) -> ActiveFunction:
         return ActiveFunction(version, instance_spec(self.settings, version), self.arn(version.function))

@@ -9,11 +9,12 @@ implementations on top of the primitive ones (as huey's BaseStorage does).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import orjson
 
 from squall.store.events import EventQueue
+from squall.store.resources import ResourceStore
 from squall.store.schedules import ScheduleStore
 from squall.types import LogLevel, LogLine
 
@@ -83,7 +84,7 @@ def encode_log_batch(batch: LogBatch) -> bytes:
     return orjson.dumps(batch)
 
 
-class BaseStore(EventQueue, ScheduleStore):
+class BaseStore(EventQueue, ScheduleStore, ResourceStore):
     """Interface of a storage backend. Subclasses implement every method that raises."""
 
     # -- lifecycle ---------------------------------------------------------
@@ -98,15 +99,19 @@ class BaseStore(EventQueue, ScheduleStore):
 
     # -- functions and versions -------------------------------------------
     def commit_deploy(self, project: str, versions: Sequence[NewVersion],
-                      removed: Sequence[str] = ()) -> list[FunctionVersion]:
+                      removed: Sequence[str] = (),
+                      resources: Mapping[str, Mapping[str, Any]] | None = None) -> list[FunctionVersion]:
         """Atomically apply one deploy of `project`.
 
         For each NewVersion: create the function (owned by `project`) if it is
         new, give the version the next number (latest + 1) and make it the
         latest. Functions named in `removed` are deleted with their versions.
         Raises `squall.exceptions.Conflict` (and changes nothing) when a
-        function exists and belongs to another project. Either all of it is
-        stored or none of it is. Returns the created versions, in input order.
+        function exists and belongs to another project. With `resources` (as
+        `Manifest.resources()` gives them) the project's topics, queues and buckets
+        become exactly those (Conflict when a name belongs to another project).
+        Either all of it is stored or none of it is. Returns the created versions,
+        in input order.
         """
         raise NotImplementedError
 

@@ -143,6 +143,10 @@ class EventQueue:
         """Delete the dead letters of `function` (those in `ids`, or all); how many."""
         raise NotImplementedError
 
+    def cancel_queued_events(self, source: str) -> int:
+        """Delete the queued (not yet running) events from `source`; how many."""
+        raise NotImplementedError
+
     def has_pending_events(self, source: str) -> bool:
         """Whether an event from `source` is queued or running."""
         raise NotImplementedError

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -43,9 +43,10 @@ from squall.store.base import (
     NewVersion,
 )
 from squall.store.events import NewEvent
-from squall.store.sql_events import event_schema
-from squall.store.sql_schedules import SqlSchedules, schedule_schema
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
+from squall.store.sql_events import event_schema
+from squall.store.sql_resources import SqlResources, resource_schema
+from squall.store.sql_schedules import schedule_schema
 
 Connection = psycopg.Connection[TupleRow]
 
@@ -86,6 +87,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     event_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 3: the event queue
     schedule_schema(real="DOUBLE PRECISION"),  # 4: schedules
+    resource_schema(),  # 5: topics, queues and buckets of projects
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -109,7 +111,7 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(SqlSchedules, BaseStore):
+class PostgresStore(SqlResources, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
     MARK = "%s"
@@ -198,7 +200,8 @@ class PostgresStore(SqlSchedules, BaseStore):
 
     # -- functions and versions -------------------------------------------
     def commit_deploy(self, project: str, versions: Sequence[NewVersion],
-                      removed: Sequence[str] = ()) -> list[FunctionVersion]:
+                      removed: Sequence[str] = (),
+                      resources: Mapping[str, Mapping[str, Any]] | None = None) -> list[FunctionVersion]:
         now = time.time()
         # Name order (a removal before the new versions of the same name) locks rows
         # in the same order in every deploy, so concurrent deploys cannot deadlock.
@@ -211,6 +214,9 @@ class PostgresStore(SqlSchedules, BaseStore):
                     _remove_function(conn, project, name)
                 else:
                     created[index] = _add_version(conn, project, versions[index], now)
+            if resources is not None:
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("resources"),))
+                self._replace_resources(conn, project, resources)
         return [created[i] for i in range(len(versions))]
 
     def get_function(self, name: str) -> FunctionRecord | None:

@@ -157,6 +157,11 @@ class SqlEventQueue(EventQueue):
         with self._write() as conn:
             return int(conn.execute(self._sql(f"DELETE FROM events WHERE {where}"), params).rowcount)
 
+    def cancel_queued_events(self, source: str) -> int:
+        with self._write() as conn:
+            return int(conn.execute(self._sql("DELETE FROM events WHERE source = ? AND status = 'queued'"),
+                                    (source,)).rowcount)
+
     @staticmethod
     def _dead_of(function: str, ids: Sequence[str] | None) -> tuple[str, list[Any]]:
         where, params = "function = ? AND status = 'dead'", [function]

@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from squall.exceptions import Conflict, StoreError
 from squall.store.base import (
@@ -30,9 +30,10 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
-from squall.store.sql_events import event_schema
-from squall.store.sql_schedules import SqlSchedules, schedule_schema
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
+from squall.store.sql_events import event_schema
+from squall.store.sql_resources import SqlResources, resource_schema
+from squall.store.sql_schedules import schedule_schema
 
 BUSY_TIMEOUT_MS = 10_000
 MAX_IDLE_CONNECTIONS = 8
@@ -70,6 +71,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     event_schema(blob="BLOB", real="REAL"),  # 3: the event queue
     schedule_schema(real="REAL"),  # 4: schedules
+    resource_schema(),  # 5: topics, queues and buckets of projects
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -82,7 +84,7 @@ _INSERT_LOG_BATCHES = """
 
 
 
-class SqliteStore(SqlSchedules, BaseStore):
+class SqliteStore(SqlResources, BaseStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
 
     def __init__(self, path: Path) -> None:
@@ -172,7 +174,8 @@ class SqliteStore(SqlSchedules, BaseStore):
 
     # -- functions and versions -------------------------------------------
     def commit_deploy(self, project: str, versions: Sequence[NewVersion],
-                      removed: Sequence[str] = ()) -> list[FunctionVersion]:
+                      removed: Sequence[str] = (),
+                      resources: Mapping[str, Mapping[str, Any]] | None = None) -> list[FunctionVersion]:
         now = time.time()
         with self._write() as conn:
             for name in [v.function for v in versions] + list(removed):
@@ -180,6 +183,8 @@ class SqliteStore(SqlSchedules, BaseStore):
             for name in removed:
                 conn.execute("DELETE FROM versions WHERE function = ?", (name,))
                 conn.execute("DELETE FROM functions WHERE name = ?", (name,))
+            if resources is not None:
+                self._replace_resources(conn, project, resources)
             return [_add_version(conn, project, new, now) for new in versions]
 
     def get_function(self, name: str) -> FunctionRecord | None:

@@ -1,0 +1,82 @@
+"""`squall publish`, `squall topics` and `squall schedules [run NAME]`: topics and schedule
+triggers from the command line."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from squall.cli.options import client_from, json_option
+from squall.cli.output import print_json, print_message, print_table, relative_time
+
+
+def parse_attribute(text: str) -> tuple[str, str | dict[str, str]]:
+    """`name=value` (a String attribute) or `name:Number=42` / `name:String.Array=[...]`."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{text!r} is not name=value", param_hint="'--attr'")
+    if ":" in name:
+        name, kind = name.split(":", 1)
+        return name, {"Type": kind, "Value": value}
+    return name, value
+
+
+@click.command()
+@click.argument("topic")
+@click.argument("message")
+@click.option("--subject", help="The message's subject (SNS Subject).")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME[:TYPE]=VALUE",
+              help="A message attribute (repeatable); TYPE is String (default), Number or String.Array.")
+@json_option
+@click.pass_context
+def publish(ctx: click.Context, topic: str, message: str, subject: str | None, attrs: tuple[str, ...],
+            as_json: bool) -> None:
+    """Publish MESSAGE to TOPIC: every subscriber whose filter policy accepts it gets it."""
+    attributes = dict(parse_attribute(a) for a in attrs)
+    result = client_from(ctx).publish(topic, message, subject=subject, attributes=attributes or None)
+    print_json(result) if as_json else print_message(f"published {result['messageId']}")
+
+
+@click.command("topics")
+@json_option
+@click.pass_context
+def list_topics(ctx: click.Context, as_json: bool) -> None:
+    """List topics with their function and HTTP subscribers."""
+    topics = client_from(ctx).list_topics()
+    if as_json:
+        print_json(topics)
+        return
+    print_table(("TOPIC", "PROJECT", "FUNCTIONS", "HTTP ENDPOINTS"),
+                ((t["name"], t["project"], ", ".join(t["functions"]), ", ".join(t["urls"])) for t in topics))
+
+
+@click.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def schedules(ctx: click.Context, as_json: bool) -> None:
+    """List schedule triggers: last run, its result and the next run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    found = client_from(ctx).list_schedules()
+    if as_json:
+        print_json(found)
+        return
+    now = time.time()
+
+    def when(ts: float | None) -> str:
+        return relative_time(ts, now) if ts else "-"
+
+    print_table(("SCHEDULE", "FUNCTION", "EXPRESSION", "TIME ZONE", "LAST RUN", "RESULT", "NEXT RUN"),
+                ((s["name"], s["function"], s["expression"], s["timezone"], when(s["last_fire"]),
+                  s["last_status"] or "-", when(s["next_fire"]) if s["enabled"] else "disabled") for s in found))
+
+
+@schedules.command("run")
+@click.argument("name")
+@json_option
+@click.pass_context
+def run_schedule(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Fire schedule NAME (or FUNCTION/NAME) once, now, with its usual event."""
+    result = client_from(ctx).run_schedule(name)
+    print_json(result) if as_json else print_message(f"queued {result['requestId']}")

@@ -1,0 +1,238 @@
+"""Schedule triggers: keeping the store's schedules in step with the deployed functions,
+and firing them on the one node that leads (SQLite: the node; PostgreSQL: the holder of
+an advisory lock, taken over by another node when its holder dies).
+
+A fire stores the run as an event (EventBridge's "Scheduled Event", or the trigger's
+`input`) in the same transaction that moves the schedule to its next fire time, so each
+fire time runs at most once and is never lost; the run itself is an asynchronous
+invocation with its retries. Per schedule:
+* `overlap`: `skip` (default) does not start a run while the previous one is queued or
+  running; `queue` starts it anyway; `replace` drops a previous run that has not started
+  yet (one already running finishes);
+* a fire more than `MISSED_AFTER` seconds late (the node was down) is skipped, unless
+  `catch_up: true`, which runs it once however many fire times were missed;
+* `alarm_after` with `alarm_topic`: when the schedule has not succeeded for that long, a
+  message goes to the topic once (again after the next success).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from squall.events.schedule_expressions import Schedule, parse_schedule
+from squall.events.shapes import scheduled_event
+from squall.exceptions import NotFound
+from squall.store.events import NewEvent
+from squall.store.schedules import ScheduleFire, ScheduleState
+
+if TYPE_CHECKING:
+    from squall.events.engine import EventEngine
+    from squall.server.node import Node
+
+MISSED_AFTER = 60.0
+"""Seconds late after which a fire time counts as missed (the node was down)."""
+FOLLOWER_POLL = 5.0
+"""How often a node that does not lead tries to, and the leader re-reads the schedules."""
+ROLE = "scheduler"
+
+
+@lru_cache(maxsize=1024)
+def expression(text: str) -> Schedule:
+    return parse_schedule(text)
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def source_of(key: str) -> str:
+    return f"schedule:{key}"
+
+
+def next_fire(state: ScheduleState, after: float) -> float | None:
+    fire = expression(state.expression).next_fire(utc(after), tz=ZoneInfo(state.timezone), anchor=utc(state.anchor))
+    return None if fire is None else fire.timestamp()
+
+
+class Scheduler:
+    def __init__(self, node: Node, engine: EventEngine) -> None:
+        self.node = node
+        self.store = node.store
+        self.engine = engine
+        self.states: dict[str, ScheduleState] = {}
+        self.leader = False
+        self._wake = asyncio.Event()
+        self._sync_lock = asyncio.Lock()
+        self._loop: asyncio.Task[None] | None = None
+        self._next_refresh = 0.0
+
+    async def start(self) -> None:
+        await self.sync()
+        self._loop = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+
+    # -- definitions -----------------------------------------------------------
+    def definitions(self) -> dict[str, tuple[str, str, dict[str, Any]]]:
+        """`key -> (function, name, trigger)` of every schedule trigger of the active functions."""
+        found = {}
+        for function in self.node.functions.values():
+            schedules = [t for t in function.version.config.get("triggers", []) if "schedule" in t]
+            for index, trigger in enumerate(schedules):
+                name = trigger.get("name") or f"{function.name}-{index}"
+                found[f"{function.name}/{name}"] = (function.name, name, trigger)
+        return found
+
+    async def sync(self) -> None:
+        """Store the schedules of the active functions: new ones start now, changed
+        expressions start again, others keep their next fire time; gone ones are removed."""
+        async with self._sync_lock:
+            now = time.time()
+            stored = {s.key: s for s in await asyncio.to_thread(self.store.list_schedules)}
+            wanted = self.definitions()
+            changed = []
+            for key, (function, name, trigger) in wanted.items():
+                old = stored.get(key)
+                fresh = self._definition(key, function, name, trigger, old, now)
+                if old is None or (fresh.expression, fresh.timezone, fresh.config, fresh.anchor) != (
+                        old.expression, old.timezone, old.config, old.anchor):
+                    changed.append(fresh)
+            removed = [key for key in stored if key not in wanted]
+            if changed or removed:
+                await asyncio.to_thread(self.store.save_schedules, changed, removed)
+            await self.refresh()
+        self._wake.set()
+
+    @staticmethod
+    def _definition(key: str, function: str, name: str, trigger: dict[str, Any], old: ScheduleState | None,
+                    now: float) -> ScheduleState:
+        same_timing = (old is not None and old.expression == trigger["schedule"]
+                       and old.timezone == trigger.get("timezone", "UTC"))
+        anchor = old.anchor if same_timing and old is not None else float(math.ceil(now))
+        state = ScheduleState(key, function, name, trigger["schedule"], trigger.get("timezone", "UTC"), anchor,
+                              None, trigger)
+        if same_timing and old is not None:
+            return replace(state, next_fire=old.next_fire)
+        return replace(state, next_fire=next_fire(state, anchor - 0.001))
+
+    async def refresh(self) -> None:
+        self.states = {s.key: s for s in await asyncio.to_thread(self.store.list_schedules)}
+        self._next_refresh = time.monotonic() + FOLLOWER_POLL
+
+    # -- the loop --------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the scheduler must outlive a store outage
+                print(f"squall: scheduler: {exc!r}", flush=True)
+                await asyncio.sleep(1.0)
+
+    async def _tick(self) -> None:
+        if not self.leader:
+            self.leader = await asyncio.to_thread(self.store.try_lead, ROLE)
+            if not self.leader:
+                await self._sleep(FOLLOWER_POLL)
+                return
+        if time.monotonic() >= self._next_refresh:
+            await self.refresh()
+        now = time.time()
+        due = [s for s in self.states.values() if s.next_fire is not None and s.next_fire <= now and self._enabled(s)]
+        if due:
+            await self._fire(due, now)
+            return
+        await self._check_alarms(now)
+        upcoming = [s.next_fire for s in self.states.values() if s.next_fire is not None and self._enabled(s)]
+        wait = min(upcoming, default=now + FOLLOWER_POLL) - time.time()
+        await self._sleep(min(max(wait, 0.0), FOLLOWER_POLL))
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _enabled(self, state: ScheduleState) -> bool:
+        return bool(state.config.get("enabled", True)) and state.function in self.node.functions
+
+    # -- firing ----------------------------------------------------------------
+    async def _fire(self, due: list[ScheduleState], now: float) -> None:
+        fires = [await self._fire_one(state, now) for state in due]
+        await asyncio.to_thread(self.store.fire_schedules, fires, now=time.time())
+        await self.refresh()
+        self.engine.dispatcher.wake()
+
+    async def _fire_one(self, state: ScheduleState, now: float) -> ScheduleFire:
+        assert state.next_fire is not None
+        fired, following = state.next_fire, next_fire(state, now)
+        overlap = state.config.get("overlap", "skip")
+        if now - fired > MISSED_AFTER and not state.config.get("catch_up", False):
+            return ScheduleFire(state.key, fired, following, "skipped (missed)")
+        source = source_of(state.key)
+        if overlap == "skip" and await asyncio.to_thread(self.store.has_pending_events, source):
+            return ScheduleFire(state.key, fired, following, "skipped (overlap)")
+        if overlap == "replace":
+            await asyncio.to_thread(self.store.cancel_queued_events, source)
+        return ScheduleFire(state.key, fired, following, "queued", self.run_event(state, fired))
+
+    def run_event(self, state: ScheduleState, fire_time: float) -> NewEvent:
+        function = self.node.get(state.function)
+        event = self.engine.new_event(function, b"{}", source=source_of(state.key))
+        payload = state.config.get("input")
+        if payload is None:
+            body = orjson.dumps(scheduled_event(event.id, state.name, utc(fire_time),
+                                                region=self.node.settings.region,
+                                                account=self.node.settings.account_id))
+        else:
+            body = orjson.dumps(payload)
+        return replace(event, payload=body)
+
+    async def run_now(self, name: str) -> str:
+        """Fire the schedule called `name` (or keyed `FUNCTION/NAME`) once, now, outside its
+        timing; the run's request id."""
+        matches = [s for s in self.states.values() if name in (s.name, s.key)]
+        if not matches:
+            raise NotFound(f"Schedule not found: {name}")
+        if len(matches) > 1:
+            raise NotFound(f"{name} names several schedules ({', '.join(s.key for s in matches)}); "
+                           "give FUNCTION/NAME")
+        [request_id] = await self.engine.intake.submit([self.run_event(matches[0], time.time())])
+        return request_id
+
+    # -- results and alarms ------------------------------------------------------
+    async def record_result(self, source: str, request_id: str, ok: bool) -> None:
+        key = source.removeprefix("schedule:")
+        await asyncio.to_thread(self.store.record_schedule_result, key, request_id=request_id, ok=ok,
+                                at=time.time())
+        self._next_refresh = 0.0
+
+    async def _check_alarms(self, now: float) -> None:
+        for state in list(self.states.values()):
+            after, topic = state.config.get("alarm_after"), state.config.get("alarm_topic")
+            if not after or not topic or state.alarm_raised is not None or not self._enabled(state):
+                continue
+            since = state.last_success or state.anchor
+            if now - since < float(after):
+                continue
+            message = {"schedule": state.name, "function": state.function, "key": state.key,
+                       "last_success": state.last_success, "last_status": state.last_status,
+                       "alarm_after": after, "raised_at": now}
+            await self.engine.publish(str(topic), orjson.dumps(message).decode(),
+                                      subject=f"squall alarm: schedule {state.name} has not succeeded")
+            await asyncio.to_thread(self.store.mark_schedule_alarm, state.key, now)
+            self._next_refresh = 0.0
