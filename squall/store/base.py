@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import orjson
 
 from squall.store.events import EventQueue
+from squall.store.queues import QueueStore
 from squall.store.resources import ResourceStore
 from squall.store.schedules import ScheduleStore
 from squall.types import LogLevel, LogLine
@@ -84,7 +85,7 @@ def encode_log_batch(batch: LogBatch) -> bytes:
     return orjson.dumps(batch)
 
 
-class BaseStore(EventQueue, ScheduleStore, ResourceStore):
+class BaseStore(EventQueue, ScheduleStore, ResourceStore, QueueStore):
     """Interface of a storage backend. Subclasses implement every method that raises."""
 
     # -- lifecycle ---------------------------------------------------------

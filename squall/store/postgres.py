@@ -45,7 +45,8 @@ from squall.store.base import (
 from squall.store.events import NewEvent
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 from squall.store.sql_events import event_schema
-from squall.store.sql_resources import SqlResources, resource_schema
+from squall.store.sql_queues import SqlQueues, queue_schema
+from squall.store.sql_resources import resource_schema
 from squall.store.sql_schedules import schedule_schema
 
 Connection = psycopg.Connection[TupleRow]
@@ -88,6 +89,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     event_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 3: the event queue
     schedule_schema(real="DOUBLE PRECISION"),  # 4: schedules
     resource_schema(),  # 5: topics, queues and buckets of projects
+    queue_schema(real="DOUBLE PRECISION", sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),  # 6
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -111,7 +113,7 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(SqlResources, BaseStore):
+class PostgresStore(SqlQueues, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
     MARK = "%s"
