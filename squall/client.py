@@ -159,6 +159,21 @@ class SquallClient:
     def list_topics(self) -> list[dict[str, Any]]:
         return list(self._object(self._request("GET", f"{API_PREFIX}/topics")).get("topics", []))
 
+    def send_message(self, queue: str, body: str, *, attributes: dict[str, Any] | None = None,
+                     group_id: str | None = None, deduplication_id: str | None = None,
+                     delay: float | None = None) -> dict[str, Any]:
+        """Send a message to a queue; `{"messageId", "queue"}` once it is stored."""
+        data: dict[str, Any] = {"body": body}
+        for key, value in (("attributes", attributes), ("group_id", group_id),
+                           ("deduplication_id", deduplication_id), ("delay", delay)):
+            if value is not None:
+                data[key] = value
+        return self._object(self._request("POST", f"{API_PREFIX}/queues/{quote(queue, safe='')}/messages",
+                                          content=orjson.dumps(data)))
+
+    def list_queues(self) -> list[dict[str, Any]]:
+        return list(self._object(self._request("GET", f"{API_PREFIX}/queues")).get("queues", []))
+
     def list_schedules(self) -> list[dict[str, Any]]:
         return list(self._object(self._request("GET", f"{API_PREFIX}/schedules")).get("schedules", []))
 

@@ -1,5 +1,5 @@
-"""`squall publish`, `squall topics` and `squall schedules [run NAME]`: topics and schedule
-triggers from the command line."""
+"""`squall publish`, `squall topics`, `squall send`, `squall queues` and `squall schedules
+[run NAME]`: topics, queues and schedule triggers from the command line."""
 
 from __future__ import annotations
 
@@ -80,3 +80,40 @@ def run_schedule(ctx: click.Context, name: str, as_json: bool) -> None:
     """Fire schedule NAME (or FUNCTION/NAME) once, now, with its usual event."""
     result = client_from(ctx).run_schedule(name)
     print_json(result) if as_json else print_message(f"queued {result['requestId']}")
+
+
+@click.command()
+@click.argument("queue")
+@click.argument("body")
+@click.option("--group", "group_id", metavar="ID", help="Message group id (FIFO queues).")
+@click.option("--dedup", "deduplication_id", metavar="ID", help="Deduplication id (FIFO queues).")
+@click.option("--delay", type=click.FloatRange(0, 900), help="Seconds before the message can be received.")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME[:TYPE]=VALUE",
+              help="A message attribute (repeatable); TYPE is String (default) or Number.")
+@json_option
+@click.pass_context
+def send(ctx: click.Context, queue: str, body: str, group_id: str | None, deduplication_id: str | None,
+         delay: float | None, attrs: tuple[str, ...], as_json: bool) -> None:
+    """Send a message with BODY to QUEUE."""
+    attributes = {}
+    for text in attrs:
+        name, value = parse_attribute(text)
+        attributes[name] = ({"DataType": value["Type"], "StringValue": value["Value"]}
+                            if isinstance(value, dict) else value)
+    result = client_from(ctx).send_message(queue, body, attributes=attributes or None, group_id=group_id,
+                                           deduplication_id=deduplication_id, delay=delay)
+    print_json(result) if as_json else print_message(f"sent {result['messageId']}")
+
+
+@click.command("queues")
+@json_option
+@click.pass_context
+def list_queues(ctx: click.Context, as_json: bool) -> None:
+    """List queues: messages visible, in flight and delayed, and their consumers."""
+    queues = client_from(ctx).list_queues()
+    if as_json:
+        print_json(queues)
+        return
+    print_table(("QUEUE", "PROJECT", "FIFO", "VISIBLE", "IN FLIGHT", "DELAYED", "CONSUMERS"),
+                ((q["name"], q["project"], "yes" if q["fifo"] else "no", str(q["visible"]), str(q["in_flight"]),
+                  str(q["delayed"]), ", ".join(q["consumers"])) for q in queues))

@@ -16,7 +16,7 @@ import click
 
 from squall import __version__
 from squall.cli.dlq import dlq
-from squall.cli.events import list_topics, publish, schedules
+from squall.cli.events import list_queues, list_topics, publish, schedules, send
 from squall.cli.functions import invoke, list_functions, list_instances, recycle
 from squall.cli.logs import logs
 from squall.cli.options import Settings
@@ -56,7 +56,7 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
 
 
 for command in (init, dev, server, deploy, invoke, list_functions, list_instances, recycle, logs, dlq,
-                publish, list_topics, schedules):
+                publish, list_topics, schedules, send, list_queues):
     cli.add_command(command)
 
 

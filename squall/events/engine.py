@@ -9,6 +9,7 @@ attempts in all), `max_event_age` (seconds, default 21600), `on_success` / `on_f
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import time
@@ -19,6 +20,7 @@ import orjson
 
 from squall.events.dispatcher import EventDispatcher
 from squall.events.intake import EventIntake
+from squall.events.queues import Queues
 from squall.events.retry import RetryPolicy
 from squall.events.scheduler import Scheduler
 from squall.events.topics import Topics
@@ -46,14 +48,23 @@ class EventEngine:
         self.intake = EventIntake(self.store, on_stored=self.dispatcher.wake)
         self.topics = Topics(node, self)
         self.scheduler = Scheduler(node, self)
+        self.queues = Queues(node, self)
         self.started = False
 
     async def start(self) -> None:
         await self.dispatcher.start()
         await self.scheduler.start()
+        self.queues.sync()
         self.started = True
 
+    def sync(self) -> None:
+        """The active functions changed (a deploy): follow their schedules and queues."""
+        if self.started:
+            asyncio.ensure_future(self.scheduler.sync())
+            self.queues.sync()
+
     async def stop(self) -> None:
+        await self.queues.stop()
         await self.scheduler.stop()
         await self.dispatcher.stop()
         await self.topics.close()
@@ -92,14 +103,16 @@ class EventEngine:
         return request_id
 
     async def deliver(self, destination: dict[str, Any], record: dict[str, Any], event: Event) -> None:
-        """Send a destination record to its `{function: ...}` (as an async invocation) or
-        `{topic: ...}` (published as the message)."""
+        """Send a destination record to its `{function: ...}` (as an async invocation),
+        `{topic: ...}` (published as the message) or `{queue: ...}` (sent as the body)."""
         if destination.get("function"):
             target = self.node.get(str(destination["function"]))
             await self.intake.submit([self.new_event(target, orjson.dumps(record),
                                                      source=f"destination:{event.function}")])
         elif destination.get("topic"):
             await self.publish(str(destination["topic"]), orjson.dumps(record).decode())
+        elif destination.get("queue"):
+            await self.queues.send(str(destination["queue"]), orjson.dumps(record).decode())
         else:
             raise NotImplementedError(f"destination {destination} is not supported yet")
 

@@ -12,11 +12,15 @@
     POST /topics/{name}/publish           {"message", "subject"?, "attributes"?} -> {"messageId"}
     GET  /schedules                       every schedule: last run, its result, next run
     POST /schedules/{name}/run            fire a schedule once, now -> {"requestId"}
+    GET  /queues                          queues and their message counts
+    POST /queues/{name}/messages          {"body", "attributes"?, "group_id"?,
+                                          "deduplication_id"?, "delay"?} -> {"messageId"}
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any, Callable
 
 import orjson
@@ -66,6 +70,17 @@ async def json_payload(request: Request, limit: int) -> bytes:
     return body
 
 
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body, which must be a JSON object."""
+    try:
+        data = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadInput("the request body must be a JSON object")
+    return data
+
+
 async def id_list(request: Request) -> list[str] | None:
     """`ids` of a JSON body such as {"ids": ["..."]}; None (meaning all) when absent."""
     body = await request.body()
@@ -98,7 +113,35 @@ class EventsApi:
             Route("/_squall/api/topics/{name}/publish", guard(self.publish), methods=["POST"]),
             Route("/_squall/api/schedules", guard(self.list_schedules)),
             Route("/_squall/api/schedules/{name:path}/run", guard(self.run_schedule), methods=["POST"]),
+            Route("/_squall/api/queues", guard(self.list_queues)),
+            Route("/_squall/api/queues/{name}/messages", guard(self.send_message), methods=["POST"]),
         ]
+
+    async def list_queues(self, request: Request) -> Response:
+        queues = []
+        now = time.time()
+        for name, resource in sorted(self.node.resources.get("queue", {}).items()):
+            counts = await run_in_threadpool(self.node.store.queue_counts, name, now=now)
+            consumers = sorted(f for f, q in self.engine.queues.consumers if q == name)
+            queues.append({"name": name, "project": resource.project, "fifo": bool(resource.config.get("fifo")),
+                           "consumers": consumers, **counts})
+        return json_response({"queues": queues})
+
+    async def send_message(self, request: Request) -> Response:
+        data = await json_object(request)
+        body = data.get("body")
+        if not isinstance(body, str):
+            raise BadInput('send {"body": "...", ...}; body must be a string')
+        delay = data.get("delay")
+        if delay is not None and (not isinstance(delay, (int, float)) or not 0 <= delay <= 900):
+            raise BadInput("delay must be a number of seconds from 0 to 900")
+        for key in ("group_id", "deduplication_id"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise BadInput(f"{key} must be a string")
+        message_id = await self.engine.queues.send(request.path_params["name"], body,
+                                                   attributes=data.get("attributes"), group_id=data.get("group_id"),
+                                                   deduplication_id=data.get("deduplication_id"), delay=delay)
+        return json_response({"messageId": message_id, "queue": request.path_params["name"]})
 
     async def list_topics(self, request: Request) -> Response:
         topics = []
@@ -109,12 +152,8 @@ class EventsApi:
         return json_response({"topics": topics})
 
     async def publish(self, request: Request) -> Response:
-        body = await request.body()
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadInput(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+        data = await json_object(request)
+        if not isinstance(data.get("message"), str):
             raise BadInput('send {"message": "...", "subject": "...", "attributes": {...}}; message must be a string')
         subject = data.get("subject")
         if subject is not None and not isinstance(subject, str):

@@ -115,8 +115,7 @@ class Node:
         for function in functions.values():
             if function.spec.min_instances:
                 asyncio.ensure_future(self.pool.provision(function.spec))
-        if self.events.started:
-            asyncio.ensure_future(self.events.scheduler.sync())
+        self.events.sync()
 
     def make_active(self, version: FunctionVersion) -> ActiveFunction:
         return ActiveFunction(version, instance_spec(self.settings, version), self.arn(version.function))

@@ -47,8 +47,9 @@ class QueueMessage:
 class QueueStore:
     def send_messages(self, queue: str, messages: Sequence[NewMessage], *, now: float) -> list[str]:
         """Store `messages` in one transaction, in order; their ids. A message whose
-        `deduplication_id` was sent to `queue` within the FIFO deduplication window is not
-        stored again: the earlier message's id is returned."""
+        `deduplication_id` was sent to `queue` within the FIFO deduplication window (even
+        if that message was deleted since) is not stored again: the earlier message's id is
+        returned."""
         raise NotImplementedError
 
     def receive_messages(self, queue: str, *, limit: int, now: float, visibility_timeout: float,

@@ -24,8 +24,9 @@ def queue_schema(real: str, sequence: str) -> tuple[str, ...]:
         "CREATE INDEX queue_messages_visible ON queue_messages (queue, visible_at, sequence)",
         "CREATE INDEX queue_messages_group ON queue_messages (queue, group_id, visible_at)",
         "CREATE INDEX queue_messages_receipt ON queue_messages (receipt)",
-        "CREATE UNIQUE INDEX queue_messages_dedup ON queue_messages (queue, deduplication_id) "
-        "WHERE deduplication_id IS NOT NULL",
+        f"""CREATE TABLE queue_deduplication (
+            queue TEXT NOT NULL, deduplication_id TEXT NOT NULL, message_id TEXT NOT NULL,
+            sent_at {real} NOT NULL, PRIMARY KEY (queue, deduplication_id))""",
     )
 
 
@@ -43,7 +44,7 @@ class SqlQueues(SqlResources, QueueStore):
             for index, message in enumerate(messages):
                 if message.deduplication_id is not None:
                     earlier = self._earlier_message(conn, queue, message.deduplication_id,
-                                                    now - FIFO_DEDUPLICATION_WINDOW)
+                                                    now - FIFO_DEDUPLICATION_WINDOW, message.id, now)
                     if earlier is not None:
                         ids[index] = earlier
                         continue
@@ -54,14 +55,18 @@ class SqlQueues(SqlResources, QueueStore):
                      message.deduplication_id, now, now + message.delay))
         return ids
 
-    def _earlier_message(self, conn: Any, queue: str, dedup_id: str, since: float) -> str | None:
-        row = conn.execute(self._sql("SELECT id, sent_at FROM queue_messages WHERE queue = ? "
+    def _earlier_message(self, conn: Any, queue: str, dedup_id: str, since: float, message_id: str,
+                         now: float) -> str | None:
+        """The id of the message sent with `dedup_id` since `since` (deleted or not); else
+        None, with `message_id` recorded as the one holding it from `now`."""
+        row = conn.execute(self._sql("SELECT message_id, sent_at FROM queue_deduplication WHERE queue = ? "
                                      "AND deduplication_id = ?"), (queue, dedup_id)).fetchone()
-        if row is None:
-            return None
-        if row[1] >= since:
+        if row is not None and row[1] >= since:
             return str(row[0])
-        conn.execute(self._sql("UPDATE queue_messages SET deduplication_id = NULL WHERE id = ?"), (row[0],))
+        conn.execute(self._sql("INSERT INTO queue_deduplication (queue, deduplication_id, message_id, sent_at) "
+                               "VALUES (?, ?, ?, ?) ON CONFLICT (queue, deduplication_id) DO UPDATE SET "
+                               "message_id = excluded.message_id, sent_at = excluded.sent_at"),
+                     (queue, dedup_id, message_id, now))
         return None
 
     def receive_messages(self, queue: str, *, limit: int, now: float, visibility_timeout: float,
@@ -113,5 +118,7 @@ class SqlQueues(SqlResources, QueueStore):
 
     def expire_messages(self, queue: str, *, sent_before: float) -> int:
         with self._write() as conn:
+            conn.execute(self._sql("DELETE FROM queue_deduplication WHERE queue = ? AND sent_at < ?"),
+                         (queue, sent_before))
             return int(conn.execute(self._sql("DELETE FROM queue_messages WHERE queue = ? AND sent_at < ?"),
                                     (queue, sent_before)).rowcount)

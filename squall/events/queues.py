@@ -1,0 +1,259 @@
+"""Queues: sending messages, and the consumers that invoke a function with batches of them
+(Lambda's SQS event source mapping).
+
+A consumer runs on every node for each `- queue: NAME` trigger. It receives up to
+`batch_size` messages (waiting up to `batch_window` seconds to fill a batch), invokes the
+function synchronously with SQS's "Records" event and then:
+* the function succeeded: the batch is deleted, except the messages it names in
+  `{"batchItemFailures": [{"itemIdentifier": MESSAGE_ID}]}` when
+  `report_batch_item_failures` is on (the default);
+* the function failed (or timed out): nothing is deleted; the messages become visible
+  again after the queue's `visibility_timeout` and are received again;
+* the function was throttled: the messages are made visible again at once.
+A message received more than `max_receive_count` times moves to the queue's
+`dead_letter_queue` instead of being handed to the function (without one it is kept
+until its `retention` ends, as in SQS). FIFO queues hand a group's messages over in
+order, one batch of a group at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Mapping
+
+import orjson
+
+from squall.events.shapes import sqs_event, sqs_record
+from squall.exceptions import BadInput, NotFound, PayloadTooLarge, Throttled
+from squall.store.queues import NewMessage, QueueMessage
+
+if TYPE_CHECKING:
+    from squall.events.engine import EventEngine
+    from squall.server.node import ActiveFunction, Node
+
+MAX_MESSAGE_BYTES = 256 * 1024
+"""SQS's limit for a message with its attributes: 256 KB."""
+IDLE_POLL = 1.0
+"""Longest a consumer sleeps between looks at an empty queue (other nodes' sends)."""
+RETENTION_EVERY = 60.0
+
+
+def send_attributes(raw: Any) -> dict[str, dict[str, str]]:
+    """Message attributes in SendMessage's shape; a plain string or number is shorthand."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadInput("message attributes must be an object of name: value")
+    shaped = {}
+    for name, value in raw.items():
+        if isinstance(value, dict) and isinstance(value.get("DataType"), str):
+            shaped[name] = {k: str(v) for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            shaped[name] = {"DataType": "String" if isinstance(value, str) else "Number", "StringValue": str(value)}
+        else:
+            raise BadInput(f"message attribute {name!r} must be a string, a number or "
+                           "{DataType, StringValue}")
+    return shaped
+
+
+class Queues:
+    def __init__(self, node: Node, engine: EventEngine) -> None:
+        self.node = node
+        self.engine = engine
+        self.store = node.store
+        self.consumers: dict[tuple[str, str], QueueConsumer] = {}
+        self._wakers: dict[str, list[asyncio.Event]] = {}
+
+    def settings(self, name: str) -> dict[str, Any]:
+        queue = self.node.resources.get("queue", {}).get(name)
+        if queue is None:
+            raise NotFound(f"The specified queue does not exist: {name}")
+        return dict(queue.config)
+
+    async def send(self, name: str, body: str, *, attributes: Any = None, group_id: str | None = None,
+                   deduplication_id: str | None = None, delay: float | None = None) -> str:
+        """Store one message; its id once committed."""
+        settings = self.settings(name)
+        attrs = send_attributes(attributes)
+        size = len(body.encode()) + sum(len(k) + len(orjson.dumps(v)) for k, v in attrs.items())
+        if size > MAX_MESSAGE_BYTES:
+            raise PayloadTooLarge(f"the message and its attributes are {size} bytes, over SQS's "
+                                  f"{MAX_MESSAGE_BYTES} byte limit")
+        if settings.get("fifo"):
+            if not group_id:
+                raise BadInput(f"{name} is a FIFO queue: a message needs a group id")
+            if not deduplication_id and settings.get("content_based_deduplication"):
+                import hashlib
+
+                deduplication_id = hashlib.sha256(body.encode()).hexdigest()
+            if not deduplication_id:
+                raise BadInput(f"{name} is a FIFO queue without content_based_deduplication: a message "
+                               "needs a deduplication id")
+        elif group_id or deduplication_id:
+            raise BadInput(f"{name} is not a FIFO queue: group and deduplication ids are for FIFO queues")
+        message = NewMessage(str(uuid.uuid4()), body, attrs, group_id, deduplication_id,
+                             float(settings.get("delay", 0) if delay is None else delay))
+        [message_id] = await asyncio.to_thread(self.store.send_messages, name, [message], now=time.time())
+        self.wake(name)
+        return message_id
+
+    def wake(self, name: str) -> None:
+        for event in self._wakers.get(name, []):
+            event.set()
+
+    def sync(self) -> None:
+        """Run one consumer per queue trigger of the active functions (and only those)."""
+        wanted: dict[tuple[str, str], dict[str, Any]] = {}
+        for function in self.node.functions.values():
+            for trigger in function.version.config.get("triggers", []):
+                if "queue" in trigger and trigger.get("enabled", True):
+                    wanted[(function.name, trigger["queue"])] = trigger
+        for key in list(self.consumers):
+            if key not in wanted or self.consumers[key].trigger != wanted[key]:
+                self.consumers.pop(key).stop()
+        for key, trigger in wanted.items():
+            if key not in self.consumers:
+                consumer = QueueConsumer(self, key[0], key[1], trigger)
+                self._wakers.setdefault(key[1], []).append(consumer.wake_event)
+                self.consumers[key] = consumer
+                consumer.start()
+
+    def forget(self, consumer: QueueConsumer) -> None:
+        wakers = self._wakers.get(consumer.queue, [])
+        if consumer.wake_event in wakers:
+            wakers.remove(consumer.wake_event)
+
+    async def stop(self) -> None:
+        for consumer in self.consumers.values():
+            consumer.stop()
+        self.consumers.clear()
+
+
+class QueueConsumer:
+    """Receives batches from one queue and invokes one function with them."""
+
+    def __init__(self, queues: Queues, function: str, queue: str, trigger: Mapping[str, Any]) -> None:
+        self.queues = queues
+        self.node = queues.node
+        self.store = queues.store
+        self.function = function
+        self.queue = queue
+        self.trigger = dict(trigger)
+        self.wake_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._next_retention = 0.0
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    def stop(self) -> None:
+        self.queues.forget(self)
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                handled = await self._once()
+            except asyncio.CancelledError:
+                raise
+            except NotFound:
+                return  # the queue or the function is gone; sync() stops us
+            except Exception as exc:  # noqa: BLE001 - a consumer must outlive a store outage
+                print(f"squall: queue {self.queue} -> {self.function}: {exc!r}", flush=True)
+                await asyncio.sleep(1.0)
+                continue
+            if not handled:
+                await self._sleep()
+
+    async def _sleep(self) -> None:
+        due = await asyncio.to_thread(self.store.next_visible, self.queue)
+        wait = IDLE_POLL if due is None else min(IDLE_POLL, max(0.01, due - time.time()))
+        self.wake_event.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.wake_event.wait(), wait)
+
+    async def _receive(self, settings: Mapping[str, Any], limit: int) -> list[QueueMessage]:
+        return await asyncio.to_thread(
+            self.store.receive_messages, self.queue, limit=limit, now=time.time(),
+            visibility_timeout=float(settings.get("visibility_timeout", 30)), fifo=bool(settings.get("fifo")))
+
+    async def _once(self) -> bool:
+        settings = self.queues.settings(self.queue)
+        await self._expire(settings)
+        batch_size = int(self.trigger.get("batch_size", 10))
+        messages = await self._receive(settings, batch_size)
+        if not messages:
+            return False
+        window_end = time.monotonic() + float(self.trigger.get("batch_window", 0))
+        while len(messages) < batch_size and time.monotonic() < window_end:
+            self.wake_event.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake_event.wait(), window_end - time.monotonic())
+            messages += await self._receive(settings, batch_size - len(messages))
+        messages = await self._dead_letter(settings, messages)
+        if messages:
+            await self._invoke(settings, messages)
+        return True
+
+    async def _expire(self, settings: Mapping[str, Any]) -> None:
+        if time.monotonic() < self._next_retention:
+            return
+        self._next_retention = time.monotonic() + RETENTION_EVERY
+        retention = float(settings.get("retention", 345600))
+        await asyncio.to_thread(self.store.expire_messages, self.queue, sent_before=time.time() - retention)
+
+    async def _dead_letter(self, settings: Mapping[str, Any], messages: list[QueueMessage]) -> list[QueueMessage]:
+        """Move the messages received too often to the dead-letter queue; the others."""
+        target = settings.get("dead_letter_queue")
+        limit = int(settings.get("max_receive_count", 5))
+        if not target:
+            return messages
+        over = [m for m in messages if m.receive_count > limit]
+        if over:
+            await asyncio.to_thread(self.store.move_messages, self.queue, [m.receipt for m in over], str(target),
+                                    now=time.time())
+            self.queues.wake(str(target))
+        return [m for m in messages if m.receive_count <= limit]
+
+    async def _invoke(self, settings: Mapping[str, Any], messages: list[QueueMessage]) -> None:
+        function = self.node.get(self.function)
+        event = orjson.dumps(self.event(messages, bool(settings.get("fifo"))))
+        try:
+            invocation = await self.node.invoke(function, event)
+        except Throttled:
+            await asyncio.to_thread(self.store.change_visibility, self.queue, [m.receipt for m in messages],
+                                    visible_at=time.time() + 0.2)
+            return
+        if not invocation.ok:
+            return  # visible again after the visibility timeout
+        failed = self.failed_ids(function, invocation.payload) if self.trigger.get(
+            "report_batch_item_failures", True) else set()
+        done = [m.receipt for m in messages if m.id not in failed]
+        if done:
+            await asyncio.to_thread(self.store.delete_messages, self.queue, done)
+
+    def event(self, messages: list[QueueMessage], fifo: bool) -> dict[str, Any]:
+        settings = self.node.settings
+        return sqs_event(sqs_record(
+            m.id, m.receipt, m.body, queue=self.queue, receive_count=m.receive_count,
+            sent_timestamp=int(m.sent_at * 1000), first_receive_timestamp=int((m.first_received_at or m.sent_at) * 1000),
+            sender_id=settings.account_id, message_attributes=m.attributes or None,
+            sequence_number=str(m.sequence) if fifo else None, message_group_id=m.group_id if fifo else None,
+            message_deduplication_id=m.deduplication_id if fifo else None,
+            region=settings.region, account=settings.account_id) for m in messages)
+
+    @staticmethod
+    def failed_ids(function: ActiveFunction, payload: bytes) -> set[str]:
+        """The ids of `{"batchItemFailures": [{"itemIdentifier": ID}, ...]}`, if returned."""
+        try:
+            result = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return set()
+        failures = result.get("batchItemFailures") if isinstance(result, dict) else None
+        if not isinstance(failures, list):
+            return set()
+        return {str(item.get("itemIdentifier")) for item in failures if isinstance(item, dict)}
