@@ -158,7 +158,7 @@ class Recorder:
     """A small HTTP server that functions POST to: what they did, seen from outside the
     platform (`bodies` in arrival order). Used as `with Recorder() as recorder:`."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 204) -> None:
         self.bodies: list[bytes] = []
         self._lock = threading.Lock()
         recorder = self
@@ -168,7 +168,8 @@ class Recorder:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with recorder._lock:
                     recorder.bodies.append(body)
-                self.send_response(204)
+                self.send_response(status)
+                self.send_header("content-length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:

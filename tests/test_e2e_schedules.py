@@ -87,6 +87,19 @@ def test_overlap_skip_does_not_start_a_run_while_one_is_going(tmp_path: Path) ->
         assert statuses["last_status"] in ("skipped (overlap)", "queued", "succeeded")
 
 
+def test_overlap_queue_runs_each_fire_after_the_previous_run(tmp_path: Path) -> None:
+    triggers = '                  - schedule: "rate(1 second)"\n                    name: slow\n                    overlap: queue\n'
+    body = "    post({'start': time.time()})\n    time.sleep(1.5)\n    post({'end': time.time()})\n"
+    with Recorder() as recorder, serving(tmp_path, project(recorder, triggers, body)):
+        time.sleep(6)
+        marks = recorder.json()
+
+    starts = [m["start"] for m in marks if "start" in m]
+    ends = [m["end"] for m in marks if "end" in m]
+    assert len(starts) >= 3
+    assert all(start >= end - 0.05 for start, end in zip(starts[1:], ends))  # never two at once
+
+
 def test_an_alarm_goes_to_its_topic_when_a_schedule_keeps_failing(tmp_path: Path) -> None:
     with Recorder() as recorder, Recorder() as pager:
         triggers = ('                  - schedule: "rate(1 second)"\n                    name: probe\n'

@@ -115,3 +115,14 @@ def test_publishing_bad_input_is_refused(tmp_path: Path) -> None:
         assert {t["name"]: t["functions"] for t in listed} == {"audit": ["auditor"],
                                                                 "deploys": ["everything", "provision"]}
         assert recorder.bodies == [] and endpoint.bodies == []
+
+
+def test_an_http_subscriber_that_keeps_failing_ends_in_the_http_dead_letters(tmp_path: Path) -> None:
+    with Recorder() as recorder, Recorder(status=500) as endpoint:
+        with serving(tmp_path, project(recorder, endpoint), environ={"SQUALL_RETRY_BASE_SECONDS": "0.05"}) as node:
+            node.cli("publish", "deploys", "v3", "--attr", "env=prod", check=True)
+
+            [dead] = wait_until(lambda: json.loads(node.cli("dlq", "ls", "@http", "--json").stdout), timeout=20)
+            assert len(endpoint.bodies) == 4  # every attempt reached the endpoint
+            assert dead["attempts"] == 4 and "answered 500" in dead["last_error"]
+            assert json.loads(node.cli("dlq", "purge", "@http", "--yes", "--json", check=True).stdout)["purged"] == 1

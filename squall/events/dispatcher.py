@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, cast
 
 import orjson
 
+from squall.events.intake import IDEMPOTENCY_WINDOW
 from squall.events.retry import RetryPolicy
 from squall.events.shapes import DestinationCondition, destination_record
 from squall.events.topics import HTTP_DELIVERY
@@ -46,6 +47,9 @@ IDLE_POLL = 5.0
 RESULT_FLUSH = 0.005
 REQUEUE_EVERY = 1.0
 """Seconds between looks for events whose lease ended (their node died)."""
+FORGET_EVERY = 60.0
+"""Seconds between clean-ups of succeeded events kept for their idempotency key."""
+PREVIOUS_RUN_POLL = 0.25
 
 Deliver = Callable[[dict[str, Any], dict[str, Any], Event], Awaitable[None]]
 """`deliver(destination, record, event)`: hand a destination record to its target."""
@@ -72,6 +76,7 @@ class EventDispatcher:
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.Task[None] | None = None
         self._next_requeue = 0.0
+        self._next_forget = 0.0
         self.completed = 0
 
     # -- lifecycle -------------------------------------------------------------
@@ -118,6 +123,9 @@ class EventDispatcher:
         if now >= self._next_requeue:
             self._next_requeue = now + REQUEUE_EVERY
             await asyncio.to_thread(self.store.requeue_expired, now=now)
+        if now >= self._next_forget:
+            self._next_forget = now + FORGET_EVERY
+            await asyncio.to_thread(self.store.forget_succeeded, before=now - IDEMPOTENCY_WINDOW)
         return await asyncio.to_thread(self.store.claim_events, self.owner, limit=room, now=now,
                                        lease_until=now + self.lease_seconds)
 
@@ -155,6 +163,9 @@ class EventDispatcher:
         if event.attempts > event.max_attempts:
             await self._die(event, DeadReason.RETRIES_EXHAUSTED, "the node running it stopped on every attempt")
             return
+        if await self._waits_for_previous_run(event):
+            self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + PREVIOUS_RUN_POLL))
+            return
         try:
             invocation = await self.node.invoke(function, event.payload, request_id=event.id)
         except Throttled:
@@ -169,6 +180,14 @@ class EventDispatcher:
         if reason is not None:
             await self.finished(event, False)
             await self._send_destination(event, "on_failure", reason.value, invocation.payload, "Unhandled")
+
+    async def _waits_for_previous_run(self, event: Event) -> bool:
+        """A run of a schedule with `overlap: queue` waits while an earlier run is going."""
+        if not event.source.startswith("schedule:"):
+            return False
+        if self.node.events.scheduler.overlap_of(event.source) != "queue":
+            return False
+        return await asyncio.to_thread(self.store.runs_before, event)
 
     def _failed(self, event: Event, error: str) -> DeadReason | None:
         """Retry a failed attempt while attempts and age allow; else park it (the reason)."""

@@ -23,7 +23,7 @@ from squall.events.intake import EventIntake
 from squall.events.queues import Queues
 from squall.events.retry import RetryPolicy
 from squall.events.scheduler import Scheduler
-from squall.events.topics import Topics
+from squall.events.topics import HTTP_DELIVERY, HTTP_MAX_AGE, Topics
 from squall.exceptions import NotFound, PayloadTooLarge
 from squall.request_ids import new_request_id
 from squall.store.events import Event, EventStatus, NewEvent
@@ -121,8 +121,12 @@ class EventEngine:
         return self.store.list_events(name, EventStatus.DEAD, limit=limit)
 
     def redrive(self, name: str, ids: Sequence[str] | None) -> int:
-        function = self.node.get(name)
-        max_age = float(function.version.config.get("max_event_age", DEFAULT_MAX_EVENT_AGE))
+        """Queue dead letters again; those of HTTP deliveries (`@http`) too. A removed
+        function's dead letters cannot run: NotFound."""
+        if name == HTTP_DELIVERY:
+            max_age = HTTP_MAX_AGE
+        else:
+            max_age = float(self.node.get(name).version.config.get("max_event_age", DEFAULT_MAX_EVENT_AGE))
         now = time.time()
         moved = self.store.redrive_events(name, ids, now=now, expires_at=now + max_age)
         self.dispatcher.wake()

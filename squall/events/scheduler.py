@@ -7,8 +7,9 @@ A fire stores the run as an event (EventBridge's "Scheduled Event", or the trigg
 fire time runs at most once and is never lost; the run itself is an asynchronous
 invocation with its retries. Per schedule:
 * `overlap`: `skip` (default) does not start a run while the previous one is queued or
-  running; `queue` starts it anyway; `replace` drops a previous run that has not started
-  yet (one already running finishes);
+  running; `queue` stores the run, which waits until the runs before it have ended;
+  `replace` drops the runs still waiting (queued or waiting for a retry) and stores the
+  new one (a run already going finishes: squall does not kill it);
 * a fire more than `MISSED_AFTER` seconds late (the node was down) is skipped, unless
   `catch_up: true`, which runs it once however many fire times were missed;
 * `alarm_after` with `alarm_topic`: when the schedule has not succeeded for that long, a
@@ -213,6 +214,10 @@ class Scheduler:
                            "give FUNCTION/NAME")
         [request_id] = await self.engine.intake.submit([self.run_event(matches[0], time.time())])
         return request_id
+
+    def overlap_of(self, source: str) -> str:
+        state = self.states.get(source.removeprefix("schedule:"))
+        return str(state.config.get("overlap", "skip")) if state is not None else "skip"
 
     # -- results and alarms ------------------------------------------------------
     async def record_result(self, source: str, request_id: str, ok: bool) -> None:

@@ -5,8 +5,8 @@ Subscribers are functions (a `- topic: NAME` trigger; they get SNS's "Records" e
 an asynchronous invocation's retries and dead letters) and HTTP endpoints (the topic's
 `subscriptions:`; SNS's notification JSON, or the bare message with
 `raw_message_delivery`, POSTed with SNS's headers; a 2xx answer is a delivery, anything
-else is retried with backoff for up to an hour, then parked as a dead letter of the
-pseudo-function `@http`).
+else is retried with backoff, four attempts within an hour at most, then parked as a
+dead letter of the pseudo-function `@http`: `squall dlq ls @http`).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class Topics:
         """Store one event per accepting subscriber; the message id once they are committed."""
         topic = self.topic(name)
         attrs = normalize_attributes(dict(attributes) if attributes else None)
-        size = len(message.encode()) + sum(len(k) + len(v["Value"]) for k, v in attrs.items())
+        size = len(message.encode()) + sum(len(k.encode()) + len(v["Value"].encode()) for k, v in attrs.items())
         if size > MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(f"the message and its attributes are {size} bytes, over SNS's "
                                   f"{MAX_MESSAGE_BYTES} byte limit")

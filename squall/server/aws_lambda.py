@@ -90,6 +90,10 @@ class LambdaApi:
             invocation = await self.node.invoke(function, payload)
         except Throttled as exc:
             raise LambdaError(429, "TooManyRequestsException", str(exc)) from None
+        if len(invocation.payload) > MAX_PAYLOAD_BYTES:
+            raise LambdaError(413, "RequestTooLargeException",
+                              f"Response payload size ({len(invocation.payload)} bytes) exceeded maximum allowed "
+                              f"payload size ({MAX_PAYLOAD_BYTES} bytes).", kind="Service")
         headers = {"x-amzn-RequestId": invocation.request_id,
                    "X-Amz-Executed-Version": str(invocation.version)}
         if not invocation.ok:

@@ -198,8 +198,7 @@ class EventsApi:
         return json_response(event_info(event, with_payload=True))
 
     async def dead_letters(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        self.node.get(name)
+        name = request.path_params["name"]  # a removed function's or `@http`'s dead letters too
         try:
             limit = min(int(request.query_params.get("limit", 100)), 1000)
         except ValueError:
@@ -215,7 +214,6 @@ class EventsApi:
 
     async def purge(self, request: Request) -> Response:
         name = request.path_params["name"]
-        self.node.get(name)
         ids = await id_list(request)
         purged = await run_in_threadpool(self.engine.purge, name, ids)
         return json_response({"function": name, "purged": purged})

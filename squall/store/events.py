@@ -147,6 +147,16 @@ class EventQueue:
         """Delete the queued (not yet running) events from `source`; how many."""
         raise NotImplementedError
 
+    def runs_before(self, event: Event) -> bool:
+        """Whether an event from `event.source` created before it is still to finish (queued,
+        waiting for a retry, or running): the oldest pending event of a source goes first."""
+        raise NotImplementedError
+
+    def forget_succeeded(self, *, before: float) -> int:
+        """Delete the events kept as succeeded (for their idempotency key) that finished
+        before `before`; how many."""
+        raise NotImplementedError
+
     def has_pending_events(self, source: str) -> bool:
         """Whether an event from `source` is queued or running."""
         raise NotImplementedError

@@ -64,8 +64,8 @@ class ScheduleStore:
         raise NotImplementedError
 
     def record_schedule_result(self, key: str, *, request_id: str, ok: bool, at: float) -> None:
-        """The outcome of the run `request_id` of schedule `key` (when it is still its last
-        run): `succeeded` (also clearing a raised alarm) or `failed`."""
+        """The outcome of a run (`request_id`) of schedule `key` that just ended, whichever
+        run it was: `succeeded` (also clearing a raised alarm) or `failed`."""
         raise NotImplementedError
 
     def mark_schedule_alarm(self, key: str, at: float) -> None:

@@ -157,6 +157,18 @@ class SqlEventQueue(EventQueue):
         with self._write() as conn:
             return int(conn.execute(self._sql(f"DELETE FROM events WHERE {where}"), params).rowcount)
 
+    def runs_before(self, event: Event) -> bool:
+        rows = self._query(self._sql("SELECT 1 FROM events WHERE source = ? AND status IN ('queued', 'running') "
+                                     "AND id <> ? "
+                                     "AND (created_at < ? OR (created_at = ? AND id < ?)) LIMIT 1"),
+                           (event.source, event.id, event.created_at, event.created_at, event.id))
+        return bool(rows)
+
+    def forget_succeeded(self, *, before: float) -> int:
+        with self._write() as conn:
+            return int(conn.execute(self._sql("DELETE FROM events WHERE status = 'succeeded' AND finished_at < ?"),
+                                    (before,)).rowcount)
+
     def cancel_queued_events(self, source: str) -> int:
         with self._write() as conn:
             return int(conn.execute(self._sql("DELETE FROM events WHERE source = ? AND status = 'queued'"),

@@ -65,9 +65,9 @@ class SqlSchedules(SqlEventQueue, ScheduleStore):
         sql = ("UPDATE schedules SET last_status = ?, "
                "last_success = CASE WHEN ? THEN ? ELSE last_success END, "
                "alarm_raised = CASE WHEN ? THEN NULL ELSE alarm_raised END "
-               "WHERE key = ? AND last_request_id = ?")
+               "WHERE key = ?")
         with self._write() as conn:
-            conn.execute(self._sql(sql), ("succeeded" if ok else "failed", ok, at, ok, key, request_id))
+            conn.execute(self._sql(sql), ("succeeded" if ok else "failed", ok, at, ok, key))
 
     def mark_schedule_alarm(self, key: str, at: float) -> None:
         with self._write() as conn:
