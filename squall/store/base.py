@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import orjson
 
 from squall.store.events import EventQueue
+from squall.store.objects import ObjectStore
 from squall.store.queues import QueueStore
 from squall.store.resources import ResourceStore
 from squall.store.schedules import ScheduleStore
@@ -85,7 +86,7 @@ def encode_log_batch(batch: LogBatch) -> bytes:
     return orjson.dumps(batch)
 
 
-class BaseStore(EventQueue, ScheduleStore, ResourceStore, QueueStore):
+class BaseStore(EventQueue, ScheduleStore, ResourceStore, QueueStore, ObjectStore):
     """Interface of a storage backend. Subclasses implement every method that raises."""
 
     # -- lifecycle ---------------------------------------------------------

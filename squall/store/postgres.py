@@ -45,7 +45,8 @@ from squall.store.base import (
 from squall.store.events import NewEvent
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 from squall.store.sql_events import event_schema
-from squall.store.sql_queues import SqlQueues, queue_schema
+from squall.store.sql_objects import SqlObjects, object_schema
+from squall.store.sql_queues import queue_schema
 from squall.store.sql_resources import resource_schema
 from squall.store.sql_schedules import schedule_schema
 
@@ -90,6 +91,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     schedule_schema(real="DOUBLE PRECISION"),  # 4: schedules
     resource_schema(),  # 5: topics, queues and buckets of projects
     queue_schema(real="DOUBLE PRECISION", sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),  # 6
+    object_schema(real="DOUBLE PRECISION", key_type='TEXT COLLATE "C"'),  # 7: bucket objects
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -113,7 +115,7 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(SqlQueues, BaseStore):
+class PostgresStore(SqlObjects, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
     MARK = "%s"

@@ -32,7 +32,8 @@ from squall.store.base import (
 )
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 from squall.store.sql_events import event_schema
-from squall.store.sql_queues import SqlQueues, queue_schema
+from squall.store.sql_objects import SqlObjects, object_schema
+from squall.store.sql_queues import queue_schema
 from squall.store.sql_resources import resource_schema
 from squall.store.sql_schedules import schedule_schema
 
@@ -74,6 +75,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     schedule_schema(real="REAL"),  # 4: schedules
     resource_schema(),  # 5: topics, queues and buckets of projects
     queue_schema(real="REAL", sequence="INTEGER PRIMARY KEY AUTOINCREMENT"),  # 6: queue messages
+    object_schema(real="REAL"),  # 7: bucket objects
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -86,7 +88,7 @@ _INSERT_LOG_BATCHES = """
 
 
 
-class SqliteStore(SqlQueues, BaseStore):
+class SqliteStore(SqlObjects, BaseStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
 
     def __init__(self, path: Path) -> None:
