@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
@@ -174,6 +174,33 @@ class SquallClient:
     def list_queues(self) -> list[dict[str, Any]]:
         return list(self._object(self._request("GET", f"{API_PREFIX}/queues")).get("queues", []))
 
+    def list_buckets(self) -> list[dict[str, Any]]:
+        return list(self._object(self._request("GET", f"{API_PREFIX}/buckets")).get("buckets", []))
+
+    def put_object(self, bucket: str, key: str, content: bytes | IO[bytes],
+                   content_type: str = "application/octet-stream") -> dict[str, Any]:
+        """Store an object (`content` may be a file, streamed); `{"size", "etag", ...}`."""
+        return self._object(self._request("PUT", _object_path(bucket, key), content=content,
+                                          headers={"content-type": content_type}))
+
+    def get_object(self, bucket: str, key: str) -> bytes:
+        return self._request("GET", _object_path(bucket, key)).content
+
+    def delete_object(self, bucket: str, key: str) -> None:
+        self._request("DELETE", _object_path(bucket, key))
+
+    def iter_objects(self, bucket: str, *, prefix: str = "", page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every object of `bucket` under `prefix`, in key order, page by page."""
+        start_after = ""
+        while True:
+            page = self._object(self._request("GET", f"{API_PREFIX}/buckets/{quote(bucket, safe='')}/objects",
+                                              params={"prefix": prefix, "start_after": start_after,
+                                                      "limit": page_size}))
+            yield from page.get("objects", [])
+            if not page.get("next"):
+                return
+            start_after = str(page["next"])
+
     def list_schedules(self) -> list[dict[str, Any]]:
         return list(self._object(self._request("GET", f"{API_PREFIX}/schedules")).get("schedules", []))
 
@@ -250,6 +277,10 @@ class SquallClient:
                            f"the server's answer to {response.request.url.path} "
                            "is not a JSON object")
         return body
+
+
+def _object_path(bucket: str, key: str) -> str:
+    return f"{API_PREFIX}/buckets/{quote(bucket, safe='')}/objects/{quote(key, safe='/')}"
 
 
 def _function_path(name: str, action: str | None = None) -> str:

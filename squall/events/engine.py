@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import orjson
 
+from squall.events.buckets import Buckets
 from squall.events.dispatcher import EventDispatcher
 from squall.events.intake import EventIntake
 from squall.events.queues import Queues
@@ -49,6 +50,7 @@ class EventEngine:
         self.topics = Topics(node, self)
         self.scheduler = Scheduler(node, self)
         self.queues = Queues(node, self)
+        self.buckets = Buckets(node, self)
         self.started = False
 
     async def start(self) -> None:

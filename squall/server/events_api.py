@@ -15,6 +15,9 @@
     GET  /queues                          queues and their message counts
     POST /queues/{name}/messages          {"body", "attributes"?, "group_id"?,
                                           "deduplication_id"?, "delay"?} -> {"messageId"}
+    GET  /buckets                         buckets, their object counts and sizes
+    GET  /buckets/{b}/objects             ?prefix=&start_after=&limit= -> {"objects", "next"}
+    PUT/GET/DELETE /buckets/{b}/objects/{key}   an object (the body is its content)
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any, Callable
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from squall.events.engine import MAX_ASYNC_PAYLOAD
@@ -115,7 +118,44 @@ class EventsApi:
             Route("/_squall/api/schedules/{name:path}/run", guard(self.run_schedule), methods=["POST"]),
             Route("/_squall/api/queues", guard(self.list_queues)),
             Route("/_squall/api/queues/{name}/messages", guard(self.send_message), methods=["POST"]),
+            Route("/_squall/api/buckets", guard(self.list_buckets)),
+            Route("/_squall/api/buckets/{bucket}/objects", guard(self.list_objects)),
+            Route("/_squall/api/buckets/{bucket}/objects/{key:path}", guard(self.object),
+                  methods=["GET", "PUT", "DELETE"]),
         ]
+
+    async def list_buckets(self, request: Request) -> Response:
+        buckets = []
+        for name, resource in sorted(self.node.resources.get("bucket", {}).items()):
+            count, size = await run_in_threadpool(self.node.store.bucket_usage, name)
+            buckets.append({"name": name, "project": resource.project, "objects": count, "bytes": size})
+        return json_response({"buckets": buckets})
+
+    async def list_objects(self, request: Request) -> Response:
+        query = request.query_params
+        try:
+            limit = min(max(int(query.get("limit", 1000)), 1), 1000)
+        except ValueError:
+            raise BadInput("limit must be a whole number") from None
+        objects, following = await run_in_threadpool(
+            self.engine.buckets.list, request.path_params["bucket"], prefix=query.get("prefix", ""),
+            start_after=query.get("start_after", ""), limit=limit)
+        return json_response({"bucket": request.path_params["bucket"], "next": following, "objects": [
+            {"key": o.key, "size": o.size, "etag": o.etag, "content_type": o.content_type,
+             "modified_at": o.modified_at} for o in objects]})
+
+    async def object(self, request: Request) -> Response:
+        bucket, key = request.path_params["bucket"], request.path_params["key"]
+        buckets = self.engine.buckets
+        if request.method == "PUT":
+            info = await buckets.put(bucket, key, request.stream(),
+                                     request.headers.get("content-type", "application/octet-stream"))
+            return json_response({"bucket": bucket, "key": key, "size": info.size, "etag": info.etag})
+        if request.method == "DELETE":
+            await buckets.delete(bucket, key)
+            return Response(status_code=204)
+        info, path = await run_in_threadpool(buckets.get, bucket, key)
+        return FileResponse(path, media_type=info.content_type, headers={"etag": f'"{info.etag}"'})
 
     async def list_queues(self, request: Request) -> Response:
         queues = []
