@@ -174,6 +174,10 @@ class SquallClient:
     def list_queues(self) -> list[dict[str, Any]]:
         return list(self._object(self._request("GET", f"{API_PREFIX}/queues")).get("queues", []))
 
+    def trigger(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Invoke `name` with the event of one of its triggers: `{"ok", "event", "payload", ...}`."""
+        return self._object(self._request("POST", _function_path(name, "trigger"), content=orjson.dumps(request)))
+
     def list_buckets(self) -> list[dict[str, Any]]:
         return list(self._object(self._request("GET", f"{API_PREFIX}/buckets")).get("buckets", []))
 

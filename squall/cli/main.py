@@ -17,7 +17,7 @@ import click
 from squall import __version__
 from squall.cli.buckets import bucket
 from squall.cli.dlq import dlq
-from squall.cli.events import list_queues, list_topics, publish, schedules, send
+from squall.cli.events import list_queues, list_topics, publish, schedules, send, trigger
 from squall.cli.functions import invoke, list_functions, list_instances, recycle
 from squall.cli.logs import logs
 from squall.cli.options import Settings
@@ -57,7 +57,8 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
 
 
 for command in (init, dev, server, deploy, invoke, list_functions, list_instances, recycle, logs, dlq,
-                publish, list_topics, schedules, send, list_queues, bucket):
+                publish, list_topics, schedules, send, list_queues, bucket,
+                trigger):
     cli.add_command(command)
 
 

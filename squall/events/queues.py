@@ -51,6 +51,8 @@ def send_attributes(raw: Any) -> dict[str, dict[str, str]]:
     for name, value in raw.items():
         if isinstance(value, dict) and isinstance(value.get("DataType"), str):
             shaped[name] = {k: str(v) for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+        elif isinstance(value, dict) and isinstance(value.get("Type"), str):  # SNS-style, as the CLI gives it
+            shaped[name] = {"DataType": value["Type"], "StringValue": str(value.get("Value", ""))}
         elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
             shaped[name] = {"DataType": "String" if isinstance(value, str) else "Number", "StringValue": str(value)}
         else:

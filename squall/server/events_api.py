@@ -18,6 +18,8 @@
     GET  /buckets                         buckets, their object counts and sizes
     GET  /buckets/{b}/objects             ?prefix=&start_after=&limit= -> {"objects", "next"}
     PUT/GET/DELETE /buckets/{b}/objects/{key}   an object (the body is its content)
+    POST /functions/{name}/trigger        {"kind": "schedule"|"topic"|"queue"|"bucket", ...}:
+                                          invoke now with that trigger's event
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from squall.events.engine import MAX_ASYNC_PAYLOAD
+from squall.events.local_triggers import trigger_event
 from squall.exceptions import BadInput, PayloadTooLarge
 from squall.server.node import Node
 from squall.store.events import Event
@@ -118,11 +121,22 @@ class EventsApi:
             Route("/_squall/api/schedules/{name:path}/run", guard(self.run_schedule), methods=["POST"]),
             Route("/_squall/api/queues", guard(self.list_queues)),
             Route("/_squall/api/queues/{name}/messages", guard(self.send_message), methods=["POST"]),
+            Route("/_squall/api/functions/{name}/trigger", guard(self.trigger), methods=["POST"]),
             Route("/_squall/api/buckets", guard(self.list_buckets)),
             Route("/_squall/api/buckets/{bucket}/objects", guard(self.list_objects)),
             Route("/_squall/api/buckets/{bucket}/objects/{key:path}", guard(self.object),
                   methods=["GET", "PUT", "DELETE"]),
         ]
+
+    async def trigger(self, request: Request) -> Response:
+        """Invoke a function now with the event one of its triggers would deliver."""
+        function = self.node.get(request.path_params["name"])
+        event = trigger_event(self.node, function, await json_object(request))
+        invocation = await self.node.invoke(function, event)
+        return Response(b'{"requestId":' + orjson.dumps(invocation.request_id) + b',"function":'
+                        + orjson.dumps(function.name) + b',"ok":' + (b"true" if invocation.ok else b"false")
+                        + b',"event":' + event + b',"payload":' + invocation.payload + b"}",
+                        media_type="application/json")
 
     async def list_buckets(self, request: Request) -> Response:
         buckets = []
