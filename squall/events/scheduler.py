@@ -173,19 +173,21 @@ class Scheduler:
 
     # -- firing ----------------------------------------------------------------
     async def _fire(self, due: list[ScheduleState], now: float) -> None:
-        fires = [await self._fire_one(state, now) for state in due]
+        skipping = [source_of(s.key) for s in due if s.config.get("overlap", "skip") == "skip"]
+        pending = await asyncio.to_thread(self.store.pending_sources, skipping)
+        fires = [await self._fire_one(state, now, source_of(state.key) in pending) for state in due]
         await asyncio.to_thread(self.store.fire_schedules, fires, now=time.time())
         await self.refresh()
         self.engine.dispatcher.wake()
 
-    async def _fire_one(self, state: ScheduleState, now: float) -> ScheduleFire:
+    async def _fire_one(self, state: ScheduleState, now: float, pending: bool) -> ScheduleFire:
         assert state.next_fire is not None
         fired, following = state.next_fire, next_fire(state, now)
         overlap = state.config.get("overlap", "skip")
         if now - fired > MISSED_AFTER and not state.config.get("catch_up", False):
             return ScheduleFire(state.key, fired, following, "skipped (missed)")
         source = source_of(state.key)
-        if overlap == "skip" and await asyncio.to_thread(self.store.has_pending_events, source):
+        if overlap == "skip" and pending:
             return ScheduleFire(state.key, fired, following, "skipped (overlap)")
         if overlap == "replace":
             await asyncio.to_thread(self.store.cancel_queued_events, source)

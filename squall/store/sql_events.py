@@ -206,10 +206,13 @@ class SqlEventQueue(EventQueue):
         counts.update({EventStatus(status): int(n) for status, n in rows})
         return counts
 
-    def has_pending_events(self, source: str) -> bool:
-        rows = self._query(self._sql("SELECT 1 FROM events WHERE source = ? AND status IN "
-                                     "('queued', 'running') LIMIT 1"), (source,))
-        return bool(rows)
+    def pending_sources(self, sources: Sequence[str]) -> set[str]:
+        if not sources:
+            return set()
+        marks = ", ".join("?" for _ in sources)
+        rows = self._query(self._sql(f"SELECT DISTINCT source FROM events WHERE source IN ({marks}) "
+                                     "AND status IN ('queued', 'running')"), list(sources))
+        return {str(row[0]) for row in rows}
 
 
 _INSERT_EVENT = ("INSERT INTO events (id, function, payload, source, status, attempts, max_attempts, "
