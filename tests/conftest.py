@@ -52,6 +52,20 @@ def postgres_url() -> Iterator[str]:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
 
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A database of its own for one test (a server on it sees no other test's data)."""
+    dbname = f"squall_e2e_{uuid.uuid4().hex[:12]}"
+    with _admin_connection() as admin:
+        user = admin.info.user
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+        yield POSTGRES_SERVER.format(user=user, dbname=dbname)
+    finally:
+        with _admin_connection() as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """`open_store(migrate=True)`: opens (and migrates) a store of one backend; every

@@ -119,7 +119,7 @@ def test_bad_async_requests_are_refused_and_store_nothing(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_killed_server_loses_no_event(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
-    store = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    store = request.getfixturevalue("fresh_postgres_url") if backend == "postgres" else None
     slow = "    import time\n    time.sleep(0.05)\n    post({'n': event['n']})\n"
     with Recorder() as recorder:
         node = SquallServer(tmp_path / "data", store=store, environ=FAST_RETRIES).start()
@@ -140,3 +140,21 @@ def test_a_killed_server_loses_no_event(tmp_path: Path, backend: str, request: p
         finally:
             node.stop()
     assert len(ran_before) < 1000  # the kill did interrupt the work
+
+
+def test_a_second_node_on_the_same_store_serves_what_the_first_deployed(
+        tmp_path: Path, fresh_postgres_url: str) -> None:
+    with Recorder() as recorder:
+        first = SquallServer(tmp_path / "data", store=fresh_postgres_url,
+                             environ={"SQUALL_NODE_ID": "first"}).start()
+        second = SquallServer(tmp_path / "data", store=fresh_postgres_url,
+                              environ={"SQUALL_NODE_ID": "second"}).start()
+        try:
+            files = project(recorder, "    post({'id': context.aws_request_id})\n    return 'ran'\n")
+            first.cli("deploy", str(write_project(tmp_path / "project", files)), check=True)
+
+            result = wait_until(lambda: (r := second.cli("invoke", "work")).returncode == 0 and r, timeout=15)
+            assert json.loads(result.stdout) == "ran"
+        finally:
+            second.stop()
+            first.stop()

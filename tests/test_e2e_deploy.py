@@ -155,10 +155,10 @@ def test_deploy_without_token_is_refused(tmp_path: Path, server: SquallServer) -
     assert "token" in result.stderr
 
 
-def test_postgres_store_serves_after_restart(tmp_path: Path, postgres_url: str) -> None:
+def test_postgres_store_serves_after_restart(tmp_path: Path, fresh_postgres_url: str) -> None:
     import psycopg
 
-    node = SquallServer(tmp_path / "data", store=postgres_url).start()
+    node = SquallServer(tmp_path / "data", store=fresh_postgres_url).start()
     try:
         project = write_project(tmp_path / "pg-hello", {**HELLO, "squall.yaml": HELLO["squall.yaml"].replace(
             "name: hello", "name: pg-hello").replace("hello:", "pg-hello:").replace("/hello", "/pg-hello")})
@@ -166,7 +166,7 @@ def test_postgres_store_serves_after_restart(tmp_path: Path, postgres_url: str) 
         assert httpx.get(f"{node.url}/pg-hello").text == "v1"
         node.restart()
         assert httpx.get(f"{node.url}/pg-hello").text == "v1"
-        with psycopg.connect(postgres_url) as conn:
+        with psycopg.connect(fresh_postgres_url) as conn:
             row = conn.execute("SELECT count(*) FROM versions WHERE function = 'pg-hello'").fetchone()
         assert row == (1,)
     finally:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
+import hashlib
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -36,7 +37,6 @@ MAX_ASYNC_PAYLOAD = 1024 * 1024
 """Lambda's limit for an asynchronous invocation's payload: 1 MB (1,048,576 bytes)."""
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_EVENT_AGE = 21600.0
-NODE_ID_FILE = "node-id"
 
 
 class EventEngine:
@@ -145,13 +145,11 @@ class EventEngine:
 
 
 def node_id(data_dir: Path) -> str:
-    """This node's name in event leases, kept in DATA/node-id so that a restarted node takes
-    back at once what it was running when it stopped."""
-    path = Path(data_dir) / NODE_ID_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        name = f"node-{secrets.token_hex(6)}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(name + "\n")
-        return name
+    """This node's name in event leases: `SQUALL_NODE_ID`, or the host name with a digest of
+    the data dir, the same across restarts, so that a restarted node takes back at once
+    what it was running when it stopped (and distinct for nodes sharing a data dir)."""
+    configured = os.environ.get("SQUALL_NODE_ID", "").strip()
+    if configured:
+        return configured
+    digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:10]
+    return f"{socket.gethostname()}-{digest}"

@@ -24,6 +24,8 @@ from squall.store.base import BaseStore, FunctionVersion, LogBatch
 from squall.store.resources import Resource
 from squall.types import LogLine
 
+STORE_SYNC_INTERVAL = 2.0
+"""Seconds between looks at the store for versions deployed through other nodes."""
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous invocation payload limit (request and response): 6 MB."""
 
@@ -76,6 +78,7 @@ class Node:
         self.launcher_ready: asyncio.Future[None] | None = None
         pool.on_idle_output = self.store_idle_output
         self.events = EventEngine(self)
+        self._follower: asyncio.Task[None] | None = None
 
     def store_idle_output(self, spec: InstanceSpec, lines: list[LogLine]) -> None:
         """Keep what an instance printed outside invocations (init ahead of calls, shutdown
@@ -156,9 +159,35 @@ class Node:
         self.pool.start_reaper()
         self.load()
         await self.events.start()
+        self._follower = asyncio.ensure_future(self.follow_store())
         freeze_heap()
 
+    async def follow_store(self) -> None:
+        """Pick up deploys made through other nodes (or other processes on the same store):
+        every STORE_SYNC_INTERVAL seconds, activate what the store's latest versions say."""
+        while True:
+            await asyncio.sleep(STORE_SYNC_INTERVAL)
+            try:
+                async with self.deploy_lock:
+                    await self.sync_from_store()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a store outage must not end the loop
+                print(f"squall: could not read the deployed functions: {exc}", flush=True)
+
+    async def sync_from_store(self) -> None:
+        latest = await asyncio.to_thread(self.store.latest_versions)
+        newer = [v for v in latest if ((f := self.functions.get(v.function)) is None
+                                       or f.version.number != v.number)
+                 and (self.settings.data_dir / v.code_path).is_dir()]  # its code must be here too
+        gone = [name for name in self.functions if name not in {v.function for v in latest}]
+        if newer or gone:
+            self.resources = await asyncio.to_thread(self.load_resources)
+            self.activate(newer, gone)
+
     async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
         await self.events.stop()
         await self.pool.close()
         self.logs.stop()
