@@ -9,6 +9,7 @@ per hundred events rather than two per event.
 
 What happens to an event, in order:
 * its function no longer exists: dead letter (`RetriesExhausted`, "Function not found");
+  deployed but not active on this node yet: back to the queue for a second;
 * it is older than its `max_event_age`: dead letter (`EventAgeExceeded`), not run;
 * it has used its attempts (a node died while running it): dead letter;
 * the function is at its concurrency limit: back to the queue without using an attempt;
@@ -50,6 +51,8 @@ REQUEUE_EVERY = 1.0
 FORGET_EVERY = 60.0
 """Seconds between clean-ups of succeeded events kept for their idempotency key."""
 PREVIOUS_RUN_POLL = 0.25
+NOT_HERE_BACKOFF = 1.0
+"""Seconds before an event of a function this node has not activated yet is tried again."""
 
 Deliver = Callable[[dict[str, Any], dict[str, Any], Event], Awaitable[None]]
 """`deliver(destination, record, event)`: hand a destination record to its target."""
@@ -155,7 +158,11 @@ class EventDispatcher:
         now = time.time()
         function = self.node.functions.get(event.function)
         if function is None:
-            self._record(EventResult(event.id, Outcome.DEAD, error=f"Function not found: {event.function}"))
+            if await asyncio.to_thread(self.store.get_function, event.function) is not None:
+                # deployed, not active here yet (another node's deploy): leave it for later
+                self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + NOT_HERE_BACKOFF))
+            else:
+                self._record(EventResult(event.id, Outcome.DEAD, error=f"Function not found: {event.function}"))
             return
         if now > event.expires_at:
             await self._die(event, DeadReason.EVENT_AGE_EXCEEDED, "the event was older than max_event_age")
