@@ -130,3 +130,20 @@ def test_bad_sends_are_refused(tmp_path: Path) -> None:
         assert unknown.returncode == 1 and "does not exist: nope" in unknown.stderr
         assert too_big.status_code == 413 and not_text.status_code == 400 and group_on_standard.status_code == 400
         assert recorder.bodies == []
+
+
+def test_binary_attributes_reach_the_consumer_and_fifo_refuses_per_message_delays(tmp_path: Path) -> None:
+    handler = "    post({'records': event['Records']})\n"
+    with Recorder() as recorder, serving(tmp_path, project(recorder, handler)) as node:
+        with node.api() as api:
+            sent = api.post("/_squall/api/queues/jobs/messages", json={
+                "body": "b", "attributes": {"blob": {"DataType": "Binary", "BinaryValue": "AAEC"}}})
+            delayed = api.post("/_squall/api/queues/orders.fifo/messages",
+                               json={"body": "x", "group_id": "g", "delay": 5})
+            bad_type = api.post("/_squall/api/queues/jobs/messages",
+                                json={"body": "b", "attributes": {"n": {"DataType": "Float", "StringValue": "1"}}})
+
+        assert sent.status_code == 200 and delayed.status_code == 400 and bad_type.status_code == 400
+        [record] = wait_until(lambda: [r for batch in recorder.json() for r in batch["records"]], timeout=15)
+        assert record["messageAttributes"]["blob"]["binaryValue"] == "AAEC"
+        assert record["messageAttributes"]["blob"]["dataType"] == "Binary"

@@ -107,3 +107,14 @@ def test_concurrent_receivers_never_share_a_message(store_factory) -> None:  # t
         thread.join()
 
     assert sorted(body for batch in got for body in batch) == [f"m{i:03}" for i in range(120)]
+
+
+def test_deduplication_ids_are_forgotten_after_their_window_not_with_retention(store: BaseStore) -> None:
+    import time
+
+    now = time.time()
+    first = send(store, "x", dedup="d1", now=now)
+    store.expire_messages("jobs", sent_before=now + 1)  # a retention shorter than the window
+
+    assert store.queue_counts("jobs", now=now) == {"visible": 0, "in_flight": 0, "delayed": 0}
+    assert send(store, "y", dedup="d1", now=now + 10) == first

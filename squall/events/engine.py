@@ -56,7 +56,7 @@ class EventEngine:
     async def start(self) -> None:
         await self.dispatcher.start()
         await self.scheduler.start()
-        self.queues.sync()
+        self.queues.start()
         self.started = True
 
     def sync(self) -> None:
@@ -114,7 +114,10 @@ class EventEngine:
         elif destination.get("topic"):
             await self.publish(str(destination["topic"]), orjson.dumps(record).decode())
         elif destination.get("queue"):
-            await self.queues.send(str(destination["queue"]), orjson.dumps(record).decode())
+            queue = str(destination["queue"])
+            fifo = bool(self.queues.settings(queue).get("fifo"))
+            await self.queues.send(queue, orjson.dumps(record).decode(), group_id=event.function if fifo else None,
+                                   deduplication_id=event.id if fifo else None)
         else:
             raise NotImplementedError(f"destination {destination} is not supported yet")
 

@@ -41,18 +41,26 @@ IDLE_POLL = 1.0
 RETENTION_EVERY = 60.0
 
 
+ATTRIBUTE_TYPES = ("String", "Number", "Binary")
+
+
 def send_attributes(raw: Any) -> dict[str, dict[str, str]]:
-    """Message attributes in SendMessage's shape; a plain string or number is shorthand."""
+    """Message attributes in SendMessage's shape (`{name: {"DataType", "StringValue" |
+    "BinaryValue"}}`, a Binary value in base64); a plain string or number is shorthand,
+    and SNS's `{"Type", "Value"}` is accepted too."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise BadInput("message attributes must be an object of name: value")
     shaped = {}
     for name, value in raw.items():
-        if isinstance(value, dict) and isinstance(value.get("DataType"), str):
-            shaped[name] = {k: str(v) for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
-        elif isinstance(value, dict) and isinstance(value.get("Type"), str):  # SNS-style, as the CLI gives it
-            shaped[name] = {"DataType": value["Type"], "StringValue": str(value.get("Value", ""))}
+        if isinstance(value, dict) and ("DataType" in value or "Type" in value):
+            kind = str(value.get("DataType", value.get("Type")))
+            text = value.get("BinaryValue", value.get("StringValue", value.get("Value")))
+            if kind.split(".", 1)[0] not in ATTRIBUTE_TYPES or not isinstance(text, str):
+                raise BadInput(f"message attribute {name!r} needs a DataType (String, Number or Binary, "
+                               "with an optional .suffix) and a string value")
+            shaped[name] = {"DataType": kind, ("BinaryValue" if kind.startswith("Binary") else "StringValue"): text}
         elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
             shaped[name] = {"DataType": "String" if isinstance(value, str) else "Number", "StringValue": str(value)}
         else:
@@ -68,6 +76,7 @@ class Queues:
         self.store = node.store
         self.consumers: dict[tuple[str, str], QueueConsumer] = {}
         self._wakers: dict[str, list[asyncio.Event]] = {}
+        self._housekeeper: asyncio.Task[None] | None = None
 
     def settings(self, name: str) -> dict[str, Any]:
         queue = self.node.resources.get("queue", {}).get(name)
@@ -94,6 +103,8 @@ class Queues:
             if not deduplication_id:
                 raise BadInput(f"{name} is a FIFO queue without content_based_deduplication: a message "
                                "needs a deduplication id")
+            if delay:
+                raise BadInput(f"{name} is a FIFO queue: a message cannot have its own delay (set the queue's)")
         elif group_id or deduplication_id:
             raise BadInput(f"{name} is not a FIFO queue: group and deduplication ids are for FIFO queues")
         message = NewMessage(str(uuid.uuid4()), body, attrs, group_id, deduplication_id,
@@ -128,7 +139,25 @@ class Queues:
         if consumer.wake_event in wakers:
             wakers.remove(consumer.wake_event)
 
+    def start(self) -> None:
+        self.sync()
+        self._housekeeper = asyncio.ensure_future(self._expire_forever())
+
+    async def _expire_forever(self) -> None:
+        """Apply every queue's retention (consumed or not) and forget old deduplication ids."""
+        while True:
+            now = time.time()
+            try:
+                for name, queue in list(self.node.resources.get("queue", {}).items()):
+                    retention = float(queue.config.get("retention", 345600))
+                    await asyncio.to_thread(self.store.expire_messages, name, sent_before=now - retention)
+            except Exception as exc:  # noqa: BLE001 - housekeeping must not end
+                print(f"squall: queue retention: {exc!r}", flush=True)
+            await asyncio.sleep(RETENTION_EVERY)
+
     async def stop(self) -> None:
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
         for consumer in self.consumers.values():
             consumer.stop()
         self.consumers.clear()
@@ -146,7 +175,6 @@ class QueueConsumer:
         self.trigger = dict(trigger)
         self.wake_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._next_retention = 0.0
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -185,7 +213,6 @@ class QueueConsumer:
 
     async def _once(self) -> bool:
         settings = self.queues.settings(self.queue)
-        await self._expire(settings)
         batch_size = int(self.trigger.get("batch_size", 10))
         messages = await self._receive(settings, batch_size)
         if not messages:
@@ -200,13 +227,6 @@ class QueueConsumer:
         if messages:
             await self._invoke(settings, messages)
         return True
-
-    async def _expire(self, settings: Mapping[str, Any]) -> None:
-        if time.monotonic() < self._next_retention:
-            return
-        self._next_retention = time.monotonic() + RETENTION_EVERY
-        retention = float(settings.get("retention", 345600))
-        await asyncio.to_thread(self.store.expire_messages, self.queue, sent_before=time.time() - retention)
 
     async def _dead_letter(self, settings: Mapping[str, Any], messages: list[QueueMessage]) -> list[QueueMessage]:
         """Move the messages received too often to the dead-letter queue; the others."""

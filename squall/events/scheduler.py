@@ -149,6 +149,7 @@ class Scheduler:
         if not self.leader:
             self.leader = await asyncio.to_thread(self.store.try_lead, ROLE)
             if not self.leader:
+                await self.refresh()  # followers read schedules too (overlap rules, listings)
                 await self._sleep(FOLLOWER_POLL)
                 return
         if time.monotonic() >= self._next_refresh:

@@ -82,5 +82,6 @@ class QueueStore:
         raise NotImplementedError
 
     def expire_messages(self, queue: str, *, sent_before: float) -> int:
-        """Delete the messages of `queue` sent before `sent_before` (its retention)."""
+        """Delete the messages of `queue` sent before `sent_before` (its retention), and
+        the deduplication ids older than the deduplication window; how many messages."""
         raise NotImplementedError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any, Sequence
 
 import orjson
@@ -119,6 +120,6 @@ class SqlQueues(SqlResources, QueueStore):
     def expire_messages(self, queue: str, *, sent_before: float) -> int:
         with self._write() as conn:
             conn.execute(self._sql("DELETE FROM queue_deduplication WHERE queue = ? AND sent_at < ?"),
-                         (queue, sent_before))
+                         (queue, time.time() - FIFO_DEDUPLICATION_WINDOW))
             return int(conn.execute(self._sql("DELETE FROM queue_messages WHERE queue = ? AND sent_at < ?"),
                                     (queue, sent_before)).rowcount)
