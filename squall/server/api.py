@@ -20,6 +20,7 @@ from squall.runtime.instance import Instance
 from squall.server.deploy import Deployer
 from squall.server.events_api import EventsApi
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
+from squall.server.sdk_api import SdkApi
 from squall.store.base import LogRecord
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -75,6 +76,7 @@ class PlatformApi:
         self.node = node
         self.token = token.encode()
         self.deployer = Deployer(node)
+        self.events = EventsApi(node)
 
     def routes(self) -> list[Route]:
         guard = self.admin_only
@@ -87,7 +89,8 @@ class PlatformApi:
             Route("/_squall/api/functions/{name}/logs", guard(self.logs)),
             Route("/_squall/api/instances", guard(self.instances)),
             Route("/_squall/api/functions/{name}/recycle", guard(self.recycle), methods=["POST"]),
-            *EventsApi(self.node).routes(guard),
+            *self.events.routes(guard),
+            *SdkApi(self.node, self.events).routes(),
         ]
 
     def admin_only(self, endpoint: Endpoint) -> Endpoint:

@@ -16,6 +16,7 @@ from squall.server.app import StartupHook, build_app
 from squall.server.node import Node
 from squall.server.specs import NodeSettings
 from squall.store import open_store
+from squall.store.base import BaseStore
 
 TOKEN_FILE = "admin-token"
 
@@ -35,11 +36,23 @@ def admin_token(data_dir: Path) -> str:
     return token
 
 
-def make_node(data_dir: Path, store_url: str | None) -> Node:
+SDK_KEY = "sdk_signing_key"
+
+
+def sdk_key(store: BaseStore) -> bytes:
+    """The key that signs function credentials, shared by every node on the store."""
+    key = store.get_meta(SDK_KEY)
+    if key is None:
+        store.set_meta(SDK_KEY, secrets.token_hex(32))
+        key = store.get_meta(SDK_KEY) or ""
+    return bytes.fromhex(key)
+
+
+def make_node(data_dir: Path, store_url: str | None, api_url: str = "") -> Node:
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(store_url, data_dir)
     pool = InstancePool(ZygoteLauncher())
-    return Node(NodeSettings(data_dir=data_dir.resolve(),
+    return Node(NodeSettings(data_dir=data_dir.resolve(), api_url=api_url, sdk_key=sdk_key(store),
                              region=os.environ.get("SQUALL_REGION", "us-east-1")), store, pool)
 
 
@@ -53,7 +66,8 @@ def serve(data_dir: Path, host: str, port: int, store_url: str | None,
           on_startup: StartupHook | None = None) -> None:
     """Run a node until interrupted (blocking)."""
     data_dir = Path(data_dir)
-    node = make_node(data_dir, store_url)
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    node = make_node(data_dir, store_url, api_url=f"http://{local}:{port}")
     token = admin_token(data_dir)
     kind = "postgresql" if store_url and store_url.startswith("postgres") else "sqlite"
     print(f"squall {host}:{port} serving (data {data_dir}, store {kind}); "

@@ -3,6 +3,8 @@ paths, limits, hooks, which zygote forks it, its sandbox and its whole environme
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass, replace
@@ -21,6 +23,24 @@ class NodeSettings:
     data_dir: Path
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    api_url: str = ""
+    """Where instances reach the node (the SDK); empty: the SDK is not offered."""
+    sdk_key: bytes = b""
+    """Signs the credential each function's instances get (squall/server/sdk_api.py)."""
+
+
+def function_token(key: bytes, function: str) -> str:
+    """The credential of `function`'s instances: its name and an HMAC of it."""
+    digest = hmac.new(key, f"function:{function}".encode(), hashlib.sha256).hexdigest()
+    return f"{function}.{digest}"
+
+
+def token_function(key: bytes, token: str) -> str | None:
+    """The function a credential belongs to, or None when it is not one of ours."""
+    function, _, _ = token.rpartition(".")
+    if function and hmac.compare_digest(function_token(key, function), token):
+        return function
+    return None
 
 
 def instance_spec(settings: NodeSettings, version: FunctionVersion) -> InstanceSpec:
@@ -66,4 +86,7 @@ def environment(settings: NodeSettings, version: FunctionVersion, spec: Instance
         "LAMBDA_TASK_ROOT": spec.code_dir, "LAMBDA_RUNTIME_DIR": spec.code_dir,
         "_HANDLER": spec.handler, "SQUALL_FUNCTION": version.function,
     }
+    if settings.api_url and settings.sdk_key:
+        base["SQUALL_API_URL"] = settings.api_url
+        base["SQUALL_FUNCTION_TOKEN"] = function_token(settings.sdk_key, version.function)
     return {**base, **{str(k): str(v) for k, v in (config.get("env") or {}).items()}}

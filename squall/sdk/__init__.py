@@ -1,0 +1,130 @@
+"""What function code imports to use the platform: topics, queues and buckets.
+
+    from squall import sdk
+
+    sdk.publish("deploys", "v2 is out", attributes={"env": "prod"})
+    sdk.send("jobs", '{"card": 7}')
+    uploads = sdk.bucket("uploads")
+    uploads.put("reports/today.txt", b"...")
+    data = uploads.get("reports/today.txt")
+    for item in uploads.list(prefix="reports/"):
+        ...
+
+It imports only the standard library (fast inside an instance, no server code) and talks
+to the node that runs the instance (`SQUALL_API_URL`) with the function's own credential
+(`SQUALL_FUNCTION_TOKEN`), both set by squall in every instance. A function may use the
+topics, queues and buckets of its own project. Failures raise `SdkError` with the
+platform's message and HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Iterator
+
+__all__ = ["Bucket", "SdkError", "bucket", "publish", "send"]
+
+TIMEOUT = 30.0
+
+
+class SdkError(Exception):
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}" if kind else message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+def _request(method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
+             query: dict[str, Any] | None = None) -> bytes:
+    base, token = os.environ.get("SQUALL_API_URL"), os.environ.get("SQUALL_FUNCTION_TOKEN")
+    if not base or not token:
+        raise SdkError(0, "NotConfigured", "squall.sdk works inside a squall function "
+                       "(SQUALL_API_URL and SQUALL_FUNCTION_TOKEN are not set)")
+    url = f"{base}/_squall/sdk{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"authorization": f"Bearer {token}", "content-type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        raise _error(exc.code, exc.read()) from None
+    except OSError as exc:
+        raise SdkError(0, "ConnectionError", f"cannot reach squall at {base}: {exc}") from None
+
+
+def _error(status: int, body: bytes) -> SdkError:
+    try:
+        error = json.loads(body)["error"]
+        return SdkError(status, str(error.get("type", "")), str(error.get("message", "")))
+    except (ValueError, KeyError, TypeError):
+        return SdkError(status, "", body.decode("utf-8", "replace")[:500])
+
+
+def _quote(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+def _json(method: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
+    return dict(json.loads(_request(method, path, json.dumps(data).encode())))
+
+
+def publish(topic: str, message: str, *, subject: str | None = None,
+            attributes: dict[str, Any] | None = None) -> str:
+    """Publish `message` to `topic`; its message id once every subscriber's event is stored."""
+    data: dict[str, Any] = {"message": message}
+    if subject is not None:
+        data["subject"] = subject
+    if attributes:
+        data["attributes"] = attributes
+    return str(_json("POST", f"/topics/{_quote(topic)}/publish", data)["messageId"])
+
+
+def send(queue: str, body: str, *, attributes: dict[str, Any] | None = None, group_id: str | None = None,
+         deduplication_id: str | None = None, delay: float | None = None) -> str:
+    """Send a message to `queue`; its message id once stored."""
+    data: dict[str, Any] = {"body": body}
+    for key, value in (("attributes", attributes), ("group_id", group_id),
+                       ("deduplication_id", deduplication_id), ("delay", delay)):
+        if value is not None:
+            data[key] = value
+    return str(_json("POST", f"/queues/{_quote(queue)}/messages", data)["messageId"])
+
+
+class Bucket:
+    """The objects of one bucket."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _path(self, key: str) -> str:
+        return f"/buckets/{_quote(self.name)}/objects/{urllib.parse.quote(key, safe='/')}"
+
+    def put(self, key: str, content: bytes | str, content_type: str = "application/octet-stream") -> dict[str, Any]:
+        """Store `content` as `key` (ObjectCreated:Put notifications follow)."""
+        data = content.encode() if isinstance(content, str) else content
+        return dict(json.loads(_request("PUT", self._path(key), data, content_type)))
+
+    def get(self, key: str) -> bytes:
+        """The content of `key`; SdkError 404 when there is none."""
+        return _request("GET", self._path(key))
+
+    def delete(self, key: str) -> None:
+        _request("DELETE", self._path(key))
+
+    def list(self, prefix: str = "") -> Iterator[dict[str, Any]]:
+        """Every object under `prefix`, in key order (`key`, `size`, `etag`, ...)."""
+        start_after = ""
+        while True:
+            page = json.loads(_request("GET", f"/buckets/{_quote(self.name)}/objects",
+                                       query={"prefix": prefix, "start_after": start_after}))
+            yield from page["objects"]
+            if not page.get("next"):
+                return
+            start_after = page["next"]
+
+
+def bucket(name: str) -> Bucket:
+    return Bucket(name)

@@ -1,0 +1,118 @@
+"""squall.sdk inside functions: publish, send and bucket objects, with the function's own
+credential, limited to its project's resources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support import Recorder, serving, wait_until, write_project
+
+pytestmark = pytest.mark.e2e
+
+REPORTER = """
+import json, os, urllib.request
+
+def post(what):
+    request = urllib.request.Request(os.environ["RECORDER"], data=json.dumps(what).encode(), method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+"""
+
+
+def project(recorder: Recorder) -> dict[str, str]:
+    return {
+        "squall.yaml": f"""
+            name: shop
+            topics: {{orders: {{}}}}
+            queues: {{work: {{}}}}
+            buckets: {{files: {{}}}}
+            functions:
+              api:
+                handler: app.api
+              on_order:
+                handler: app.on_order
+                env: {{RECORDER: "{recorder.url}"}}
+                triggers: [{{topic: orders}}]
+              worker:
+                handler: app.worker
+                env: {{RECORDER: "{recorder.url}"}}
+                triggers: [{{queue: work}}]
+        """,
+        "app.py": REPORTER + """
+from squall import sdk
+
+def api(event, context):
+    action = event["action"]
+    if action == "publish":
+        return sdk.publish("orders", "order 1", attributes={"kind": "new"})
+    if action == "send":
+        return sdk.send("work", "job 1")
+    if action == "files":
+        files = sdk.bucket("files")
+        files.put("a/1.txt", "one", "text/plain")
+        files.put("a/2.txt", b"two")
+        listed = [item["key"] for item in files.list(prefix="a/")]
+        content = files.get("a/1.txt").decode()
+        files.delete("a/2.txt")
+        return {"listed": listed, "content": content, "after": [i["key"] for i in files.list()]}
+    if action == "foreign":
+        try:
+            sdk.publish("elsewhere", "x")
+        except sdk.SdkError as exc:
+            return {"status": exc.status, "kind": exc.kind, "message": exc.message}
+    if action == "missing":
+        try:
+            sdk.bucket("files").get("nope")
+        except sdk.SdkError as exc:
+            return {"status": exc.status}
+
+def on_order(event, context):
+    post({"topic": event["Records"][0]["Sns"]["Message"]})
+
+def worker(event, context):
+    post({"queue": event["Records"][0]["body"]})
+""",
+    }
+
+
+OTHER = {
+    "squall.yaml": "name: other\ntopics: {elsewhere: {}}\nfunctions:\n  noop:\n    handler: app.noop\n",
+    "app.py": "def noop(event, context):\n    return None\n",
+}
+
+
+def invoke(node, action: str):  # type: ignore[no-untyped-def]
+    result = node.cli("invoke", "api", "--data", json.dumps({"action": action}))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_functions_publish_send_and_use_buckets_of_their_project(tmp_path: Path) -> None:
+    with Recorder() as recorder, serving(tmp_path, project(recorder)) as node:
+        node.cli("deploy", str(write_project(tmp_path / "other", OTHER)), check=True)
+
+        assert invoke(node, "publish")
+        assert invoke(node, "send")
+        files = invoke(node, "files")
+        foreign = invoke(node, "foreign")
+        missing = invoke(node, "missing")
+
+        wait_until(lambda: sorted(map(json.dumps, recorder.json())) == sorted(
+            [json.dumps({"topic": "order 1"}), json.dumps({"queue": "job 1"})]), timeout=15)
+        assert files == {"listed": ["a/1.txt", "a/2.txt"], "content": "one", "after": ["a/1.txt"]}
+        assert foreign["status"] == 403 and foreign["kind"] == "AccessDenied"
+        assert "project other" in foreign["message"]
+        assert missing == {"status": 404}
+
+
+def test_the_sdk_endpoints_refuse_callers_without_a_function_credential(tmp_path: Path) -> None:
+    with Recorder() as recorder, serving(tmp_path, project(recorder)) as node:
+        with node.api() as api:  # the admin token is not a function credential
+            admin = api.post("/_squall/sdk/topics/orders/publish", json={"message": "x"})
+            forged = api.post("/_squall/sdk/topics/orders/publish", json={"message": "x"},
+                              headers={"authorization": "Bearer api.0000"})
+
+        assert admin.status_code == 401 and forged.status_code == 401
+        assert recorder.bodies == []
