@@ -100,6 +100,21 @@ def test_overlap_queue_runs_each_fire_after_the_previous_run(tmp_path: Path) -> 
     assert all(start >= end - 0.05 for start, end in zip(starts[1:], ends))  # never two at once
 
 
+def test_overlap_replace_stops_the_run_going_and_starts_the_new_one(tmp_path: Path) -> None:
+    triggers = '                  - schedule: "rate(1 second)"\n                    name: fresh\n                    overlap: replace\n'
+    body = "    post({'start': time.time()})\n    time.sleep(3)\n    post({'end': time.time()})\n"
+    with Recorder() as recorder, serving(tmp_path, project(recorder, triggers, body)) as node:
+        time.sleep(5)
+        marks = recorder.json()
+        dead = json.loads(node.cli("dlq", "ls", "tick", "--json").stdout)
+
+    starts = [m["start"] for m in marks if "start" in m]
+    assert len(starts) >= 4  # one a second, each replacing the one before
+    assert all(0.5 < later - earlier < 1.6 for earlier, later in zip(starts, starts[1:]))
+    assert not [m for m in marks if "end" in m]  # no run lived its 3 s
+    assert dead == []  # stopped on purpose: not retried, not a dead letter
+
+
 def test_an_alarm_goes_to_its_topic_when_a_schedule_keeps_failing(tmp_path: Path) -> None:
     with Recorder() as recorder, Recorder() as pager:
         triggers = ('                  - schedule: "rate(1 second)"\n                    name: probe\n'

@@ -75,6 +75,8 @@ class EventDispatcher:
         self._room = asyncio.Event()
         self._room.set()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._running: dict[str, Event] = {}
+        self._replaced: set[str] = set()
         self._results: list[EventResult] = []
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.Task[None] | None = None
@@ -173,10 +175,17 @@ class EventDispatcher:
         if await self._waits_for_previous_run(event):
             self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + PREVIOUS_RUN_POLL))
             return
+        self._running[event.id] = event
         try:
             invocation = await self.node.invoke(function, event.payload, request_id=event.id)
         except Throttled:
             self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + THROTTLE_BACKOFF))
+            return
+        finally:
+            self._running.pop(event.id, None)
+        if event.id in self._replaced:
+            self._replaced.discard(event.id)
+            self._record(EventResult(event.id, Outcome.SUCCEEDED))  # stopped on purpose: done, no retry
             return
         if invocation.ok:
             self._record(EventResult(event.id, Outcome.SUCCEEDED))
@@ -187,6 +196,16 @@ class EventDispatcher:
         if reason is not None:
             await self.finished(event, False)
             await self._send_destination(event, "on_failure", reason.value, invocation.payload, "Unhandled")
+
+    def stop_runs(self, source: str) -> int:
+        """Stop the runs of `source` going on this node (a schedule's `overlap: replace`);
+        they end without a retry or a destination record."""
+        stopped = 0
+        for event_id, event in list(self._running.items()):
+            if event.source == source and self.node.pool.stop_request(event_id):
+                self._replaced.add(event_id)
+                stopped += 1
+        return stopped
 
     async def _waits_for_previous_run(self, event: Event) -> bool:
         """A run of a schedule with `overlap: queue` waits while an earlier run is going."""

@@ -8,8 +8,9 @@ fire time runs at most once and is never lost; the run itself is an asynchronous
 invocation with its retries. Per schedule:
 * `overlap`: `skip` (default) does not start a run while the previous one is queued or
   running; `queue` stores the run, which waits until the runs before it have ended;
-  `replace` drops the runs still waiting (queued or waiting for a retry) and stores the
-  new one (a run already going finishes: squall does not kill it);
+  `replace` drops the runs still waiting (queued or waiting for a retry), stops a run
+  going on the leading node (its instance is killed; no retry, no destination record)
+  and stores the new one (a run going on another node finishes);
 * a fire more than `MISSED_AFTER` seconds late (the node was down) is skipped, unless
   `catch_up: true`, which runs it once however many fire times were missed;
 * `alarm_after` with `alarm_topic`: when the schedule has not succeeded for that long, a
@@ -192,6 +193,7 @@ class Scheduler:
             return ScheduleFire(state.key, fired, following, "skipped (overlap)")
         if overlap == "replace":
             await asyncio.to_thread(self.store.cancel_queued_events, source)
+            self.engine.dispatcher.stop_runs(source)
         return ScheduleFire(state.key, fired, following, "queued", self.run_event(state, fired))
 
     def run_event(self, state: ScheduleState, fire_time: float) -> NewEvent:

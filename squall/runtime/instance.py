@@ -112,6 +112,8 @@ class Instance:
         self.max_memory_mb = 0
         self.frozen = False
         self.recycle_after_call = False
+        self.request_id: str | None = None
+        """The invocation running now, if any."""
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._writer = process.stdin
         self._reader = process.stdout
@@ -216,6 +218,7 @@ class Instance:
         self.state = InstanceState.BUSY
         self.thaw()
         self.invocations += 1
+        self.request_id = request_id
         deadline_ms = int((time.time() + timeout) * 1000)
         header = {"t": "invoke", "id": request_id, "deadline_ms": deadline_ms, "arn": arn}
         started = time.perf_counter()
@@ -236,6 +239,7 @@ class Instance:
         return self._finish(frame)
 
     def _finish(self, frame: Frame) -> InvokeOutcome:
+        self.request_id = None
         header = frame.header
         self.max_memory_mb = max(self.max_memory_mb, int(header.get("max_rss_kb", 0)) // 1024)
         self.last_used = time.monotonic()
@@ -248,6 +252,7 @@ class Instance:
                              float(header.get("duration_ms", 0.0)), self.max_memory_mb)
 
     def _platform_error(self, request_id: str, started: float, error_type: str, message: str) -> InvokeOutcome:
+        self.request_id = None
         error = {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": []}
         duration_ms = (time.perf_counter() - started) * 1000
         return InvokeOutcome(False, orjson.dumps(error), self._output.finish(), duration_ms, self.max_memory_mb)

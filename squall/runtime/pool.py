@@ -194,6 +194,14 @@ class InstancePool:
         self._retired.discard(key)
 
     # -- housekeeping -------------------------------------------------------
+    def stop_request(self, request_id: str) -> bool:
+        """Kill the instance running `request_id` (its invocation fails with an exit error)."""
+        for instance in list(self._live):
+            if instance.request_id == request_id:
+                instance.kill()
+                return True
+        return False
+
     def instances(self) -> list[Instance]:
         return list(self._live)
 
