@@ -348,3 +348,36 @@ def test_every_instance_has_its_memory_limit_spare_or_not(layout: Layout) -> Non
             pool.recycle("f")
             await asyncio.sleep(0.1)
     run_in_pool(scenario)
+
+
+def test_a_platform_dir_under_tmp_stays_importable_and_its_data_dir_hidden(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    import textwrap
+
+    checkout = Path(tempfile.mkdtemp(prefix="squall-checkout-", dir="/tmp"))
+    try:
+        (checkout / "late_module.py").write_text("VALUE = 42\n")
+        (checkout / "data").mkdir()
+        (checkout / "data" / "secret").write_text("token")
+        (checkout / "code").mkdir()
+        for path in (checkout, checkout / "code", checkout / "late_module.py"):
+            path.chmod(0o755)
+        script = textwrap.dedent(f"""
+            import json, os, sys
+            sys.path.insert(0, {str(checkout)!r})
+            from squall.runtime import sandbox
+            sandbox.enter({{"memory_mb": 128, "tmp_mb": 16, "code_dirs": [{str(checkout / "code")!r}],
+                            "hidden_dirs": [{str(checkout / "data")!r}]}})
+            import late_module  # not imported before the sandbox: needs the checkout readable
+            print(json.dumps({{"value": late_module.VALUE, "data": os.listdir({str(checkout / "data")!r})}}))
+        """)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                                cwd="/", env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    finally:
+        subprocess.run(["rm", "-rf", str(checkout)], check=True)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"value": 42, "data": []}

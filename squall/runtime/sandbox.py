@@ -157,14 +157,17 @@ def hide_dirs(hidden: Iterable[str], bind_fds: dict[str, int], code_dirs: Iterab
     """An empty read-only tmpfs over each hidden dir and over each folder that uid nobody
     could not cross on the way to a bound dir (such as a 0700 /root holding the Python
     install); then the code dirs, and the platform dirs behind such folders, bound back
-    read-only from descriptors opened before (closed here: `opened`). A hidden dir that
-    was under /tmp is gone already: it is made again in the new /tmp."""
+    read-only from descriptors opened before (closed here: `opened`). Platform dirs that
+    were under /tmp (a checkout in /tmp) are bound back too, and a hidden dir inside one
+    is covered again after the bind. A hidden dir that was under /tmp is otherwise gone
+    already: it is made again in the new /tmp."""
     try:
         code = set(code_dirs)
         blocked = {_blocked_ancestor(path) for path in bind_fds}
         covers = sorted(set(hidden) | {b for b in blocked if b is not None}, key=len)
+        replaced = [*covers, "/tmp", *SCRATCH_ALIASES]  # the private /tmp hid what was under it too
         binds = {path: fd for path, fd in bind_fds.items()
-                 if path in code or any(_inside(path, cover) for cover in covers)}
+                 if path in code or any(_inside(path, cover) for cover in replaced)}
         _hide_dirs(covers, binds)
     finally:
         _close_all(opened)
@@ -179,6 +182,9 @@ def _hide_dirs(hidden: list[str], binds: dict[str, int]) -> None:
         os.makedirs(path, mode=0o755, exist_ok=True)
         mount(f"/proc/self/fd/{binds[path]}", path, None, MS_BIND | MS_REC)
         mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for path in hidden:  # a bound platform dir (a checkout under /tmp) may hold a hidden dir again
+        if any(_inside(path, bound) and path != bound for bound in binds) and os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", flags, "size=64k,nr_inodes=1024,mode=0755")
     for path in hidden:
         mount(None, path, None, MS_REMOUNT | MS_RDONLY | flags)
 
