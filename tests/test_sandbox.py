@@ -360,19 +360,23 @@ def test_a_platform_dir_under_tmp_stays_importable_and_its_data_dir_hidden(tmp_p
     checkout = Path(tempfile.mkdtemp(prefix="squall-checkout-", dir="/tmp"))
     try:
         (checkout / "late_module.py").write_text("VALUE = 42\n")
-        (checkout / "data").mkdir()
+        (checkout / "data" / "code").mkdir(parents=True)
         (checkout / "data" / "secret").write_text("token")
-        (checkout / "code").mkdir()
-        for path in (checkout, checkout / "code", checkout / "late_module.py"):
+        (checkout / "data" / "code" / "handler_module.py").write_text("NAME = 'handler'\n")
+        for path in (checkout, checkout / "data", checkout / "data" / "code"):
             path.chmod(0o755)
         script = textwrap.dedent(f"""
             import json, os, sys
             sys.path.insert(0, {str(checkout)!r})
             from squall.runtime import sandbox
-            sandbox.enter({{"memory_mb": 128, "tmp_mb": 16, "code_dirs": [{str(checkout / "code")!r}],
+            code = {str(checkout / "data" / "code")!r}  # the code dir lives in the hidden data dir
+            sandbox.enter({{"memory_mb": 128, "tmp_mb": 16, "code_dirs": [code],
                             "hidden_dirs": [{str(checkout / "data")!r}]}})
+            sys.path.insert(0, code)
             import late_module  # not imported before the sandbox: needs the checkout readable
-            print(json.dumps({{"value": late_module.VALUE, "data": os.listdir({str(checkout / "data")!r})}}))
+            import handler_module
+            print(json.dumps({{"value": late_module.VALUE, "handler": handler_module.NAME,
+                              "data": sorted(os.listdir({str(checkout / "data")!r}))}}))
         """)
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                                 cwd="/", env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
@@ -380,4 +384,4 @@ def test_a_platform_dir_under_tmp_stays_importable_and_its_data_dir_hidden(tmp_p
         subprocess.run(["rm", "-rf", str(checkout)], check=True)
 
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"value": 42, "data": []}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"value": 42, "handler": "handler", "data": ["code"]}

@@ -178,15 +178,22 @@ def _hide_dirs(hidden: list[str], binds: dict[str, int]) -> None:
     for path in hidden:
         os.makedirs(path, mode=0o755, exist_ok=True)
         mount("tmpfs", path, "tmpfs", flags, "size=64k,nr_inodes=1024,mode=0755")
-    for path in sorted(binds, key=len):
+    inside_hidden = {path for path in binds if any(_inside(path, cover) for cover in hidden)}
+    outer = [path for path in binds if path not in inside_hidden]
+    _bind_read_only(sorted(outer, key=len), binds)
+    for path in hidden:  # a bound platform dir (a checkout under /tmp) may hold a hidden dir again
+        if any(_inside(path, bound) and path != bound for bound in outer) and os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", flags, "size=64k,nr_inodes=1024,mode=0755")
+    _bind_read_only(sorted(inside_hidden, key=len), binds)
+    for path in hidden:
+        mount(None, path, None, MS_REMOUNT | MS_RDONLY | flags)
+
+
+def _bind_read_only(paths: list[str], binds: dict[str, int]) -> None:
+    for path in paths:
         os.makedirs(path, mode=0o755, exist_ok=True)
         mount(f"/proc/self/fd/{binds[path]}", path, None, MS_BIND | MS_REC)
         mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    for path in hidden:  # a bound platform dir (a checkout under /tmp) may hold a hidden dir again
-        if any(_inside(path, bound) and path != bound for bound in binds) and os.path.isdir(path):
-            mount("tmpfs", path, "tmpfs", flags, "size=64k,nr_inodes=1024,mode=0755")
-    for path in hidden:
-        mount(None, path, None, MS_REMOUNT | MS_RDONLY | flags)
 
 
 def platform_dirs() -> tuple[str, ...]:
