@@ -139,8 +139,8 @@ def test_dead_letters_are_redriven_and_purged(store: BaseStore) -> None:
 def test_counts_and_pending_sources(store: BaseStore) -> None:
     enqueue(store, event("a", source="schedule:nightly"), event("b", function="g"))
 
-    assert store.has_pending_events("schedule:nightly")
-    assert not store.has_pending_events("schedule:other")
+    assert store.pending_sources(["schedule:nightly", "schedule:other"]) == {"schedule:nightly"}
+    assert store.pending_sources([]) == set()
     assert store.count_events()[EventStatus.QUEUED] == 2
     assert store.count_events("g") == {EventStatus.QUEUED: 1, EventStatus.RUNNING: 0,
                                        EventStatus.SUCCEEDED: 0, EventStatus.DEAD: 0}

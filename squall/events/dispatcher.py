@@ -34,6 +34,7 @@ from squall.events.shapes import DestinationCondition, destination_record
 from squall.events.topics import HTTP_DELIVERY
 from squall.exceptions import Throttled
 from squall.store.events import DeadReason, Event, EventResult, Outcome
+from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from squall.server.node import Node
@@ -91,10 +92,7 @@ class EventDispatcher:
         self._loop = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        await cancel_and_wait(self._loop)
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=5)
         await self._flush()

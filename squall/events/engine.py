@@ -10,8 +10,8 @@ attempts in all), `max_event_age` (seconds, default 21600), `on_success` / `on_f
 from __future__ import annotations
 
 import asyncio
-import os
 import hashlib
+import os
 import socket
 import time
 from pathlib import Path

@@ -29,6 +29,7 @@ import orjson
 from squall.events.shapes import sqs_event, sqs_record
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge, Throttled
 from squall.store.queues import NewMessage, QueueMessage
+from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from squall.events.engine import EventEngine
@@ -156,8 +157,7 @@ class Queues:
             await asyncio.sleep(RETENTION_EVERY)
 
     async def stop(self) -> None:
-        if self._housekeeper is not None:
-            self._housekeeper.cancel()
+        await cancel_and_wait(self._housekeeper)
         for consumer in self.consumers.values():
             consumer.stop()
         self.consumers.clear()

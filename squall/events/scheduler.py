@@ -36,6 +36,7 @@ from squall.events.shapes import scheduled_event
 from squall.exceptions import NotFound
 from squall.store.events import NewEvent
 from squall.store.schedules import ScheduleFire, ScheduleState
+from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from squall.events.engine import EventEngine
@@ -83,10 +84,7 @@ class Scheduler:
         self._loop = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        await cancel_and_wait(self._loop)
 
     # -- definitions -----------------------------------------------------------
     def definitions(self) -> dict[str, tuple[str, str, dict[str, Any]]]:

@@ -20,20 +20,13 @@ from squall.runtime.instance import Instance
 from squall.server.deploy import Deployer
 from squall.server.events_api import EventsApi
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
+from squall.server.responses import error_response, json_response
 from squall.server.sdk_api import SdkApi
 from squall.store.base import LogRecord
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status, media_type="application/json")
-
-
-def error_response(status: int, kind: str, message: str, **extra: Any) -> Response:
-    return json_response({"error": {"type": kind, "message": message, **extra}}, status)
 
 
 def function_info(function: ActiveFunction) -> dict[str, Any]:

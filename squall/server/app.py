@@ -7,10 +7,11 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 
-from squall.server.api import PlatformApi, error_response
+from squall.server.api import PlatformApi
 from squall.server.aws_lambda import LambdaApi
 from squall.server.gateway import Gateway
 from squall.server.node import Node
+from squall.server.responses import error_response
 
 PREFIX = "/_squall/"
 StartupHook = Callable[[Node], Awaitable[None]]

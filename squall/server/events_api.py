@@ -38,13 +38,10 @@ from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.events.local_triggers import trigger_event
 from squall.exceptions import BadInput, PayloadTooLarge
 from squall.server.node import Node
+from squall.server.responses import json_response
 from squall.store.events import Event
 
 MAX_IDEMPOTENCY_KEY = 256
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status, media_type="application/json")
 
 
 def event_info(event: Event, with_payload: bool = False) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from squall.runtime.pool import InstancePool
 from squall.server.specs import NodeSettings, instance_spec
 from squall.store.base import BaseStore, FunctionVersion, LogBatch
 from squall.store.resources import Resource
+from squall.tasks import cancel_and_wait
 from squall.types import LogLine
 
 STORE_SYNC_INTERVAL = 2.0
@@ -186,8 +187,7 @@ class Node:
             self.activate(newer, gone)
 
     async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
+        await cancel_and_wait(self._follower)
         await self.events.stop()
         await self.pool.close()
         self.logs.stop()

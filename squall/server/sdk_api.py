@@ -15,15 +15,16 @@ feature's business.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from squall.exceptions import SquallError
-from squall.server.events_api import EventsApi, json_response
+from squall.server.events_api import EventsApi
 from squall.server.node import Node
+from squall.server.responses import error_response, json_response
 from squall.server.specs import token_function
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -52,21 +53,16 @@ class SdkApi:
             token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             function = token_function(self.node.settings.sdk_key, token) if token else None
             if function is None or function not in self.node.functions:
-                return error(401, "Unauthorized", "missing or unknown function credential "
+                return error_response(401, "Unauthorized", "missing or unknown function credential "
                              "(squall.sdk reads SQUALL_FUNCTION_TOKEN)")
             name = request.path_params.get("name") or request.path_params.get("bucket")
             resource = self.node.resources.get(kind, {}).get(str(name))
             project = self.node.functions[function].version.project
             if resource is not None and resource.project != project:
-                return error(403, "AccessDenied", f"function {function} (project {project}) may not use "
+                return error_response(403, "AccessDenied", f"function {function} (project {project}) may not use "
                              f"{kind} {name} of project {resource.project}")
             try:
                 return await endpoint(request)
             except SquallError as exc:
                 return json_response({"error": exc.to_dict()}, exc.status_code)
         return guarded
-
-
-def error(status: int, kind: str, message: str) -> Response:
-    body: dict[str, Any] = {"error": {"type": kind, "message": message}}
-    return json_response(body, status)

@@ -157,10 +157,6 @@ class EventQueue:
         before `before`; how many."""
         raise NotImplementedError
 
-    def has_pending_events(self, source: str) -> bool:
-        """Whether an event from `source` is queued or running."""
-        return bool(self.pending_sources([source]))
-
     def pending_sources(self, sources: Sequence[str]) -> set[str]:
         """Those of `sources` that have an event queued or running."""
         raise NotImplementedError
