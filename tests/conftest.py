@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import uuid
 from pathlib import Path
@@ -38,10 +39,10 @@ def _admin_connection() -> psycopg.Connection[TupleRow]:
                        "store tests and could not be reached:\n" + "\n".join(errors))
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """The URL of a fresh database, dropped when the session ends."""
-    dbname = f"squall_test_{uuid.uuid4().hex[:12]}"
+@contextlib.contextmanager
+def throwaway_database(prefix: str) -> Iterator[str]:
+    """The URL of a new database, dropped (connections and all) when the block ends."""
+    dbname = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with _admin_connection() as admin:
         user = admin.info.user
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
@@ -50,20 +51,20 @@ def postgres_url() -> Iterator[str]:
     finally:
         with _admin_connection() as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh database shared by the session's store tests (each uses a schema)."""
+    with throwaway_database("squall_test") as url:
+        yield url
 
 
 @pytest.fixture
 def fresh_postgres_url() -> Iterator[str]:
     """A database of its own for one test (a server on it sees no other test's data)."""
-    dbname = f"squall_e2e_{uuid.uuid4().hex[:12]}"
-    with _admin_connection() as admin:
-        user = admin.info.user
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    try:
-        yield POSTGRES_SERVER.format(user=user, dbname=dbname)
-    finally:
-        with _admin_connection() as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+    with throwaway_database("squall_e2e") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -154,6 +154,16 @@ def copy_example(name: str, dest: Path) -> Path:
     return dest / name
 
 
+RECORDER_CLIENT = """
+import json, os, time, urllib.request
+
+def post(what):
+    request = urllib.request.Request(os.environ["RECORDER"], data=json.dumps(what).encode(), method="POST")
+    urllib.request.urlopen(request, timeout=10).read()
+"""
+"""Function code that POSTs what it did to the Recorder named by its RECORDER env var."""
+
+
 class Recorder:
     """A small HTTP server that functions POST to: what they did, seen from outside the
     platform (`bodies` in arrival order). Used as `with Recorder() as recorder:`."""

@@ -8,19 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Recorder, SquallServer, serving, wait_until, write_project
+from tests.support import RECORDER_CLIENT, Recorder, SquallServer, serving, wait_until, write_project
 
 pytestmark = pytest.mark.e2e
 
 FAST_RETRIES = {"SQUALL_RETRY_BASE_SECONDS": "0.05"}
 
-REPORTER = """
-import json, os, urllib.request
-
-def post(what):
-    request = urllib.request.Request(os.environ["RECORDER"], data=json.dumps(what).encode(), method="POST")
-    urllib.request.urlopen(request, timeout=10).read()
-"""
 
 
 def project(recorder: Recorder, handler_body: str, extra: str = "") -> dict[str, str]:
@@ -33,7 +26,7 @@ def project(recorder: Recorder, handler_body: str, extra: str = "") -> dict[str,
                 env: {{RECORDER: "{recorder.url}"}}
                 {extra}
         """,
-        "app.py": REPORTER + "\n\ndef handler(event, context):\n" + handler_body,
+        "app.py": RECORDER_CLIENT + "\n\ndef handler(event, context):\n" + handler_body,
     }
 
 

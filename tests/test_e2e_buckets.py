@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Recorder, serving, wait_until
+from tests.support import RECORDER_CLIENT, Recorder, serving, wait_until
 
 pytestmark = pytest.mark.e2e
 
-REPORTER = """
-import json, os, urllib.request
-
-def post(what):
-    request = urllib.request.Request(os.environ["RECORDER"], data=json.dumps(what).encode(), method="POST")
-    urllib.request.urlopen(request, timeout=10).read()
-"""
 
 
 def project(recorder: Recorder) -> dict[str, str]:
@@ -39,7 +32,7 @@ def project(recorder: Recorder) -> dict[str, str]:
                   - bucket: uploads
                     events: [ObjectRemoved:*]
         """,
-        "app.py": REPORTER + "\n\ndef scan(event, context):\n    post(event['Records'][0])\n",
+        "app.py": RECORDER_CLIENT + "\n\ndef scan(event, context):\n    post(event['Records'][0])\n",
     }
 
 

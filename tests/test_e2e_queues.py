@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Recorder, serving, wait_until
+from tests.support import RECORDER_CLIENT, Recorder, serving, wait_until
 
 pytestmark = pytest.mark.e2e
 
-REPORTER = """
-import json, os, time, urllib.request
-
-def post(what):
-    request = urllib.request.Request(os.environ["RECORDER"], data=json.dumps(what).encode(), method="POST")
-    urllib.request.urlopen(request, timeout=10).read()
-"""
 
 
 def project(recorder: Recorder, body: str, trigger: str = "jobs", queues: str = "") -> dict[str, str]:
@@ -45,7 +38,7 @@ def project(recorder: Recorder, body: str, trigger: str = "jobs", queues: str = 
                     batch_size: 5
                     batch_window: 0.3
         """,
-        "app.py": REPORTER + "\n\ndef handler(event, context):\n" + body,
+        "app.py": RECORDER_CLIENT + "\n\ndef handler(event, context):\n" + body,
     }
 
 

@@ -4,23 +4,17 @@ nor loses fire times."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support import Recorder, SquallServer, serving, wait_until, write_project
+from tests.support import RECORDER_CLIENT, Recorder, SquallServer, serving, wait_until, write_project
 
 pytestmark = pytest.mark.e2e
 
-REPORTER = """
-import json, os, time, urllib.request
-
-def post(what):
-    request = urllib.request.Request(os.environ["RECORDER"], data=json.dumps(what).encode(), method="POST")
-    urllib.request.urlopen(request, timeout=10).read()
-"""
 
 
 def project(recorder: Recorder, triggers: str, body: str = "    post({'at': time.time(), 'event': event})\n",
@@ -36,7 +30,7 @@ def project(recorder: Recorder, triggers: str, body: str = "    post({'at': time
                 triggers:
 {triggers}
         """,
-        "app.py": REPORTER + "\n\ndef handler(event, context):\n" + body,
+        "app.py": RECORDER_CLIENT + "\n\ndef handler(event, context):\n" + body,
     }
 
 
@@ -132,6 +126,10 @@ def test_an_alarm_goes_to_its_topic_when_a_schedule_keeps_failing(tmp_path: Path
             assert json.loads(node.cli("schedules", "--json").stdout)[0]["alarm_raised"] is not None
 
 
+def fire_time(event: dict) -> float:  # type: ignore[type-arg]
+    return float(calendar.timegm(time.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ")))
+
+
 def test_a_restarted_node_neither_doubles_nor_replays_fire_times(tmp_path: Path) -> None:
     triggers = '                  - schedule: "rate(1 second)"\n                    name: beat\n'
     with Recorder() as recorder:
@@ -142,6 +140,7 @@ def test_a_restarted_node_neither_doubles_nor_replays_fire_times(tmp_path: Path)
             node.stop()
             stopped_at = time.time()
             time.sleep(2.5)  # fire times pass while the node is down
+            restarted_at = time.time()
             node.start()
             wait_until(lambda: any(run["at"] > stopped_at + 2.5 for run in recorder.json()), timeout=15)
             time.sleep(1.5)
@@ -149,5 +148,6 @@ def test_a_restarted_node_neither_doubles_nor_replays_fire_times(tmp_path: Path)
             node.stop()
     fired = sorted(run["event"]["time"] for run in recorder.json())
     assert len(fired) == len(set(fired))  # no fire time ran twice
-    during_downtime = [run for run in recorder.json() if stopped_at + 0.5 < run["at"] < stopped_at + 2.4]
-    assert during_downtime == []
+    missed = {run["event"]["time"] for run in recorder.json()
+              if stopped_at + 0.5 < fire_time(run["event"]) < restarted_at - 0.5}
+    assert len(missed) <= 1  # the fire times passed while down run once at most, not one run each

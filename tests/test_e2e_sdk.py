@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Recorder, serving, wait_until, write_project
+from tests.support import RECORDER_CLIENT, Recorder, serving, wait_until, write_project
 
 pytestmark = pytest.mark.e2e
 
-REPORTER = """
-import json, os, urllib.request
-
-def post(what):
-    request = urllib.request.Request(os.environ["RECORDER"], data=json.dumps(what).encode(), method="POST")
-    urllib.request.urlopen(request, timeout=10).read()
-"""
 
 
 def project(recorder: Recorder) -> dict[str, str]:
@@ -40,7 +33,7 @@ def project(recorder: Recorder) -> dict[str, str]:
                 env: {{RECORDER: "{recorder.url}"}}
                 triggers: [{{queue: work}}]
         """,
-        "app.py": REPORTER + """
+        "app.py": RECORDER_CLIENT + """
 from squall import sdk
 
 def api(event, context):

@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Recorder, serving, wait_until
+from tests.support import RECORDER_CLIENT, Recorder, serving, wait_until
 
 pytestmark = pytest.mark.e2e
 
-REPORTER = """
-import json, os, urllib.request
-
-def post(what):
-    request = urllib.request.Request(os.environ["RECORDER"], data=json.dumps(what).encode(), method="POST")
-    urllib.request.urlopen(request, timeout=10).read()
-"""
 
 
 def project(recorder: Recorder, endpoint: Recorder) -> dict[str, str]:
@@ -53,7 +46,7 @@ def project(recorder: Recorder, endpoint: Recorder) -> dict[str, str]:
                 triggers:
                   - topic: audit
         """,
-        "app.py": REPORTER + """
+        "app.py": RECORDER_CLIENT + """
 
 def provision(event, context):
     post({"who": "provision", "record": event["Records"][0]})

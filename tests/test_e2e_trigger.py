@@ -4,7 +4,6 @@ event shape, synchronously, with nothing published, sent or stored."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Iterator
 
 import pytest
