@@ -77,9 +77,9 @@ def test_results_of_runs_and_alarms_are_recorded(store: BaseStore) -> None:
     [state] = store.list_schedules()
     assert (state.last_status, state.last_success, state.alarm_raised) == ("queued", None, NOW + 61)
 
-    store.record_schedule_result("fn/nightly", request_id="r1", ok=False, at=NOW + 63)
+    store.record_schedule_result("fn/nightly", ok=False, at=NOW + 63)
     assert store.list_schedules()[0].last_status == "failed"
-    store.record_schedule_result("fn/nightly", request_id="r1", ok=True, at=NOW + 64)
+    store.record_schedule_result("fn/nightly", ok=True, at=NOW + 64)
     [state] = store.list_schedules()
     assert (state.last_status, state.last_success, state.alarm_raised) == ("succeeded", NOW + 64, None)
 

@@ -79,7 +79,7 @@ class EventEngine:
     async def finished(self, event: Event, ok: bool) -> None:
         """An event is done for good (succeeded, or dead): tell its schedule, if any."""
         if event.source.startswith("schedule:"):
-            await self.scheduler.record_result(event.source, event.id, ok)
+            await self.scheduler.record_result(event.source, ok)
 
     # -- accepting -------------------------------------------------------------
     def new_event(self, function: ActiveFunction, payload: bytes, *, source: str,

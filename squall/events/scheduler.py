@@ -223,10 +223,9 @@ class Scheduler:
         return str(state.config.get("overlap", "skip")) if state is not None else "skip"
 
     # -- results and alarms ------------------------------------------------------
-    async def record_result(self, source: str, request_id: str, ok: bool) -> None:
+    async def record_result(self, source: str, ok: bool) -> None:
         key = source.removeprefix("schedule:")
-        await asyncio.to_thread(self.store.record_schedule_result, key, request_id=request_id, ok=ok,
-                                at=time.time())
+        await asyncio.to_thread(self.store.record_schedule_result, key, ok=ok, at=time.time())
         self._next_refresh = 0.0
 
     async def _check_alarms(self, now: float) -> None:

@@ -8,19 +8,18 @@ import hmac
 import os
 from typing import Any, Awaitable, Callable
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from squall import __version__
-from squall.exceptions import BadInput, NotFound, PayloadTooLarge, SquallError
+from squall.exceptions import BadInput, NotFound, SquallError
 from squall.runtime.instance import Instance
 from squall.server.deploy import Deployer
 from squall.server.events_api import EventsApi
-from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
-from squall.server.responses import error_response, json_response
+from squall.server.node import ActiveFunction, Node
+from squall.server.responses import error_response, event_payload, invocation_response, json_response
 from squall.server.sdk_api import SdkApi
 from squall.store.base import LogRecord
 
@@ -115,22 +114,8 @@ class PlatformApi:
 
     async def invoke(self, request: Request) -> Response:
         function = self.node.get(request.path_params["name"])
-        event = await request.body()
-        if len(event) > MAX_PAYLOAD_BYTES:
-            raise PayloadTooLarge(f"event is {len(event)} bytes, over the 6 MB ({MAX_PAYLOAD_BYTES} bytes) limit")
-        event = event or b"{}"
-        try:
-            orjson.loads(event)
-        except orjson.JSONDecodeError as exc:
-            raise BadInput(f"the event is not valid JSON: {exc}") from None
-        invocation = await self.node.invoke(function, event)
-        if len(invocation.payload) > MAX_PAYLOAD_BYTES:
-            raise PayloadTooLarge(f"response is {len(invocation.payload)} bytes, over the 6 MB limit")
-        envelope = (b'{"requestId":' + orjson.dumps(invocation.request_id) + b',"function":'
-                    + orjson.dumps(invocation.function) + b',"version":' + str(invocation.version).encode()
-                    + b',"ok":' + (b"true" if invocation.ok else b"false") + b',"payload":'
-                    + invocation.payload + b"}")
-        return Response(envelope, 200, media_type="application/json")
+        event = await event_payload(request)
+        return invocation_response(await self.node.invoke(function, event))
 
     async def instances(self, request: Request) -> Response:
         name = request.query_params.get("function") or None

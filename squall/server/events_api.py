@@ -36,9 +36,9 @@ from starlette.routing import Route
 
 from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.events.local_triggers import trigger_event
-from squall.exceptions import BadInput, PayloadTooLarge
+from squall.exceptions import BadInput
 from squall.server.node import Node
-from squall.server.responses import json_response
+from squall.server.responses import event_payload, invocation_response, json_response
 from squall.store.events import Event
 
 MAX_IDEMPOTENCY_KEY = 256
@@ -57,20 +57,6 @@ def event_info(event: Event, with_payload: bool = False) -> dict[str, Any]:
         except orjson.JSONDecodeError:
             info["payload_base64"] = base64.b64encode(event.payload).decode()
     return info
-
-
-async def json_payload(request: Request, limit: int) -> bytes:
-    """The request body as an event payload: valid JSON (an empty body is `{}`), within `limit`."""
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"{len(body)} byte payload is too large for the Event invocation type "
-                              f"(limit {limit} bytes)")
-    body = body or b"{}"
-    try:
-        orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadInput(f"the event is not valid JSON: {exc}") from None
-    return body
 
 
 async def json_object(request: Request) -> dict[str, Any]:
@@ -129,11 +115,7 @@ class EventsApi:
         """Invoke a function now with the event one of its triggers would deliver."""
         function = self.node.get(request.path_params["name"])
         event = trigger_event(self.node, function, await json_object(request))
-        invocation = await self.node.invoke(function, event)
-        return Response(b'{"requestId":' + orjson.dumps(invocation.request_id) + b',"function":'
-                        + orjson.dumps(function.name) + b',"ok":' + (b"true" if invocation.ok else b"false")
-                        + b',"event":' + event + b',"payload":' + invocation.payload + b"}",
-                        media_type="application/json")
+        return invocation_response(await self.node.invoke(function, event), event=event)
 
     async def list_buckets(self, request: Request) -> Response:
         buckets = []
@@ -230,7 +212,7 @@ class EventsApi:
     async def submit(self, request: Request) -> Response:
         name = request.path_params["name"]
         self.node.get(name)
-        payload = await json_payload(request, MAX_ASYNC_PAYLOAD)
+        payload = await event_payload(request, MAX_ASYNC_PAYLOAD)
         key = request.headers.get("idempotency-key") or None
         if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
             raise BadInput(f"the Idempotency-Key header is longer than {MAX_IDEMPOTENCY_KEY} characters")

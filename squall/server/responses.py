@@ -1,12 +1,17 @@
-"""The JSON responses of the platform's own endpoints (API, events, SDK): one shape for
-data and one for errors, `{"error": {"type", "message", ...}}`."""
+"""Bodies in and out of the platform's own endpoints (API, events, SDK): an event payload
+read from a request, one JSON shape for data and one for errors,
+`{"error": {"type", "message", ...}}`, and an invocation's answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
+
+from squall.exceptions import BadInput, PayloadTooLarge
+from squall.server.node import MAX_PAYLOAD_BYTES, Invocation
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -15,3 +20,29 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 def error_response(status: int, kind: str, message: str, **extra: Any) -> Response:
     return json_response({"error": {"type": kind, "message": message, **extra}}, status)
+
+
+async def event_payload(request: Request, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """The request body as an event: valid JSON (an empty body is `{}`), at most `limit`
+    bytes (6 MB for a synchronous invoke, 1 MB for an asynchronous one)."""
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the event is {len(body)} bytes, over the limit of {limit} bytes")
+    body = body or b"{}"
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"the event is not valid JSON: {exc}") from None
+    return body
+
+
+def invocation_response(invocation: Invocation, **extra: bytes) -> Response:
+    """`{"requestId", "function", "version", "ok", ..., "payload"}` with the function's JSON
+    result as it came (not decoded again); 413 when it is over 6 MB."""
+    if len(invocation.payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(f"response is {len(invocation.payload)} bytes, over the 6 MB limit")
+    parts = [b'{"requestId":' + orjson.dumps(invocation.request_id), b'"function":' + orjson.dumps(invocation.function),
+             b'"version":' + str(invocation.version).encode(), b'"ok":' + (b"true" if invocation.ok else b"false")]
+    parts += [orjson.dumps(key) + b":" + value for key, value in extra.items()]
+    parts.append(b'"payload":' + invocation.payload + b"}")
+    return Response(b",".join(parts), 200, media_type="application/json")

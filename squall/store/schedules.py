@@ -63,8 +63,8 @@ class ScheduleStore:
         and store its event; returns the keys of the fires applied."""
         raise NotImplementedError
 
-    def record_schedule_result(self, key: str, *, request_id: str, ok: bool, at: float) -> None:
-        """The outcome of a run (`request_id`) of schedule `key` that just ended, whichever
+    def record_schedule_result(self, key: str, *, ok: bool, at: float) -> None:
+        """The outcome of a run of schedule `key` that just ended, whichever
         run it was: `succeeded` (also clearing a raised alarm) or `failed`."""
         raise NotImplementedError
 

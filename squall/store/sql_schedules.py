@@ -61,7 +61,7 @@ class SqlSchedules(SqlEventQueue, ScheduleStore):
                     conn.execute(self._sql(_INSERT_EVENT), self._row(fire.event, now))
         return applied
 
-    def record_schedule_result(self, key: str, *, request_id: str, ok: bool, at: float) -> None:
+    def record_schedule_result(self, key: str, *, ok: bool, at: float) -> None:
         sql = ("UPDATE schedules SET last_status = ?, "
                "last_success = CASE WHEN ? THEN ? ELSE last_success END, "
                "alarm_raised = CASE WHEN ? THEN NULL ELSE alarm_raised END "
