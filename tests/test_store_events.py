@@ -25,13 +25,13 @@ def claim(store: BaseStore, *, limit: int = 10, now: float = NOW, owner: str = "
 
 
 def test_a_claimed_event_is_running_with_one_attempt_and_claimed_once(store: BaseStore) -> None:
-    assert enqueue(store, event("e1", payload=b"\x00binary\xff")) == ["e1"]
+    assert enqueue(store, event("e1", payload=b"\x00binary\xff", run_at=NOW - 2)) == ["e1"]
 
     [claimed] = store.claim_events("node-a", limit=10, now=NOW, lease_until=NOW + 30)
 
     assert (claimed.id, claimed.function, claimed.payload, claimed.source) == ("e1", "fn", b"\x00binary\xff", "invoke")
-    assert (claimed.status, claimed.attempts, claimed.max_attempts, claimed.run_at) == (
-        EventStatus.RUNNING, 1, 3, NOW + 30)
+    assert (claimed.status, claimed.attempts, claimed.max_attempts) == (EventStatus.RUNNING, 1, 3)
+    assert claimed.run_at == NOW - 2  # when it was due; the stored run_at is now the lease's end
     assert claim(store) == []
     assert store.count_events("fn")[EventStatus.RUNNING] == 1
 

@@ -39,7 +39,7 @@ from squall.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from squall.server.node import Node
 
-MAX_IN_FLIGHT = 64
+MAX_IN_FLIGHT = 128
 """Events one node runs at once (each holds an instance while it runs)."""
 LEASE_MARGIN = 60.0
 """Seconds a claimed event stays leased beyond the longest function timeout."""
@@ -51,6 +51,9 @@ REQUEUE_EVERY = 1.0
 """Seconds between looks for events whose lease ended (their node died)."""
 FORGET_EVERY = 60.0
 """Seconds between clean-ups of succeeded events kept for their idempotency key."""
+CLAIM_AHEAD = 0.05
+"""Seconds ahead of their time that events are claimed; each then waits for its time, so the
+claim's transaction is not between a schedule's fire time and its run."""
 PREVIOUS_RUN_POLL = 0.25
 NOT_HERE_BACKOFF = 1.0
 """Seconds before an event of a function this node has not activated yet is tried again."""
@@ -129,12 +132,12 @@ class EventDispatcher:
         if now >= self._next_forget:
             self._next_forget = now + FORGET_EVERY
             await asyncio.to_thread(self.store.forget_succeeded, before=now - IDEMPOTENCY_WINDOW)
-        return await asyncio.to_thread(self.store.claim_events, self.owner, limit=room, now=now,
+        return await asyncio.to_thread(self.store.claim_events, self.owner, limit=room, now=now + CLAIM_AHEAD,
                                        lease_until=now + self.lease_seconds)
 
     async def _sleep(self) -> None:
         due = await asyncio.to_thread(self.store.next_due)
-        wait = IDLE_POLL if due is None else min(IDLE_POLL, max(0.0, due - time.time()))
+        wait = IDLE_POLL if due is None else min(IDLE_POLL, max(0.0, due - CLAIM_AHEAD - time.time()))
         if wait > 0:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
@@ -152,6 +155,9 @@ class EventDispatcher:
 
     # -- one event -------------------------------------------------------------
     async def _handle(self, event: Event) -> None:
+        early = event.run_at - time.time()
+        if early > 0:  # claimed ahead of its time (CLAIM_AHEAD)
+            await asyncio.sleep(early)
         if event.function == HTTP_DELIVERY:
             await self._handle_http(event)
             return

@@ -47,6 +47,9 @@ MISSED_AFTER = 60.0
 FOLLOWER_POLL = 5.0
 """How often a node that does not lead tries to, and the leader re-reads the schedules."""
 ROLE = "scheduler"
+FIRE_AHEAD = 0.04
+"""Seconds before its time that a fire is stored (its run's event waits in the store for the
+fire time): the fire's store work is done by the fire time. Overlap rules are applied then."""
 
 
 @lru_cache(maxsize=1024)
@@ -154,13 +157,14 @@ class Scheduler:
         if time.monotonic() >= self._next_refresh:
             await self.refresh()
         now = time.time()
-        due = [s for s in self.states.values() if s.next_fire is not None and s.next_fire <= now and self._enabled(s)]
+        due = [s for s in self.states.values()
+               if s.next_fire is not None and s.next_fire <= now + FIRE_AHEAD and self._enabled(s)]
         if due:
             await self._fire(due, now)
             return
         await self._check_alarms(now)
         upcoming = [s.next_fire for s in self.states.values() if s.next_fire is not None and self._enabled(s)]
-        wait = min(upcoming, default=now + FOLLOWER_POLL) - time.time()
+        wait = min(upcoming, default=now + FOLLOWER_POLL) - FIRE_AHEAD - time.time()
         await self._sleep(min(max(wait, 0.0), FOLLOWER_POLL))
 
     async def _sleep(self, seconds: float) -> None:
@@ -177,12 +181,13 @@ class Scheduler:
         pending = await asyncio.to_thread(self.store.pending_sources, skipping)
         fires = [await self._fire_one(state, now, source_of(state.key) in pending) for state in due]
         await asyncio.to_thread(self.store.fire_schedules, fires, now=time.time())
-        await self.refresh()
         self.engine.dispatcher.wake()
+        await self.refresh()
 
     async def _fire_one(self, state: ScheduleState, now: float, pending: bool) -> ScheduleFire:
         assert state.next_fire is not None
-        fired, following = state.next_fire, next_fire(state, now)
+        fired = state.next_fire
+        following = next_fire(state, max(now, fired))
         overlap = state.config.get("overlap", "skip")
         if now - fired > MISSED_AFTER and not state.config.get("catch_up", False):
             return ScheduleFire(state.key, fired, following, "skipped (missed)")
@@ -196,7 +201,8 @@ class Scheduler:
 
     def run_event(self, state: ScheduleState, fire_time: float) -> NewEvent:
         function = self.node.get(state.function)
-        event = self.engine.new_event(function, b"{}", source=source_of(state.key))
+        event = self.engine.new_event(function, b"{}", source=source_of(state.key),
+                                      delay=max(0.0, fire_time - time.time()))
         payload = state.config.get("input")
         if payload is None:
             body = orjson.dumps(scheduled_event(event.id, state.name, utc(fire_time),

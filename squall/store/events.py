@@ -102,7 +102,8 @@ class EventQueue:
     def claim_events(self, owner: str, *, limit: int, now: float, lease_until: float) -> list[Event]:
         """Atomically move up to `limit` queued events due at `now` (oldest due first) to
         running under `owner`'s lease until `lease_until`, counting an attempt, and return
-        them. Concurrent claimers never get the same event."""
+        them with `run_at` the time each was due (the dispatcher claims a little ahead and
+        waits for it). Concurrent claimers never get the same event."""
         raise NotImplementedError
 
     def finish_events(self, results: Sequence[EventResult], *, now: float) -> None:

@@ -10,6 +10,7 @@ are all range scans of one index.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, Sequence
 
 from squall.store.events import (
@@ -110,12 +111,23 @@ class SqlEventQueue(EventQueue):
                 event.max_attempts, now, event.run_at, event.expires_at, event.idempotency_key)
 
     def claim_events(self, owner: str, *, limit: int, now: float, lease_until: float) -> list[Event]:
-        sql = (f"UPDATE events SET status = 'running', attempts = attempts + 1, run_at = ?, lease_owner = ? "
-               f"WHERE id IN (SELECT id FROM events WHERE status = 'queued' AND run_at <= ? "
-               f"ORDER BY run_at LIMIT ?{self.SKIP_LOCKED}) RETURNING {EVENT_COLUMNS}")
         with self._write() as conn:
-            rows = conn.execute(self._sql(sql), (lease_until, owner, now, limit)).fetchall()
-        return sorted((event_of(row) for row in rows), key=lambda e: (e.created_at, e.id))
+            rows = self._claim_rows(conn, owner, limit, now, lease_until)
+        claimed = (replace(event_of(row[:-1]), run_at=row[-1]) for row in rows)
+        return sorted(claimed, key=lambda e: (e.run_at, e.created_at, e.id))
+
+    def _claim_rows(self, conn: Any, owner: str, limit: int, now: float, lease_until: float) -> list[Any]:
+        """The claimed events' rows, each followed by the time it was due. Here: a select then
+        an update in the writer's transaction (SQLite's RETURNING cannot show the old run_at)."""
+        due = dict(conn.execute(self._sql("SELECT id, run_at FROM events WHERE status = 'queued' AND run_at <= ? "
+                                          "ORDER BY run_at LIMIT ?"), (now, limit)).fetchall())
+        if not due:
+            return []
+        marks = ", ".join("?" * len(due))
+        rows = conn.execute(self._sql(
+            f"UPDATE events SET status = 'running', attempts = attempts + 1, run_at = ?, lease_owner = ? "
+            f"WHERE id IN ({marks}) RETURNING {EVENT_COLUMNS}"), (lease_until, owner, *due)).fetchall()
+        return [(*row, due[row[0]]) for row in rows]
 
     def finish_events(self, results: Sequence[EventResult], *, now: float) -> None:
         done = [(r.id,) for r in results if r.outcome is Outcome.SUCCEEDED]
