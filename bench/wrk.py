@@ -21,12 +21,27 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(port: int, path: str, concurrency: int, seconds: float) -> LoadSummary:
-    """`wrk -t1 -cN -dSs --latency` against 127.0.0.1:port/path."""
+def run_wrk(port: int, path: str, concurrency: int, seconds: float, script: str | None = None) -> LoadSummary:
+    """`wrk -t1 -cN -dSs --latency` against 127.0.0.1:port/path; `script` is a Lua file
+    (e.g. from `request_script`) that sets the method, headers and body."""
     output = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency",
-         f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
+         *(["-s", script] if script else []), f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, check=True).stdout
     return parse_wrk(output)
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def request_script(path: str, method: str, headers: dict[str, str], body: str) -> str:
+    """Write a wrk Lua script that sends the same request every time; returns its path."""
+    lines = [f"wrk.method = {_lua_string(method)}", f"wrk.body = {_lua_string(body)}"]
+    lines += [f"wrk.headers[{_lua_string(name)}] = {_lua_string(value)}" for name, value in headers.items()]
+    with open(path, "w") as file:
+        file.write("\n".join(lines) + "\n")
+    return path
 
 
 def parse_wrk(output: str) -> LoadSummary:

@@ -205,6 +205,28 @@ class SquallClient:
                 return
             start_after = str(page["next"])
 
+    def table_call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        """One DynamoDB operation (`PutItem`, `Query`, ...) on squall's tables: DynamoDB's JSON
+        request in, its JSON response out (`squall.sdk.tables.Table(name, call=client.table_call)`
+        speaks it with plain values)."""
+        return self._object(self._request("POST", f"{API_PREFIX}/tables/{quote(operation, safe='')}",
+                                          content=orjson.dumps(request),
+                                          headers={"content-type": "application/json"}))
+
+    def list_secrets(self) -> list[dict[str, Any]]:
+        """Every secret, and every one a function lists that is not set: `{"name", "status",
+        "created_at", "updated_at", "functions"}` each; never a value."""
+        return list(self._object(self._request("GET", f"{API_PREFIX}/secrets")).get("secrets", []))
+
+    def set_secret(self, name: str, value: bytes) -> dict[str, Any]:
+        """Create or replace the secret `name`: `{"name", "created", "functions"}` (not the value)."""
+        return self._object(self._request("PUT", _secret_path(name), content=value,
+                                          headers={"content-type": "application/octet-stream"}))
+
+    def delete_secret(self, name: str) -> dict[str, Any]:
+        """Remove the secret `name`: `{"name", "functions"}`; `ApiError` 404 when it is not set."""
+        return self._object(self._request("DELETE", _secret_path(name)))
+
     def list_schedules(self) -> list[dict[str, Any]]:
         return list(self._object(self._request("GET", f"{API_PREFIX}/schedules")).get("schedules", []))
 
@@ -285,6 +307,10 @@ class SquallClient:
 
 def _object_path(bucket: str, key: str) -> str:
     return f"{API_PREFIX}/buckets/{quote(bucket, safe='')}/objects/{quote(key, safe='/')}"
+
+
+def _secret_path(name: str) -> str:
+    return f"{API_PREFIX}/secrets/{quote(name, safe='')}"
 
 
 def _function_path(name: str, action: str | None = None) -> str:

@@ -30,6 +30,8 @@ from squall.event_triggers import (DEFAULT_MAX_EVENT_AGE, DEFAULT_RETRIES, MAX_R
                                    check_queues, check_references, check_topic_name, check_topics,
                                    duration, name_schedules, schedules_of)
 from squall.exceptions import ManifestError
+from squall.grants import check_grant_list, check_grants, check_secret_names
+from squall.tables.spec import TableSpec, check_table_name, check_tables
 from squall.triggers import (SQUALL_ERROR, TRIGGER_KIND_ERROR, AuthType, HttpTrigger, Loc,
                              RouteAuth, Section, dotted, fail, is_env_name, show,
                              trigger_kind_message, unknown_key_message)
@@ -201,6 +203,10 @@ def _named(name: Any, spec: Any, from_file: bool) -> Any:
 # ------------------------------------------------------------------ models
 
 
+def _empty(value: list[str]) -> bool:
+    return not value
+
+
 class FunctionSpec(Section):
     """One function: its key under `functions:` is its `name`."""
 
@@ -234,6 +240,12 @@ class FunctionSpec(Section):
     on_failure: Annotated[Destination | None, Field(exclude_if=lambda value: value is None)] = None
     triggers: Annotated[list[TriggerField], BeforeValidator(_check_triggers)] = Field(
         default_factory=list)
+    # What the function may use (squall/grants.py); left out of dumps when empty, as above.
+    tables: Annotated[list[str], BeforeValidator(check_grant_list), Field(exclude_if=_empty)] = []
+    topics: Annotated[list[str], BeforeValidator(check_grant_list), Field(exclude_if=_empty)] = []
+    queues: Annotated[list[str], BeforeValidator(check_grant_list), Field(exclude_if=_empty)] = []
+    buckets: Annotated[list[str], BeforeValidator(check_grant_list), Field(exclude_if=_empty)] = []
+    secrets: Annotated[list[str], BeforeValidator(check_secret_names), Field(exclude_if=_empty)] = []
 
     @classmethod
     def prepare(cls, data: dict[Any, Any], info: ValidationInfo) -> dict[Any, Any]:
@@ -279,6 +291,8 @@ class Manifest(Section):
                       BeforeValidator(check_queues)] = Field(default_factory=dict)
     buckets: Annotated[dict[Annotated[str, BeforeValidator(check_bucket_name)], BucketSpec],
                        BeforeValidator(check_buckets)] = Field(default_factory=dict)
+    tables: Annotated[dict[Annotated[str, BeforeValidator(check_table_name)], TableSpec],
+                      BeforeValidator(check_tables)] = Field(default_factory=dict)
     path: Path = Field(default=Path(MANIFEST_NAME), exclude=True)
 
     @property
@@ -295,11 +309,12 @@ class Manifest(Section):
         return schedules_of(self.functions)
 
     def resources(self) -> dict[str, Any]:
-        """The project's topics, queues and buckets with every setting filled in, JSON-able:
-        `{"topics": {name: settings}, "queues": {...}, "buckets": {...}}`."""
+        """The project's topics, queues, buckets and tables with every setting filled in,
+        JSON-able: `{"topics": {name: settings}, "queues": {...}, "buckets": {...}, "tables": {...}}`."""
+        sections: tuple[tuple[str, dict[str, Any]], ...] = (
+            ("topics", self.topics), ("queues", self.queues), ("buckets", self.buckets), ("tables", self.tables))
         return {section: {name: spec.model_dump(mode="json") for name, spec in specs.items()}
-                for section, specs in (("topics", self.topics), ("queues", self.queues),
-                                       ("buckets", self.buckets))}
+                for section, specs in sections}
 
     @classmethod
     def prepare(cls, data: dict[Any, Any], info: ValidationInfo) -> dict[Any, Any]:
@@ -336,6 +351,7 @@ class Manifest(Section):
     @model_validator(mode="after")
     def _check_references(self) -> Manifest:
         check_references(self)
+        check_grants(self)
         return self
 
 

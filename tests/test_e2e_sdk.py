@@ -24,6 +24,9 @@ def project(recorder: Recorder) -> dict[str, str]:
             functions:
               api:
                 handler: app.api
+                topics: [orders]
+                queues: [work]
+                buckets: [files]
               on_order:
                 handler: app.on_order
                 env: {{RECORDER: "{recorder.url}"}}
@@ -82,7 +85,7 @@ def invoke(node, action: str):  # type: ignore[no-untyped-def]
     return json.loads(result.stdout)
 
 
-def test_functions_publish_send_and_use_buckets_of_their_project(tmp_path: Path) -> None:
+def test_functions_publish_send_and_use_the_buckets_they_are_granted(tmp_path: Path) -> None:
     with Recorder() as recorder, serving(tmp_path, project(recorder)) as node:
         node.cli("deploy", str(write_project(tmp_path / "other", OTHER)), check=True)
 
@@ -96,7 +99,7 @@ def test_functions_publish_send_and_use_buckets_of_their_project(tmp_path: Path)
             [json.dumps({"topic": "order 1"}), json.dumps({"queue": "job 1"})]), timeout=15)
         assert files == {"listed": ["a/1.txt", "a/2.txt"], "content": "one", "after": ["a/1.txt"]}
         assert foreign["status"] == 403 and foreign["kind"] == "AccessDenied"
-        assert "project other" in foreign["message"]
+        assert "list it under the function's topics" in foreign["message"]
         assert missing == {"status": 404}
 
 

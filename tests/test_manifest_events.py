@@ -77,7 +77,7 @@ BUCKETS = "buckets:\n  uploads:\n"
 def test_sections_default_to_empty() -> None:
     manifest = parse(one_function(""))
     assert (manifest.topics, manifest.queues, manifest.buckets) == ({}, {}, {})
-    assert manifest.resources() == {"topics": {}, "queues": {}, "buckets": {}}
+    assert manifest.resources() == {"topics": {}, "queues": {}, "buckets": {}, "tables": {}}
 
 
 @pytest.mark.parametrize("text", ["topics:\n", "topics: {}\n", "topics: null\n"])
@@ -138,6 +138,7 @@ def test_resources_are_normalized_json() -> None:
                             "content_based_deduplication": True},
         },
         "buckets": {"uploads": {}},
+        "tables": {},
     }
 
 

@@ -23,7 +23,9 @@ from squall.cli.logs import logs
 from squall.cli.options import Settings
 from squall.cli.output import print_error
 from squall.cli.project import deploy, init
+from squall.cli.secrets import secret
 from squall.cli.servers import dev, server
+from squall.cli.tables import table
 from squall.exceptions import SquallError
 
 
@@ -58,7 +60,7 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
 
 for command in (init, dev, server, deploy, invoke, list_functions, list_instances, recycle, logs, dlq,
                 publish, list_topics, schedules, send, list_queues, bucket,
-                trigger):
+                trigger, table, secret):
     cli.add_command(command)
 
 

@@ -75,6 +75,11 @@ def print_error(message: str) -> None:
     stderr_console().print(Text(f"error: {message}", style="red"))
 
 
+def print_warning(message: str) -> None:
+    """`warning: <message>` in yellow on stderr."""
+    stderr_console().print(Text(f"warning: {message}", style="yellow"))
+
+
 def format_ts(ts: float) -> str:
     """`2026-11-23T09:40:01.123Z` (UTC, milliseconds)."""
     moment = datetime.fromtimestamp(ts, tz=timezone.utc)

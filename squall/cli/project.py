@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from squall.cli.options import client_from, json_option
-from squall.cli.output import print_json, print_message, print_table
+from squall.cli.output import print_json, print_message, print_table, print_warning
 from squall.scaffold import project_name_for, write_project
 
 NO_CHANGES = "No changes: every function is already at its latest version."
@@ -57,6 +57,8 @@ def print_deploy_result(result: dict[str, Any]) -> None:
     """The table of deployed functions, or the no-changes line; then removed ones."""
     functions = result.get("functions", [])
     removed = result.get("removed", [])
+    for warning in result.get("warnings", []):
+        print_warning(warning)
     if not result.get("changed"):
         print_message(NO_CHANGES)
         return

@@ -57,6 +57,11 @@ class InstanceSpec:
     sandbox: dict[str, Any] = field(default_factory=dict)
     """Limits and isolation the instance applies to itself before importing user code
     (see squall/runtime/sandbox.py); empty means none."""
+    secrets: tuple[str, ...] = ()
+    """Which variables of `environ` hold secrets (their values are masked in the logs)."""
+    init_error: tuple[str, str] | None = None
+    """(errorType, errorMessage) when the node knows that no instance can start (a listed
+    secret is not set): the pool then fails the start with it, without a process."""
 
     @property
     def key(self) -> tuple[str, int]:

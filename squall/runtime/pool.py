@@ -12,6 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+import orjson
+
 from squall.exceptions import Throttled
 from squall.runtime.instance import SHUTDOWN_GRACE, Instance, InstanceSpec, InstanceState, InvokeOutcome
 from squall.runtime.launcher import InstanceLauncher
@@ -65,6 +67,9 @@ class InstancePool:
         instance = self._take_idle(spec.key)
         init = None
         if instance is None:
+            if spec.init_error is not None:
+                self.stats.init_failures += 1
+                return refused_start(spec)
             instance, init = await self._start(spec)
             self.stats.cold_starts += 1
             if not init.ok:
@@ -154,6 +159,8 @@ class InstancePool:
     # -- deploy support -----------------------------------------------------
     async def prewarm(self, spec: InstanceSpec) -> InvokeOutcome:
         """Start one instance (the deploy check); a healthy one stays idle for the first call."""
+        if spec.init_error is not None:
+            return refused_start(spec)
         instance, outcome = await self._start(spec)
         if outcome.ok:
             instance.state = InstanceState.IDLE
@@ -246,3 +253,10 @@ class InstancePool:
         self._live.clear()
         self._counts.clear()
         self._total = 0
+
+
+def refused_start(spec: InstanceSpec) -> InvokeOutcome:
+    """The init error of a spec that cannot start (its `init_error`), as if an instance had failed."""
+    error_type, message = spec.init_error or ("Runtime.InitError", "the instance cannot start")
+    error = {"errorMessage": message, "errorType": error_type, "requestId": "", "stackTrace": []}
+    return InvokeOutcome(False, orjson.dumps(error), [], 0.0)

@@ -10,6 +10,8 @@
     for item in uploads.list(prefix="reports/"):
         ...
 
+Tables are in `from squall.sdk import tables` (squall/sdk/tables.py).
+
 It imports only the standard library (fast inside an instance, no server code) and talks
 to the node that runs the instance (`SQUALL_API_URL`) with the function's own credential
 (`SQUALL_FUNCTION_TOKEN`), both set by squall in every instance. A function may use the
@@ -32,9 +34,13 @@ TIMEOUT = 30.0
 
 
 class SdkError(Exception):
-    def __init__(self, status: int, kind: str, message: str) -> None:
+    """`status` (0 when squall was not reached), `kind` (the server's error type), `message`,
+    and `details`: the error's other fields, if any."""
+
+    def __init__(self, status: int, kind: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(f"{kind}: {message}" if kind else message)
         self.status, self.kind, self.message = status, kind, message
+        self.details = details or {}
 
 
 def _request(method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
@@ -58,7 +64,8 @@ def _request(method: str, path: str, body: bytes | None = None, content_type: st
 def _error(status: int, body: bytes) -> SdkError:
     try:
         error = json.loads(body)["error"]
-        return SdkError(status, str(error.get("type", "")), str(error.get("message", "")))
+        details = {k: v for k, v in error.items() if k not in ("type", "message")}
+        return SdkError(status, str(error.get("type", "")), str(error.get("message", "")), details)
     except (ValueError, KeyError, TypeError):
         return SdkError(status, "", body.decode("utf-8", "replace")[:500])
 

@@ -95,6 +95,7 @@ class Deployer:
             staged = await asyncio.to_thread(self.stage, bundle)
             changed = [f for f in staged.functions if f.changed]
             self.check_routes(staged)
+            await self.node.sync_secrets()  # secrets set through other nodes, for the checks below
             probes = await self.check_imports(staged.project, changed)
             try:
                 versions = await asyncio.to_thread(
@@ -150,11 +151,14 @@ class Deployer:
 
     async def check_imports(self, project: str, changed: list[StagedFunction]) -> set[tuple[str, int]]:
         """Start one instance of each changed function, numbered as the version it will
-        become, so that it serves the first request warm. Any init error rejects the deploy."""
+        become, so that it serves the first request warm. Any init error rejects the deploy, but
+        for a function that cannot start yet because a secret it lists is not set (no process
+        is started for it; `warnings()` reports it)."""
         probes = [self.node.make_active(_unsaved_version(project, f)) for f in changed]
         outcomes = await asyncio.gather(*(self.node.pool.prewarm(p.spec) for p in probes))
         keys = {p.spec.key for p in probes}
-        failures = [(p.name, o.error()) for p, o in zip(probes, outcomes) if not o.ok]
+        # A function that cannot start yet (a secret it lists is not set) is reported, not refused.
+        failures = [(p.name, o.error()) for p, o in zip(probes, outcomes) if not o.ok and not p.spec.init_error]
         if failures:
             for key in keys:
                 self.node.pool.retire(key)
@@ -173,7 +177,17 @@ class Deployer:
             functions.append({"name": f.name, "version": version.number, "code_hash": version.code_hash,
                               "changed": f.changed, "routes": routes})
         return {"project": staged.project, "changed": bool(versions or staged.removed),
-                "functions": functions, "removed": staged.removed}
+                "functions": functions, "removed": staged.removed, "warnings": self.warnings(staged)}
+
+    def warnings(self, staged: StagedProject) -> list[str]:
+        """What keeps a deployed function from starting although the deploy was accepted: a
+        secret it lists that is not set (or does not decrypt); its calls fail until it is."""
+        found = []
+        for staged_function in staged.functions:
+            active = self.node.functions.get(staged_function.name)
+            if active is not None and active.spec.init_error is not None:
+                found.append(f'function "{active.name}": {active.spec.init_error[1]}')
+        return found
 
 
 def _unsaved_version(project: str, staged: StagedFunction) -> FunctionVersion:

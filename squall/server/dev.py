@@ -29,6 +29,7 @@ def describe(report: dict[str, Any], base_url: str) -> str:
             lines.append(f"    {method:<7} {base_url}{path if path else ''}")
     for name in report["removed"]:
         lines.append(f"  {name} removed")
+    lines.extend(f"  warning: {warning}" for warning in report.get("warnings", []))
     return "\n".join(lines)
 
 
@@ -56,7 +57,7 @@ class DevLoop:
         if report["changed"]:
             say(f"deployed {report['project']}:\n{describe(report, self.base_url)}")
         else:
-            say("no changes")
+            say("\n".join(["no changes", *(f"  warning: {w}" for w in report.get("warnings", []))]))
 
     async def watch(self) -> None:
         from watchfiles import awatch

@@ -19,6 +19,8 @@ from squall.routing import Route, RouteTable
 from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec, InvokeOutcome
 from squall.runtime.pool import InstancePool
+from squall.secrets import LogMasker
+from squall.server.secret_env import SecretCache, lists_any, spec_masker
 from squall.server.specs import NodeSettings, instance_spec
 from squall.store.base import BaseStore, FunctionVersion, LogBatch
 from squall.store.resources import Resource
@@ -38,6 +40,8 @@ class ActiveFunction:
     version: FunctionVersion
     spec: InstanceSpec
     arn: str
+    masker: LogMasker | None = None
+    """Masks the values of the function's secrets in its logs; None when it lists none."""
 
     @property
     def name(self) -> str:
@@ -79,17 +83,22 @@ class Node:
         self.launcher_ready: asyncio.Future[None] | None = None
         pool.on_idle_output = self.store_idle_output
         self.events = EventEngine(self)
+        self.secrets = SecretCache(store, settings.secret_key)
         self._follower: asyncio.Task[None] | None = None
 
     def store_idle_output(self, spec: InstanceSpec, lines: list[LogLine]) -> None:
         """Keep what an instance printed outside invocations (init ahead of calls, shutdown
         hook), under the function and without a request id."""
-        self.logs.write(LogBatch(spec.function, spec.version, "", lines))
+        masker = spec_masker(spec)
+        self.logs.write(LogBatch(spec.function, spec.version, "", masker.mask_lines(lines) if masker else lines))
 
     # -- state --------------------------------------------------------------
     def load(self) -> None:
         """Activate the latest version of every stored function (at start-up)."""
         self.resources = self.load_resources()
+        self.secrets.refresh()
+        for error in self.secrets.unreadable().values():
+            print(f"squall: {error}", flush=True)
         self.activate(self.store.latest_versions(), ())
 
     def load_resources(self) -> dict[str, dict[str, Resource]]:
@@ -122,7 +131,24 @@ class Node:
         self.events.sync()
 
     def make_active(self, version: FunctionVersion) -> ActiveFunction:
-        return ActiveFunction(version, instance_spec(self.settings, version), self.arn(version.function))
+        spec = self.secrets.apply(instance_spec(self.settings, version), version.config.get("secrets") or ())
+        return ActiveFunction(version, spec, self.arn(version.function), spec_masker(spec))
+
+    async def sync_secrets(self) -> None:
+        """Catch up with the stored secrets: functions that list one that changed get a new
+        spec, and their instances are recycled, so that the next call starts with the new value."""
+        changed = await asyncio.to_thread(self.secrets.refresh)
+        affected = [f.version for f in self.functions.values()
+                    if lists_any(f.version.config.get("secrets") or (), changed)]
+        if not affected:
+            return
+        functions = dict(self.functions)
+        for version in affected:
+            functions[version.function] = function = self.make_active(version)
+            self.pool.recycle(function.name)
+            if function.spec.min_instances:
+                asyncio.ensure_future(self.pool.provision(function.spec))
+        self.functions = functions
 
     def arn(self, function: str) -> str:
         return function_arn(function, self.settings.region, self.settings.account_id)
@@ -149,9 +175,12 @@ class Node:
         report = report_line(invocation.request_id, duration_ms=outcome.duration_ms,
                              memory_mb=function.spec.memory, max_memory_mb=outcome.max_memory_mb,
                              init_ms=outcome.init_ms)
+        lines, error_line = outcome.logs, None if outcome.ok else error_log_line(outcome.payload)
+        if function.masker is not None:
+            lines = function.masker.mask_lines(lines)
+            error_line = None if error_line is None else function.masker.mask(error_line)
         return invocation_batch(function.name, function.version.number, invocation.request_id,
-                                outcome.logs, started=invocation.started, report=report,
-                                error_line=None if outcome.ok else error_log_line(outcome.payload))
+                                lines, started=invocation.started, report=report, error_line=error_line)
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:
@@ -164,12 +193,13 @@ class Node:
         freeze_heap()
 
     async def follow_store(self) -> None:
-        """Pick up deploys made through other nodes (or other processes on the same store):
-        every STORE_SYNC_INTERVAL seconds, activate what the store's latest versions say."""
+        """Pick up deploys and secrets changed through other nodes (or other processes on the
+        same store): every STORE_SYNC_INTERVAL seconds, activate what the store's latest versions say."""
         while True:
             await asyncio.sleep(STORE_SYNC_INTERVAL)
             try:
                 async with self.deploy_lock:
+                    await self.sync_secrets()
                     await self.sync_from_store()
             except asyncio.CancelledError:
                 raise

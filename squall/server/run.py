@@ -12,6 +12,7 @@ import uvicorn
 
 from squall.runtime.launcher import ZygoteLauncher
 from squall.runtime.pool import InstancePool
+from squall.secrets import load_secret_key
 from squall.server.app import StartupHook, build_app
 from squall.server.node import Node
 from squall.server.specs import NodeSettings
@@ -53,6 +54,7 @@ def make_node(data_dir: Path, store_url: str | None, api_url: str = "") -> Node:
     store = open_store(store_url, data_dir)
     pool = InstancePool(ZygoteLauncher())
     return Node(NodeSettings(data_dir=data_dir.resolve(), api_url=api_url, sdk_key=sdk_key(store),
+                             secret_key=load_secret_key(data_dir),
                              region=os.environ.get("SQUALL_REGION", "us-east-1")), store, pool)
 
 

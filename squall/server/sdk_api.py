@@ -1,12 +1,11 @@
 """What function code reaches through `squall.sdk`: publishing to topics, sending to queues
 and reading and writing bucket objects, under `/_squall/sdk/`.
 
-Each instance gets `SQUALL_API_URL` and `SQUALL_FUNCTION_TOKEN` (its function's name
-signed with a key kept in the store, squall/server/specs.py). A function may use the
-topics, queues and buckets of its own project (declared in the same squall.yaml);
-anything else is 403 `AccessDenied`. Finer grants per function are the permissions
-feature's business.
+Each instance gets `SQUALL_API_URL` and `SQUALL_FUNCTION_TOKEN`, its function's scoped
+credential (squall/credentials.py). A function may use the topics, queues, buckets and tables
+its manifest lists under its own keys (squall/grants.py); anything else is 403 `AccessDenied`.
 
+    POST /tables/{Operation}               a DynamoDB request (squall/server/tables_api.py)
     POST /topics/{name}/publish            {"message", "subject"?, "attributes"?}
     POST /queues/{name}/messages           {"body", "attributes"?, "group_id"?, ...}
     GET  /buckets/{b}/objects              ?prefix=&start_after=&limit=
@@ -15,17 +14,18 @@ feature's business.
 
 from __future__ import annotations
 
+import time
 from typing import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from squall import credentials
 from squall.exceptions import SquallError
 from squall.server.events_api import EventsApi
 from squall.server.node import Node
 from squall.server.responses import error_response, json_response
-from squall.server.specs import token_function
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 PREFIX = "/_squall/sdk"
@@ -46,21 +46,24 @@ class SdkApi:
                   methods=["GET", "PUT", "DELETE"]),
         ]
 
+    def caller(self, request: Request) -> str | None:
+        """The active function whose credential the request carries, or None."""
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        function = credentials.check_token(self.node.settings.sdk_key, token, time.time()) if token else None
+        return function if function in self.node.functions else None
+
     def guard(self, kind: str, endpoint: Endpoint) -> Endpoint:
-        """Wrap `endpoint`: the caller's credential must name an active function whose
-        project declares the resource; errors become JSON errors."""
+        """Wrap `endpoint`: the caller's credential must name an active function that is
+        granted the resource; errors become JSON errors."""
         async def guarded(request: Request) -> Response:
-            token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            function = token_function(self.node.settings.sdk_key, token) if token else None
-            if function is None or function not in self.node.functions:
-                return error_response(401, "Unauthorized", "missing or unknown function credential "
-                             "(squall.sdk reads SQUALL_FUNCTION_TOKEN)")
-            name = request.path_params.get("name") or request.path_params.get("bucket")
-            resource = self.node.resources.get(kind, {}).get(str(name))
-            project = self.node.functions[function].version.project
-            if resource is not None and resource.project != project:
-                return error_response(403, "AccessDenied", f"function {function} (project {project}) may not use "
-                             f"{kind} {name} of project {resource.project}")
+            function = self.caller(request)
+            if function is None:
+                return error_response(401, "Unauthorized", "missing, expired or unknown function credential "
+                                      "(squall.sdk reads SQUALL_FUNCTION_TOKEN)")
+            name = str(request.path_params.get("name") or request.path_params.get("bucket"))
+            if name not in self.node.functions[function].version.config.get(f"{kind}s", ()):
+                return error_response(403, "AccessDenied", f"function {function} may not use {kind} {name}: "
+                                      f"list it under the function's {kind}s: in squall.yaml")
             try:
                 return await endpoint(request)
             except SquallError as exc:

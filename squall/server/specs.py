@@ -3,16 +3,16 @@ paths, limits, hooks, which zygote forks it, its sandbox and its whole environme
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from squall import credentials
 from squall.runtime.instance import InstanceSpec
 from squall.runtime.launcher import choose_profile
+from squall.secrets import SecretKey
 from squall.store.base import FunctionVersion
 
 
@@ -27,20 +27,8 @@ class NodeSettings:
     """Where instances reach the node (the SDK); empty: the SDK is not offered."""
     sdk_key: bytes = b""
     """Signs the credential each function's instances get (squall/server/sdk_api.py)."""
-
-
-def function_token(key: bytes, function: str) -> str:
-    """The credential of `function`'s instances: its name and an HMAC of it."""
-    digest = hmac.new(key, f"function:{function}".encode(), hashlib.sha256).hexdigest()
-    return f"{function}.{digest}"
-
-
-def token_function(key: bytes, token: str) -> str | None:
-    """The function a credential belongs to, or None when it is not one of ours."""
-    function, _, _ = token.rpartition(".")
-    if function and hmac.compare_digest(function_token(key, function), token):
-        return function
-    return None
+    secret_key: SecretKey | None = None
+    """Encrypts the stored secrets (squall/secrets.py); None: this node cannot read or set them."""
 
 
 def instance_spec(settings: NodeSettings, version: FunctionVersion) -> InstanceSpec:
@@ -72,6 +60,17 @@ def sandbox(settings: NodeSettings, version: FunctionVersion, sys_path: tuple[st
     }
 
 
+def platform_access(settings: NodeSettings, function: str) -> dict[str, str]:
+    """How an instance reaches the platform: the SDK's URL and token, and what boto3 reads
+    (its own scoped credential, and the DynamoDB and Lambda endpoints of this node)."""
+    credential = credentials.issue(settings.sdk_key, function, time.time())
+    return {
+        "SQUALL_API_URL": settings.api_url, "SQUALL_FUNCTION_TOKEN": credential.token,
+        "AWS_ACCESS_KEY_ID": credential.access_key_id, "AWS_SECRET_ACCESS_KEY": credential.secret_access_key,
+        "AWS_ENDPOINT_URL_DYNAMODB": f"{settings.api_url}/_squall/aws/dynamodb",
+    }
+
+
 def environment(settings: NodeSettings, version: FunctionVersion, spec: InstanceSpec) -> dict[str, str]:
     """The instance's whole environment: Lambda's reserved variables, then the function's env."""
     config = version.config
@@ -87,6 +86,5 @@ def environment(settings: NodeSettings, version: FunctionVersion, spec: Instance
         "_HANDLER": spec.handler, "SQUALL_FUNCTION": version.function,
     }
     if settings.api_url and settings.sdk_key:
-        base["SQUALL_API_URL"] = settings.api_url
-        base["SQUALL_FUNCTION_TOKEN"] = function_token(settings.sdk_key, version.function)
+        base.update(platform_access(settings, version.function))
     return {**base, **{str(k): str(v) for k, v in (config.get("env") or {}).items()}}

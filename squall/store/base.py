@@ -18,6 +18,8 @@ from squall.store.objects import ObjectStore
 from squall.store.queues import QueueStore
 from squall.store.resources import ResourceStore
 from squall.store.schedules import ScheduleStore
+from squall.store.secrets import SecretStore
+from squall.store.tables import TableStore
 from squall.types import LogLevel, LogLine
 
 
@@ -86,8 +88,12 @@ def encode_log_batch(batch: LogBatch) -> bytes:
     return orjson.dumps(batch)
 
 
-class BaseStore(EventQueue, ScheduleStore, ResourceStore, QueueStore, ObjectStore):
+class BaseStore(EventQueue, ScheduleStore, ResourceStore, QueueStore, ObjectStore, SecretStore, TableStore):
     """Interface of a storage backend. Subclasses implement every method that raises."""
+
+    calls_are_local = False
+    """True when a call is short work in this process (no network round trip): a caller on
+    the event loop may then make it inline, which costs less than a hop to a thread."""
 
     # -- lifecycle ---------------------------------------------------------
     def migrate(self, target: int | None = None) -> None:

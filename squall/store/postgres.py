@@ -23,6 +23,7 @@ uses it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from contextlib import contextmanager
@@ -44,11 +45,14 @@ from squall.store.base import (
 )
 from squall.store.events import NewEvent
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
-from squall.store.sql_events import event_schema
-from squall.store.sql_objects import SqlObjects, object_schema
+from squall.store.sql_events import EVENT_COLUMNS, event_schema
+from squall.store.sql_objects import object_schema
 from squall.store.sql_queues import queue_schema
 from squall.store.sql_resources import resource_schema
 from squall.store.sql_schedules import schedule_schema
+from squall.store.sql_secrets import secret_schema
+from squall.store.sql_tables import SqlTables, table_schema
+from squall.store.tables import ItemKey
 
 Connection = psycopg.Connection[TupleRow]
 
@@ -92,6 +96,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     resource_schema(),  # 5: topics, queues and buckets of projects
     queue_schema(real="DOUBLE PRECISION", sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),  # 6
     object_schema(real="DOUBLE PRECISION", key_type='TEXT COLLATE "C"'),  # 7: bucket objects
+    secret_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 8: secrets
+    table_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 9: table items
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -115,7 +121,7 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(SqlObjects, BaseStore):
+class PostgresStore(SqlTables, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
     MARK = "%s"
@@ -162,6 +168,24 @@ class PostgresStore(SqlObjects, BaseStore):
     def _lock_key_of(self, conn: Connection, event: NewEvent) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
                      (self._lock_key(f"event-key:{event.function}:{event.idempotency_key}"),))
+
+    def _claim_rows(self, conn: Connection, owner: str, limit: int, now: float, lease_until: float) -> list[Any]:
+        """One statement: the due events are locked (skipping those another node holds) and
+        updated, and each row comes back with the time it was due."""
+        returned = ", ".join(f"events.{column.strip()}" for column in EVENT_COLUMNS.split(","))
+        return conn.execute(
+            f"UPDATE events SET status = 'running', attempts = events.attempts + 1, run_at = %s, lease_owner = %s "
+            f"FROM (SELECT id AS claimed_id, run_at AS due FROM events WHERE status = 'queued' AND run_at <= %s "
+            f"ORDER BY run_at LIMIT %s FOR UPDATE SKIP LOCKED) AS claimed WHERE events.id = claimed.claimed_id "
+            f"RETURNING {returned}, claimed.due", (lease_until, owner, now, limit)).fetchall()
+
+    def _lock_items(self, conn: Connection, keys: Sequence[ItemKey]) -> None:
+        """Transaction advisory locks on the keys (in sorted order, so two writers never deadlock):
+        a row lock cannot hold a key whose item does not exist yet."""
+        for table, pk, sk in keys:
+            digest = hashlib.blake2b(b"%s\0%s\0%s\0%s" % (self._lock_key("item").encode(), table.encode(), pk, sk),
+                                     digest_size=8).digest()
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (int.from_bytes(digest, "big", signed=True),))
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[TupleRow]:
         with self._transaction() as conn:

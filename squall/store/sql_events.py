@@ -126,7 +126,8 @@ class SqlEventQueue(EventQueue):
         marks = ", ".join("?" * len(due))
         rows = conn.execute(self._sql(
             f"UPDATE events SET status = 'running', attempts = attempts + 1, run_at = ?, lease_owner = ? "
-            f"WHERE id IN ({marks}) RETURNING {EVENT_COLUMNS}"), (lease_until, owner, *due)).fetchall()
+            f"WHERE id IN ({marks}) AND status = 'queued' RETURNING {EVENT_COLUMNS}"),
+            (lease_until, owner, *due)).fetchall()
         return [(*row, due[row[0]]) for row in rows]
 
     def finish_events(self, results: Sequence[EventResult], *, now: float) -> None:

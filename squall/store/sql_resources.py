@@ -30,6 +30,24 @@ class SqlResources(SqlSchedules, ResourceStore):
                                      "ORDER BY kind, name"), params)
         return [Resource(k, n, p, orjson.loads(c)) for k, n, p, c in rows]
 
+    def put_resource(self, resource: Resource, *, create: bool) -> None:
+        config = orjson.dumps(resource.config).decode()
+        with self._write() as conn:
+            owner = conn.execute(self._sql("SELECT project FROM resources WHERE kind = ? AND name = ?"),
+                                 (resource.kind, resource.name)).fetchone()
+            if create and owner is not None:
+                raise Conflict(f'{resource.kind} "{resource.name}" already exists')
+            if not create and (owner is None or owner[0] != resource.project):
+                raise Conflict(f'{resource.kind} "{resource.name}" does not exist or changed project')
+            conn.execute(self._sql("DELETE FROM resources WHERE kind = ? AND name = ?"), (resource.kind, resource.name))
+            conn.execute(self._sql("INSERT INTO resources (kind, name, project, config) VALUES (?, ?, ?, ?)"),
+                         (resource.kind, resource.name, resource.project, config))
+
+    def delete_resource(self, kind: str, name: str) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(self._sql("DELETE FROM resources WHERE kind = ? AND name = ?"), (kind, name))
+            return bool(cursor.rowcount)
+
     def _replace_resources(self, conn: Any, project: str, resources: ProjectResources) -> None:
         """Inside a deploy's transaction: `project` now declares exactly `resources`.
         Raises Conflict when a name belongs to another project."""
@@ -39,7 +57,9 @@ class SqlResources(SqlSchedules, ResourceStore):
                 owner = conn.execute(self._sql("SELECT project FROM resources WHERE kind = ? AND name = ?"),
                                      (kind, name)).fetchone()
                 if owner is not None and owner[0] != project:
-                    raise Conflict(f'{kind} "{name}" belongs to project "{owner[0]}"')
+                    raise Conflict(f'{kind} "{name}" belongs to project "{owner[0]}"' if owner[0] else
+                                   f'{kind} "{name}" was made through the API: delete it there first or '
+                                   'choose another name')
                 rows.append((kind, name, project, orjson.dumps(config).decode()))
         conn.execute(self._sql("DELETE FROM resources WHERE project = ?"), (project,))
         self._run_many(conn, "INSERT INTO resources (kind, name, project, config) VALUES (?, ?, ?, ?)", rows)

@@ -32,10 +32,12 @@ from squall.store.base import (
 )
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 from squall.store.sql_events import event_schema
-from squall.store.sql_objects import SqlObjects, object_schema
+from squall.store.sql_objects import object_schema
 from squall.store.sql_queues import queue_schema
 from squall.store.sql_resources import resource_schema
 from squall.store.sql_schedules import schedule_schema
+from squall.store.sql_secrets import secret_schema
+from squall.store.sql_tables import SqlTables, table_schema
 
 BUSY_TIMEOUT_MS = 10_000
 MAX_IDLE_CONNECTIONS = 8
@@ -76,6 +78,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     resource_schema(),  # 5: topics, queues and buckets of projects
     queue_schema(real="REAL", sequence="INTEGER PRIMARY KEY AUTOINCREMENT"),  # 6: queue messages
     object_schema(real="REAL"),  # 7: bucket objects
+    secret_schema(blob="BLOB", real="REAL"),  # 8: secrets
+    table_schema(blob="BLOB", real="REAL"),  # 9: table items
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -88,8 +92,10 @@ _INSERT_LOG_BATCHES = """
 
 
 
-class SqliteStore(SqlObjects, BaseStore):
+class SqliteStore(SqlTables, BaseStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
+
+    calls_are_local = True
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)

@@ -107,8 +107,8 @@ def decode_binary(text: object) -> bytes:
         raise ValidationError(f"{_INVALID}Binary value must be base64-encoded: {text}") from None
 
 
-def validate(value: object) -> AttributeValue:
-    """`value` itself when it is a well-formed AttributeValue, else ValidationError."""
+def _envelope(value: object) -> tuple[str, Any]:
+    """(type descriptor, payload) of a value with exactly one known descriptor, else ValidationError."""
     if not isinstance(value, dict) or not value:
         raise ValidationError(
             "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"
@@ -123,8 +123,14 @@ def validate(value: object) -> AttributeValue:
         raise ValidationError(
             "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"
         )
+    return kind, inner
+
+
+def validate(value: object) -> AttributeValue:
+    """`value` itself when it is a well-formed AttributeValue, else ValidationError."""
+    kind, inner = _envelope(value)
     _validate_inner(kind, inner)
-    return value
+    return value  # type: ignore[return-value]
 
 
 def _validate_inner(kind: str, inner: object) -> None:
@@ -176,16 +182,21 @@ def _scalar(kind: str, inner: Any) -> str | Decimal | bytes:
 
 
 def canonical(value: AttributeValue) -> AttributeValue:
-    """A validated copy of `value` with every number in DynamoDB's canonical text."""
-    kind, inner = next(iter(validate(value).items()))
+    """A validated copy of `value` with every number in DynamoDB's canonical text (one pass)."""
+    kind, inner = _envelope(value)
     if kind == "N":
         return {"N": format_number(parse_number(inner))}
-    if kind == "NS":
-        return {"NS": [format_number(parse_number(n)) for n in inner]}
     if kind == "L":
+        if not isinstance(inner, list):
+            raise ValidationError(f"{_INVALID}List value must be a list")
         return {"L": [canonical(element) for element in inner]}
     if kind == "M":
+        if not isinstance(inner, dict):
+            raise ValidationError(f"{_INVALID}Map value must be a map")
         return {"M": {name: canonical(element) for name, element in inner.items()}}
+    _validate_inner(kind, inner)
+    if kind == "NS":
+        return {"NS": [format_number(parse_number(n)) for n in inner]}
     return {kind: list(inner) if isinstance(inner, list) else inner}
 
 

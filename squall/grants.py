@@ -1,0 +1,67 @@
+"""What a function may use, as its own keys in squall.yaml say, and the checks of those lists.
+
+    functions:
+      ci_webhook:
+        handler: cards.handler
+        tables: [ci_jobs]
+        topics: [deploys]
+        queues: [jobs]
+        buckets: [uploads]
+        secrets: [TRACKER_TOKEN]
+
+Tables, topics, queues and buckets must be declared in the same squall.yaml; secrets are
+names set with `squall secret set` (they are checked when an instance starts). A function's
+scoped credential (squall/credentials.py) allows exactly these and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from squall.triggers import did_you_mean, fail, is_env_name, show
+
+if TYPE_CHECKING:
+    from squall.manifest import Manifest
+
+GRANT_KINDS = {"tables": "table", "topics": "topic", "queues": "queue", "buckets": "bucket", "secrets": "secret"}
+"""A function's grant key -> the kind of resource it names."""
+
+
+def check_grant_list(value: Any) -> list[str]:
+    """A list of names (null is empty); a single name is a list of one."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"must be a list of names, e.g. [builds], got {show(value)}")
+    duplicates = sorted({item for item in value if value.count(item) > 1})
+    if duplicates:
+        raise ValueError(f"lists {show(duplicates[0])} twice")
+    return list(value)
+
+
+def check_secret_names(value: Any) -> list[str]:
+    names = check_grant_list(value)
+    for index, name in enumerate(names):
+        if not is_env_name(name):
+            raise fail(f"{show(name)} is not a secret name: a secret is injected as the environment "
+                       "variable of the same name, so use letters, digits and _, not starting with a digit",
+                       index)
+    return names
+
+
+def check_grants(manifest: Manifest) -> None:
+    """Raise `fail()` at the first granted table, topic, queue or bucket the project does not declare."""
+    sections: dict[str, Iterable[str]] = {"tables": manifest.tables, "topics": manifest.topics,
+                                          "queues": manifest.queues, "buckets": manifest.buckets}
+    for name, spec in manifest.functions.items():
+        for section, declared in sections.items():
+            for index, granted in enumerate(getattr(spec, section)):
+                if granted not in declared:
+                    names = list(declared)
+                    listed = f"declared: {', '.join(names)}" if names else f"the project declares no {section}"
+                    raise fail(f"{GRANT_KINDS[section]} {show(granted)} is not declared under {section} in this "
+                               f"squall.yaml{did_you_mean(granted, names)}; {listed}",
+                               "functions", name, section, index)

@@ -1,0 +1,33 @@
+"""Fresh function credentials (squall/credentials.py) before the old ones expire: every
+`refresh_interval()` seconds the node rebuilds its functions' instance specs, whose
+environments carry newly issued credentials, and stops the idle instances that hold the old
+ones (busy ones finish their call first)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from squall.credentials import CREDENTIAL_LIFETIME, CREDENTIAL_REFRESH
+from squall.server.node import Node
+
+
+def refresh_interval() -> float:
+    """CREDENTIAL_REFRESH, or SQUALL_CREDENTIAL_REFRESH_SECONDS (tests), kept well under the lifetime."""
+    seconds = float(os.environ.get("SQUALL_CREDENTIAL_REFRESH_SECONDS") or CREDENTIAL_REFRESH)
+    return min(max(seconds, 0.5), CREDENTIAL_LIFETIME / 2)
+
+
+async def refresh_credentials(node: Node) -> None:
+    async with node.deploy_lock:
+        active = list(node.functions.values())
+        node.activate([function.version for function in active], ())
+        for function in active:
+            node.pool.recycle(function.name)
+
+
+async def refresh_credentials_forever(node: Node) -> None:
+    interval = refresh_interval()
+    while True:
+        await asyncio.sleep(interval)
+        await refresh_credentials(node)

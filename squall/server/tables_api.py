@@ -1,0 +1,209 @@
+"""The table service (squall/tables/service.py) on the node, through three doors that take
+the same DynamoDB JSON requests:
+
+    POST /_squall/aws/dynamodb/            DynamoDB's protocol (X-Amz-Target, SigV4), for boto3
+                                           (a plain ASGI app: squall/server/app.py)
+    POST /_squall/sdk/tables/{Operation}   function code (squall.sdk.tables), its own credential
+    POST /_squall/api/tables/{Operation}   the admin (the CLI), the admin token
+
+The DynamoDB door answers errors as DynamoDB does (400, `{"__type": "...#Code", "message"}`),
+so boto3 raises the same exceptions; the other two use the platform's error shape
+`{"error": {"type": Code, "message"}}`. The admin's AWS credential is access key id `admin`
+with the admin token as secret; a function's is the one squall/credentials.py issued it.
+Table definitions come from the node's resources (squall.yaml `tables:` or CreateTable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from squall import credentials
+from squall.aws_auth import AwsAuthError, verify_asgi
+from squall.exceptions import Conflict, StoreError
+from squall.request_ids import new_request_id
+from squall.server.gateway import BodyTooLarge, read_body
+from squall.server.node import Node
+from squall.server.responses import error_response, json_response
+from squall.server.sdk_api import SdkApi
+from squall.store.resources import Resource
+from squall.tables.catalog import TableDefinition
+from squall.tables.errors import AccessDenied, ResourceInUse, TableError, TransactionCanceled, ValidationError
+from squall.tables.service import ADMIN, Caller, TableService
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+DYNAMODB_PREFIX = "/_squall/aws/dynamodb"
+ADMIN_ACCESS_KEY = "admin"
+TARGET_PREFIX = "DynamoDB_20120810."
+AMZ_JSON = "application/x-amz-json-1.0"
+EXPIRY_INTERVAL = 30.0
+EXPIRY_BATCH = 1000
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+"""Largest DynamoDB request (BatchWriteItem of 25 items of 400 KB, with room)."""
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    return next((value.decode("latin-1") for key, value in scope["headers"] if key.lower() == name), "")
+
+
+class NodeCatalog:
+    """Table definitions as the node's resources hold them; changes go to the store first."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def _tables(self) -> dict[str, Resource]:
+        return self.node.resources.get("table", {})
+
+    def get(self, name: str) -> TableDefinition | None:
+        resource = self._tables().get(name)
+        if resource is None:  # made through another node a moment ago?
+            resource = next((r for r in self.node.store.list_resources("table") if r.name == name), None)
+        return TableDefinition.of(resource) if resource is not None else None
+
+    def names(self) -> list[str]:
+        return sorted(self._tables())
+
+    def create(self, definition: TableDefinition) -> None:
+        try:
+            self.node.store.put_resource(Resource("table", definition.name, "", definition.config()), create=True)
+        except Conflict:
+            raise ResourceInUse(f"Table already exists: {definition.name}") from None
+        self.node.resources = self.node.load_resources()
+
+    def delete(self, definition: TableDefinition) -> None:
+        if definition.project:
+            raise ResourceInUse(f"Table {definition.name} is declared in the squall.yaml of project "
+                                f"{definition.project}: remove it there and deploy")
+        self.node.store.delete_resource("table", definition.name)
+        self.node.resources = self.node.load_resources()
+
+    def set_ttl(self, definition: TableDefinition, attribute: str | None) -> TableDefinition:
+        changed = TableDefinition(definition.name, definition.key, definition.sort_key, attribute, definition.project)
+        self.node.store.put_resource(Resource("table", changed.name, changed.project, changed.config()),
+                                     create=False)
+        self.node.resources = self.node.load_resources()
+        return changed
+
+
+class TablesApi:
+    def __init__(self, node: Node, token: str, sdk: SdkApi) -> None:
+        self.node, self.token, self.sdk = node, token, sdk
+        settings = node.settings
+        self.service = TableService(node.store, NodeCatalog(node), region=settings.region,
+                                    account=settings.account_id)
+
+    def routes(self, admin_only: Callable[[Endpoint], Endpoint]) -> list[Route]:
+        return [
+            Route("/_squall/sdk/tables/{operation}", self.from_function, methods=["POST"]),
+            Route("/_squall/api/tables/{operation}", admin_only(self.from_admin), methods=["POST"]),
+        ]
+
+    async def run(self, operation: str, body: bytes, caller: Caller) -> dict[str, Any]:
+        try:
+            request = orjson.loads(body or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise TableError(f"The request body is not valid JSON: {exc}") from None
+        try:
+            if self.node.store.calls_are_local:
+                return self.service.call(operation, request, caller)
+            return await asyncio.to_thread(self.service.call, operation, request, caller)
+        except StoreError as exc:
+            raise TableError(f"The table store failed: {exc}") from None
+
+    # -- DynamoDB's protocol ----------------------------------------------------
+    def secret_for(self, access_key: str) -> str | None:
+        if hmac.compare_digest(access_key, ADMIN_ACCESS_KEY):
+            return self.token
+        return credentials.secret_for(self.node.settings.sdk_key, access_key, time.time())
+
+    def aws_caller(self, access_key: str) -> Caller:
+        if access_key == ADMIN_ACCESS_KEY:
+            return ADMIN
+        function = credentials.function_of(access_key)
+        active = self.node.functions.get(function or "")
+        if active is None:
+            raise AccessDenied(f"User: function/{function} is not active on this server")
+        return Caller(active.name, frozenset(active.version.config.get("tables", ())))
+
+    async def dynamodb(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The DynamoDB door as a plain ASGI app: app.py routes its path here past the
+        platform's router (a quarter of the cost of a request at thousands per second)."""
+        try:
+            body = await read_body(receive, MAX_REQUEST_BYTES)
+        except BodyTooLarge:
+            body = None
+        response = await self.dynamodb_answer(scope, body)
+        await response(scope, receive, send)
+
+    async def dynamodb_answer(self, scope: dict[str, Any], body: bytes | None) -> Response:
+        headers = {"x-amzn-RequestId": new_request_id()}
+        try:
+            if scope["method"] != "POST":
+                raise TableError("The DynamoDB endpoint takes POST requests")
+            if body is None:
+                raise ValidationError(f"The request is larger than {MAX_REQUEST_BYTES} bytes")
+            identity = verify_asgi(scope, body, self.secret_for, datetime.now(UTC))
+            target = _header(scope, b"x-amz-target")
+            if not target.startswith(TARGET_PREFIX):
+                raise TableError(f"Unknown X-Amz-Target {target!r}: expected {TARGET_PREFIX}<Operation>")
+            answer = await self.run(target.removeprefix(TARGET_PREFIX), body, self.aws_caller(identity.access_key_id))
+            return Response(orjson.dumps(answer), 200, headers=headers, media_type=AMZ_JSON)
+        except AwsAuthError as exc:
+            return _aws_error(400 if exc.status < 500 else exc.status, exc.code, exc.message, headers,
+                              namespace="com.amazon.coral.service")
+        except TableError as exc:
+            return _aws_error(400 if exc.code != "InternalServerError" else 500, exc.code, exc.message, headers,
+                              **_extra(exc))
+
+    # -- the platform's doors ---------------------------------------------------
+    async def from_function(self, request: Request) -> Response:
+        function = self.sdk.caller(request)
+        if function is None:
+            return error_response(401, "Unauthorized", "missing, expired or unknown function credential "
+                                  "(squall.sdk reads SQUALL_FUNCTION_TOKEN)")
+        config = self.node.functions[function].version.config
+        return await self.answer(request, Caller(function, frozenset(config.get("tables", ()))))
+
+    async def from_admin(self, request: Request) -> Response:
+        return await self.answer(request, ADMIN)
+
+    async def answer(self, request: Request, caller: Caller) -> Response:
+        try:
+            return json_response(await self.run(request.path_params["operation"], await request.body(), caller))
+        except TableError as exc:
+            status = 403 if isinstance(exc, AccessDenied) else 500 if exc.code == "InternalServerError" else 400
+            return error_response(status, exc.code, exc.message, **_extra(exc))
+
+    # -- TTL housekeeping -------------------------------------------------------
+    async def expire_forever(self) -> None:
+        """Delete expired items in the background (reads already skip them)."""
+        while True:
+            await asyncio.sleep(EXPIRY_INTERVAL)
+            try:
+                while await asyncio.to_thread(self.node.store.expire_items, now=time.time(),
+                                              limit=EXPIRY_BATCH) == EXPIRY_BATCH:
+                    pass
+            except StoreError:
+                continue
+
+
+def _extra(exc: TableError) -> dict[str, Any]:
+    return {"CancellationReasons": exc.reasons} if isinstance(exc, TransactionCanceled) else {}
+
+
+def _aws_error(status: int, code: str, message: str, headers: dict[str, str], *,
+               namespace: str = "com.amazonaws.dynamodb.v20120810", **extra: Any) -> Response:
+    if code == "AccessDeniedException":
+        namespace = "com.amazon.coral.service"
+    body = {"__type": f"{namespace}#{code}", "message": message, **extra}
+    return Response(orjson.dumps(body), status, headers=headers, media_type=AMZ_JSON)
