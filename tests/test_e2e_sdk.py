@@ -4,6 +4,7 @@ credential, limited to its project's resources."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,26 @@ def test_the_sdk_endpoints_refuse_callers_without_a_function_credential(tmp_path
 
         assert admin.status_code == 401 and forged.status_code == 401
         assert recorder.bodies == []
+
+
+def test_the_sdk_reuses_its_connection_and_survives_the_node_closing_it_while_idle(tmp_path: Path) -> None:
+    """The node closes a kept-alive connection idle for 5 s (uvicorn's default); the
+    instance, frozen meanwhile, finds it closed on its next call and opens a new one."""
+    project = {
+        "squall.yaml": "name: keep\ntopics: {news: {}}\nfunctions:\n  pub:\n    handler: app.pub\n    topics: [news]\n",
+        "app.py": """
+from squall import sdk
+
+def pub(event, context):
+    ids = [sdk.publish("news", str(n)) for n in range(3)]
+    connection = sdk._connection.conn
+    return {"ids": ids, "local_port": connection.sock.getsockname()[1] if connection and connection.sock else None}
+""",
+    }
+    with serving(tmp_path, project) as node:
+        first = json.loads(node.cli("invoke", "pub", "--json", check=True).stdout)["payload"]
+        time.sleep(6)
+        second = json.loads(node.cli("invoke", "pub", "--json", check=True).stdout)["payload"]
+
+    assert len(set(first["ids"] + second["ids"])) == 6
+    assert first["local_port"] is not None and second["local_port"] != first["local_port"]

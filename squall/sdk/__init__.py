@@ -14,18 +14,19 @@ Tables are in `from squall.sdk import tables` (squall/sdk/tables.py).
 
 It imports only the standard library (fast inside an instance, no server code) and talks
 to the node that runs the instance (`SQUALL_API_URL`) with the function's own credential
-(`SQUALL_FUNCTION_TOKEN`), both set by squall in every instance. A function may use the
-topics, queues and buckets of its own project. Failures raise `SdkError` with the
-platform's message and HTTP status.
+(`SQUALL_FUNCTION_TOKEN`), both set by squall in every instance, over one kept-alive
+connection per thread. A function may use the topics, queues, buckets and tables its
+manifest lists under its own keys. Failures raise `SdkError` with the platform's message
+and HTTP status.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
 from typing import Any, Iterator
 
 __all__ = ["Bucket", "SdkError", "bucket", "publish", "send"]
@@ -43,22 +44,57 @@ class SdkError(Exception):
         self.details = details or {}
 
 
+class _Connection(threading.local):
+    """This thread's kept-alive connection to the node (a new one after a fork)."""
+
+    conn: http.client.HTTPConnection | None = None
+    pid = 0
+
+    def get(self, base: str) -> tuple[http.client.HTTPConnection, bool]:
+        """(the connection, whether it was used before)."""
+        if self.conn is not None and self.pid == os.getpid():
+            return self.conn, True
+        parts = urllib.parse.urlsplit(base)
+        self.conn, self.pid = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=TIMEOUT), os.getpid()
+        return self.conn, False
+
+    def drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+
+_connection = _Connection()
+
+
 def _request(method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
              query: dict[str, Any] | None = None) -> bytes:
     base, token = os.environ.get("SQUALL_API_URL"), os.environ.get("SQUALL_FUNCTION_TOKEN")
     if not base or not token:
         raise SdkError(0, "NotConfigured", "squall.sdk works inside a squall function "
                        "(SQUALL_API_URL and SQUALL_FUNCTION_TOKEN are not set)")
-    url = f"{base}/_squall/sdk{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"authorization": f"Bearer {token}", "content-type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        raise _error(exc.code, exc.read()) from None
-    except OSError as exc:
-        raise SdkError(0, "ConnectionError", f"cannot reach squall at {base}: {exc}") from None
+    target = f"{urllib.parse.urlsplit(base).path}/_squall/sdk{path}" + (
+        f"?{urllib.parse.urlencode(query)}" if query else "")
+    headers = {"authorization": f"Bearer {token}", "content-type": content_type}
+    while True:
+        conn, reused = _connection.get(base)
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            break
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+            _connection.drop()  # the node closed an idle kept-alive connection: once more on a new one
+            if not reused:
+                raise SdkError(0, "ConnectionError", f"cannot reach squall at {base}: {exc}") from None
+        except OSError as exc:
+            _connection.drop()
+            raise SdkError(0, "ConnectionError", f"cannot reach squall at {base}: {exc}") from None
+    if response.will_close:
+        _connection.drop()
+    if response.status >= 400:
+        raise _error(response.status, data)
+    return data
 
 
 def _error(status: int, body: bytes) -> SdkError:
