@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from squall.runtime.cgroups import join_own_cgroups, oom_killed, remove_cgroups
+from squall.runtime.heap import fill_free_blocks
 
 MAX_FDS = 2
 SPARE_INTERVAL = 0.01
@@ -214,6 +215,7 @@ def main() -> None:
     preload(modules)
     gc.collect()
     gc.freeze()
+    fill_free_blocks()
     try:
         Zygote(control).serve()
     except (BrokenPipeError, ConnectionResetError):
