@@ -12,12 +12,12 @@ run decides as the first attempt did; an event without one (a schedule's `input`
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from tracker_client import archive, call_tracker, list_id
 
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
@@ -29,7 +29,7 @@ DEFAULT_STALE_DAYS = "14"
 def handler(event: Any, context: Any) -> dict[str, Any]:
     days = stale_days()
     cutoff = run_time(event) - timedelta(days=days)
-    done_id = done_list_id()
+    done_id = list_id(DONE_LIST)
     cards = call_tracker("GET", f"/lists/{done_id}/cards")
     stale = [str(card["id"]) for card in cards if is_stale(card, done_id, cutoff)]
     for card_id in stale:
@@ -74,37 +74,11 @@ def last_moved(card: dict[str, Any]) -> datetime | None:
         return None
 
 
-def is_stale(card: dict[str, Any], list_id: str, cutoff: datetime) -> bool:
-    if card.get("archived") or str(card.get("list_id", list_id)) != list_id:
+def is_stale(card: dict[str, Any], done_id: str, cutoff: datetime) -> bool:
+    if card.get("archived") or str(card.get("list_id", done_id)) != done_id:
         return False
     moved = last_moved(card)
     if moved is None:
         logger.warning("card %s has no readable moved_at or created_at; keeping it", card.get("id"))
         return False
     return moved < cutoff
-
-
-def archive(card_id: str) -> None:
-    call_tracker("PUT", f"/cards/{card_id}", {"archived": True})
-
-
-def done_list_id() -> str:
-    board = named(call_tracker("GET", "/boards"), os.environ.get("TRACKER_BOARD", "CI"), "board")
-    return str(named(call_tracker("GET", f"/boards/{board['id']}/lists"), DONE_LIST, "list")["id"])
-
-
-def named(items: list[dict[str, Any]], name: str, kind: str) -> dict[str, Any]:
-    for item in items:
-        if item["name"] == name:
-            return item
-    raise LookupError(f"the tracker has no {kind} named {name!r}")
-
-
-def call_tracker(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        os.environ["TRACKER_URL"].rstrip("/") + path, method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"authorization": f"Bearer {os.environ['TRACKER_TOKEN']}",
-                 "content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())

@@ -13,12 +13,12 @@ import base64
 import json
 import logging
 import os
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Attr
+from tracker_client import archive, call_tracker, list_id
 
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
@@ -128,7 +128,7 @@ def remember(build: Build, open_card_id: str | None) -> None:
 
 def create_card(build: Build) -> str:
     card = call_tracker("POST", "/cards", {
-        "list_id": todo_list_id(),
+        "list_id": list_id(TODO_LIST),
         "title": f"{build.job}: build #{build.number} failed",
         "description": f"Build #{build.number} of {build.job} failed: {build.url}",
     })
@@ -137,29 +137,3 @@ def create_card(build: Build) -> str:
 
 def comment(card_id: str, text: str) -> None:
     call_tracker("POST", f"/cards/{card_id}/comments", {"text": text})
-
-
-def archive(card_id: str) -> None:
-    call_tracker("PUT", f"/cards/{card_id}", {"archived": True})
-
-
-def todo_list_id() -> str:
-    board = named(call_tracker("GET", "/boards"), os.environ.get("TRACKER_BOARD", "CI"), "board")
-    return str(named(call_tracker("GET", f"/boards/{board['id']}/lists"), TODO_LIST, "list")["id"])
-
-
-def named(items: list[dict[str, Any]], name: str, kind: str) -> dict[str, Any]:
-    for item in items:
-        if item["name"] == name:
-            return item
-    raise LookupError(f"the tracker has no {kind} named {name!r}")
-
-
-def call_tracker(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
-        os.environ["TRACKER_URL"].rstrip("/") + path, method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"authorization": f"Bearer {os.environ['TRACKER_TOKEN']}",
-                 "content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())

@@ -33,6 +33,9 @@ JOB = "api-tests"
 
 
 def load_example_module(name: str) -> ModuleType:
+    """A module of the example, importing its siblings as it does in an instance (its folder on the path)."""
+    if str(EXAMPLE) not in sys.path:
+        sys.path.append(str(EXAMPLE))
     spec = importlib.util.spec_from_file_location(f"ci_cards_{name}", EXAMPLE / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
