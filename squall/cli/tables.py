@@ -42,6 +42,37 @@ typed_option = click.option("--typed", is_flag=True,
                             help="Items, keys and values in DynamoDB's typed JSON ({\"N\": \"1\"}), in and out.")
 
 
+def _with_options(func: F, options: list[Callable[[F], F]]) -> F:
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _placeholder_options() -> list[Callable[[F], F]]:
+    return [click.option("--names", metavar="JSON", help="Expression attribute names, e.g. '{\"#s\": \"status\"}'."),
+            click.option("--values", metavar="JSON", help="Expression attribute values, e.g. '{\":max\": 3}'.")]
+
+
+def conditional_options(condition_help: str) -> Callable[[F], F]:
+    """Options of put and delete: a condition, its placeholders, --typed and --json."""
+    def decorate(func: F) -> F:
+        return _with_options(func, [click.option("--condition", metavar="EXPR", help=condition_help),
+                                    *_placeholder_options(), typed_option, json_option])
+    return decorate
+
+
+def page_options(func: F) -> F:
+    """Options of query and scan."""
+    return _with_options(func, [
+        click.option("--filter", "filter_", metavar="EXPR", help="Only items for which this expression holds."),
+        *_placeholder_options(),
+        click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N items (default: all)."),
+        click.option("--start", metavar="KEY_JSON", help="Start after this key (printed when --limit stops early)."),
+        click.option("--consistent", is_flag=True, help="Strongly consistent reads."),
+        typed_option, json_option,
+    ])
+
+
 class TableGroup(click.Group):
     """Gives the table service's errors the CLI's exit codes and a hint."""
 
@@ -190,12 +221,7 @@ def get(ctx: click.Context, table_name: str, key: str, consistent: bool, typed: 
 @table.command("put")
 @click.argument("table_name", metavar="TABLE")
 @click.argument("item", metavar="ITEM_JSON")
-@click.option("--condition", metavar="EXPR", help="Write only if this condition expression holds, "
-              "e.g. 'attribute_not_exists(id)'.")
-@click.option("--names", metavar="JSON", help="Expression attribute names, e.g. '{\"#s\": \"status\"}'.")
-@click.option("--values", metavar="JSON", help="Expression attribute values, e.g. '{\":max\": 3}'.")
-@typed_option
-@json_option
+@conditional_options("Write only if this condition expression holds, e.g. 'attribute_not_exists(id)'.")
 @click.pass_context
 def put(ctx: click.Context, table_name: str, item: str, condition: str | None, names: str | None,
         values: str | None, typed: bool, as_json: bool) -> None:
@@ -216,11 +242,7 @@ def put(ctx: click.Context, table_name: str, item: str, condition: str | None, n
 @table.command("delete")
 @click.argument("table_name", metavar="TABLE")
 @click.argument("key", metavar="KEY_JSON")
-@click.option("--condition", metavar="EXPR", help="Delete only if this condition expression holds.")
-@click.option("--names", metavar="JSON", help="Expression attribute names.")
-@click.option("--values", metavar="JSON", help="Expression attribute values.")
-@typed_option
-@json_option
+@conditional_options("Delete only if this condition expression holds.")
 @click.pass_context
 def delete(ctx: click.Context, table_name: str, key: str, condition: str | None, names: str | None,
            values: str | None, typed: bool, as_json: bool) -> None:
@@ -248,20 +270,6 @@ def placeholders(names: str | None, values: str | None, typed: bool) -> dict[str
     return found
 
 
-def page_options(func: F) -> F:
-    """Options of query and scan."""
-    options: list[Callable[[F], F]] = [
-        click.option("--filter", "filter_", metavar="EXPR", help="Only items for which this expression holds."),
-        click.option("--names", metavar="JSON", help="Expression attribute names."),
-        click.option("--values", metavar="JSON", help="Expression attribute values."),
-        click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N items (default: all)."),
-        click.option("--start", metavar="KEY_JSON", help="Start after this key (printed when --limit stops early)."),
-        click.option("--consistent", is_flag=True, help="Strongly consistent reads."),
-        typed_option, json_option,
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 @table.command("query")
