@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -107,9 +108,21 @@ def _parse_authorization(value: str) -> _Authorization:
     return _Authorization(scope[0], scope[1], scope[2], scope[3], headers, params["Signature"].lower())
 
 
+_AMZ_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
+
+
+def _amz_date(text: str) -> datetime:
+    """`20261123T120000Z` as a UTC datetime (strptime took a third of the time checks cost)."""
+    match = _AMZ_DATE.fullmatch(text)
+    if match is None:
+        raise ValueError(text)
+    year, month, day, hour, minute, second = map(int, match.groups())
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+
+
 def _check_time(amz_date: str, scope_date: str, now: datetime) -> None:
     try:
-        signed_at = datetime.strptime(amz_date, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+        signed_at = _amz_date(amz_date)
     except ValueError:
         raise _incomplete(f"Date must be in ISO-8601 'basic format'. Got '{amz_date}'. "
                           "Expected e.g. '20261123T120000Z'.") from None
@@ -214,9 +227,9 @@ def asgi_headers(scope: Mapping[str, Any]) -> dict[str, str]:
     return merged
 
 
-def asgi_signed_url(scope: Mapping[str, Any]) -> str:
+def asgi_signed_url(scope: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> str:
     """The URL as the client signed it: scheme, `Host` header, raw path and raw query string."""
-    host = asgi_headers(scope).get("host", "")
+    host = (asgi_headers(scope) if headers is None else headers).get("host", "")
     if not host and scope.get("server"):
         host = "{}:{}".format(*scope["server"])
     raw_path = scope.get("raw_path")
@@ -233,7 +246,8 @@ def verify_asgi(scope: Mapping[str, Any], body: bytes, secret_for: Callable[[str
     would not verify). Behind a proxy that rewrites the path or Host the signature
     cannot match.
     """
-    return verify_sigv4(scope["method"], asgi_signed_url(scope), asgi_headers(scope), body, secret_for,
+    headers = asgi_headers(scope)
+    return verify_sigv4(scope["method"], asgi_signed_url(scope, headers), headers, body, secret_for,
                         now, service=service)
 
 
