@@ -2,8 +2,8 @@
 instance pool, and record what became of them in batches.
 
 One dispatcher runs per node. It sleeps until an event is due: woken at once when this
-node stores one (`wake()`), by another node's notice where the store has them, or when
-the earliest stored event falls due. A claim takes as many events as the dispatcher has
+node stores one (`wake()`), by another node's store notice (squall/events/wakeups.py), or
+when the earliest stored event falls due, and looks anyway after `idle_poll` seconds. A claim takes as many events as the dispatcher has
 room for; results are written back together, so a busy queue costs a few transactions
 per hundred events rather than two per event.
 
@@ -32,6 +32,7 @@ from squall.events.intake import IDEMPOTENCY_WINDOW
 from squall.events.retry import RetryPolicy
 from squall.events.shapes import DestinationCondition, destination_record
 from squall.events.topics import HTTP_DELIVERY
+from squall.events.wakeups import EVENT_POLL
 from squall.exceptions import Throttled
 from squall.store.events import DeadReason, Event, EventResult, Outcome
 from squall.tasks import cancel_and_wait
@@ -44,8 +45,6 @@ MAX_IN_FLIGHT = 128
 LEASE_MARGIN = 60.0
 """Seconds a claimed event stays leased beyond the longest function timeout."""
 THROTTLE_BACKOFF = 0.2
-IDLE_POLL = 5.0
-"""Longest sleep with nothing due: a safety net for notices that went missing."""
 RESULT_FLUSH = 0.005
 REQUEUE_EVERY = 1.0
 """Seconds between looks for events whose lease ended (their node died)."""
@@ -66,7 +65,8 @@ Finished = Callable[[Event, bool], Awaitable[None]]
 
 class EventDispatcher:
     def __init__(self, node: Node, owner: str, retry: RetryPolicy, deliver: Deliver, finished: Finished,
-                 *, max_in_flight: int = MAX_IN_FLIGHT, lease_seconds: float = 900 + LEASE_MARGIN) -> None:
+                 *, max_in_flight: int = MAX_IN_FLIGHT, lease_seconds: float = 900 + LEASE_MARGIN,
+                 idle_poll: float = EVENT_POLL) -> None:
         self.node = node
         self.store = node.store
         self.owner = owner
@@ -75,6 +75,8 @@ class EventDispatcher:
         self.finished = finished
         self.max_in_flight = max_in_flight
         self.lease_seconds = lease_seconds
+        self.idle_poll = idle_poll
+        """Longest sleep with nothing due: a safety net for notices that went missing."""
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -137,7 +139,7 @@ class EventDispatcher:
 
     async def _sleep(self) -> None:
         due = await asyncio.to_thread(self.store.next_due)
-        wait = IDLE_POLL if due is None else min(IDLE_POLL, max(0.0, due - CLAIM_AHEAD - time.time()))
+        wait = self.idle_poll if due is None else min(self.idle_poll, max(0.0, due - CLAIM_AHEAD - time.time()))
         if wait > 0:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)

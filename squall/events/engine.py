@@ -26,6 +26,7 @@ from squall.events.queues import Queues
 from squall.events.retry import RetryPolicy
 from squall.events.scheduler import Scheduler
 from squall.events.topics import HTTP_DELIVERY, HTTP_MAX_AGE, Topics
+from squall.events.wakeups import NoticeRouter, Polls
 from squall.exceptions import NotFound, PayloadTooLarge
 from squall.request_ids import new_request_id
 from squall.store.events import Event, EventStatus, NewEvent
@@ -45,15 +46,19 @@ class EventEngine:
         self.store = node.store
         self.owner = node_id(node.settings.data_dir)
         self.retry = RetryPolicy(base=float(os.environ.get("SQUALL_RETRY_BASE_SECONDS", "1")))
-        self.dispatcher = EventDispatcher(node, self.owner, self.retry, self.deliver, self.finished)
+        self.polls = Polls.from_environ(os.environ, notices_reach_other_nodes=self.store.notices_reach_other_nodes)
+        self.dispatcher = EventDispatcher(node, self.owner, self.retry, self.deliver, self.finished,
+                                          idle_poll=self.polls.events)
         self.intake = EventIntake(self.store, on_stored=self.dispatcher.wake)
         self.topics = Topics(node, self)
         self.scheduler = Scheduler(node, self)
         self.queues = Queues(node, self)
         self.buckets = Buckets(node, self)
+        self.notices = NoticeRouter(self)
         self.started = False
 
     async def start(self) -> None:
+        await self.notices.start()  # first: what other nodes store from now on wakes what starts below
         await self.dispatcher.start()
         await self.scheduler.start()
         self.queues.start()
@@ -66,6 +71,7 @@ class EventEngine:
             self.queues.sync()
 
     async def stop(self) -> None:
+        await self.notices.stop()
         await self.queues.stop()
         await self.scheduler.stop()
         await self.dispatcher.stop()

@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
 MAX_MESSAGE_BYTES = 256 * 1024
 """SQS's limit for a message with its attributes: 256 KB."""
-IDLE_POLL = 1.0
-"""Longest a consumer sleeps between looks at an empty queue (other nodes' sends)."""
 RETENTION_EVERY = 60.0
 
 
@@ -115,8 +113,13 @@ class Queues:
         return message_id
 
     def wake(self, name: str) -> None:
+        """Messages of `name` became visible (sent here, or a store notice from another node)."""
         for event in self._wakers.get(name, []):
             event.set()
+
+    def wake_all(self) -> None:
+        for name in list(self._wakers):
+            self.wake(name)
 
     def sync(self) -> None:
         """Run one consumer per queue trigger of the active functions (and only those)."""
@@ -186,6 +189,7 @@ class QueueConsumer:
 
     async def _run(self) -> None:
         while True:
+            self.wake_event.clear()  # before looking: a wake from now on is for what this look may miss
             try:
                 handled = await self._once()
             except asyncio.CancelledError:
@@ -200,9 +204,11 @@ class QueueConsumer:
                 await self._sleep()
 
     async def _sleep(self) -> None:
+        """Until the next message is visible, a wake, or the idle poll (other nodes' sends whose
+        notice went missing)."""
+        poll = self.queues.engine.polls.queues
         due = await asyncio.to_thread(self.store.next_visible, self.queue)
-        wait = IDLE_POLL if due is None else min(IDLE_POLL, max(0.01, due - time.time()))
-        self.wake_event.clear()
+        wait = poll if due is None else min(poll, max(0.01, due - time.time()))
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.wake_event.wait(), wait)
 

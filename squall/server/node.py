@@ -4,6 +4,7 @@ table, the instance pool) and the invoke path every trigger goes through."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
 from dataclasses import dataclass, field
@@ -27,8 +28,9 @@ from squall.store.resources import Resource
 from squall.tasks import cancel_and_wait
 from squall.types import LogLine
 
-STORE_SYNC_INTERVAL = 2.0
-"""Seconds between looks at the store for versions deployed through other nodes."""
+CODE_WAIT_POLL = 2.0
+"""Seconds between looks at the store while a stored version's code is not on this node's
+disk yet (a shared data dir that has not shown it yet)."""
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 """Lambda's synchronous invocation payload limit (request and response): 6 MB."""
 
@@ -85,6 +87,7 @@ class Node:
         self.events = EventEngine(self)
         self.secrets = SecretCache(store, settings.secret_key)
         self._follower: asyncio.Task[None] | None = None
+        self._store_changed = asyncio.Event()
 
     def store_idle_output(self, spec: InstanceSpec, lines: list[LogLine]) -> None:
         """Keep what an instance printed outside invocations (init ahead of calls, shutdown
@@ -192,29 +195,44 @@ class Node:
         self._follower = asyncio.ensure_future(self.follow_store())
         freeze_heap()
 
+    def store_changed(self) -> None:
+        """Another node committed a deploy, a secret or a resource (its store notice): catch up now."""
+        self._store_changed.set()
+
     async def follow_store(self) -> None:
-        """Pick up deploys and secrets changed through other nodes (or other processes on the
-        same store): every STORE_SYNC_INTERVAL seconds, activate what the store's latest versions say."""
+        """Pick up deploys, secrets and resources changed through other nodes (or other
+        processes on the same store): at once on their store notice, else at the latest every
+        `polls.store` seconds (every CODE_WAIT_POLL while a version's code is not here yet)."""
+        waiting_for_code = False
         while True:
-            await asyncio.sleep(STORE_SYNC_INTERVAL)
+            poll = self.events.polls.store
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._store_changed.wait(),
+                                       min(poll, CODE_WAIT_POLL) if waiting_for_code else poll)
+            self._store_changed.clear()
             try:
                 async with self.deploy_lock:
                     await self.sync_secrets()
-                    await self.sync_from_store()
+                    waiting_for_code = await self.sync_from_store()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a store outage must not end the loop
                 print(f"squall: could not read the deployed functions: {exc}", flush=True)
 
-    async def sync_from_store(self) -> None:
+    async def sync_from_store(self) -> bool:
+        """Reload the project resources (topics, queues, buckets, tables: a node that cannot run
+        a project's code still takes its messages), activate the store's latest versions whose
+        code is on this node's disk and drop removed functions. True when a newer version waits
+        for its code to appear here."""
         latest = await asyncio.to_thread(self.store.latest_versions)
-        newer = [v for v in latest if ((f := self.functions.get(v.function)) is None
-                                       or f.version.number != v.number)
-                 and (self.settings.data_dir / v.code_path).is_dir()]  # its code must be here too
+        changed = [v for v in latest if (f := self.functions.get(v.function)) is None
+                   or f.version.number != v.number]
+        newer = [v for v in changed if (self.settings.data_dir / v.code_path).is_dir()]  # its code must be here too
         gone = [name for name in self.functions if name not in {v.function for v in latest}]
+        self.resources = await asyncio.to_thread(self.load_resources)
         if newer or gone:
-            self.resources = await asyncio.to_thread(self.load_resources)
             self.activate(newer, gone)
+        return len(newer) < len(changed)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._follower)

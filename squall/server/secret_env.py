@@ -6,8 +6,8 @@ The cache holds every stored secret: its `updated_at`, and its value or why it c
 read. `refresh()` lists the secrets (names and times: a small read) and fetches and decrypts
 only those whose time changed, so a cold start never reads the store or decrypts anything:
 the values are in the spec already. The node refreshes at start, before each deploy's
-checks, after `secret set` / `rm` through its API, and every STORE_SYNC_INTERVAL seconds
-(changes made through other nodes), then rebuilds the specs of the functions that list a
+checks, after `secret set` / `rm` through its API, and on another node's store notice of a
+change or its store poll (squall/server/node.py, `follow_store`), then rebuilds the specs of the functions that list a
 changed name and recycles their instances (squall/server/node.py, `sync_secrets`).
 """
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import orjson
 
 from squall.store.events import EventQueue
+from squall.store.notices import NoticeChannel
 from squall.store.objects import ObjectStore
 from squall.store.queues import QueueStore
 from squall.store.resources import ResourceStore
@@ -88,7 +89,8 @@ def encode_log_batch(batch: LogBatch) -> bytes:
     return orjson.dumps(batch)
 
 
-class BaseStore(EventQueue, ScheduleStore, ResourceStore, QueueStore, ObjectStore, SecretStore, TableStore):
+class BaseStore(EventQueue, ScheduleStore, ResourceStore, QueueStore, ObjectStore, SecretStore, TableStore,
+                NoticeChannel):
     """Interface of a storage backend. Subclasses implement every method that raises."""
 
     calls_are_local = False

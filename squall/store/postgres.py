@@ -14,6 +14,10 @@ correct against one database:
   never skips a batch that committed late. NUL characters, which
   PostgreSQL text cannot hold, are replaced by U+FFFD.
 
+Writes that other nodes wait for send NOTIFY in their transactions, and
+`listen()` hears the other nodes' on a connection of its own
+(squall/store/pg_notices.py), on a channel private to the schema.
+
 Connections come from a `psycopg_pool.ConnectionPool` and are checked before
 use, so a restarted server is reconnected to. With `schema=...` every
 connection uses that schema (created if missing) as its search_path. The
@@ -25,11 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 from psycopg.sql import SQL, Identifier
 from psycopg.types.json import Jsonb
@@ -44,6 +50,8 @@ from squall.store.base import (
     NewVersion,
 )
 from squall.store.events import NewEvent
+from squall.store.notices import DEPLOY, Listener, NoticeCallback
+from squall.store.pg_notices import KEEPALIVES, PostgresListener, encode
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
 from squall.store.sql_events import EVENT_COLUMNS, event_schema
 from squall.store.sql_objects import object_schema
@@ -126,11 +134,19 @@ class PostgresStore(SqlTables, BaseStore):
 
     MARK = "%s"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    notices_reach_other_nodes = True
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         self.schema = schema
         self._url = url
         self._leader_connections: dict[str, Connection] = {}
+        self._listeners: list[Listener] = []
+        self._origin = secrets.token_hex(8)
+        """Names this store object in the notices it sends, so that its own listeners skip them."""
+        digest = hashlib.blake2b(self._lock_key("notices").encode(), digest_size=12).hexdigest()
+        self.notice_channel = f"squall_{digest}"
+        """The NOTIFY channel private to this store's schema (a digest: a channel name is an
+        identifier of at most 63 bytes, and a schema name may be that long already)."""
         _prepare_database(url, schema)
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE, open=True, name="squall-store",
@@ -149,6 +165,7 @@ class PostgresStore(SqlTables, BaseStore):
         """The name of an advisory lock private to this store's schema."""
         return f"squall.{purpose}:{self.schema or ''}"
 
+
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         """One transaction: committed when the block ends, else rolled back."""
@@ -164,6 +181,9 @@ class PostgresStore(SqlTables, BaseStore):
         if rows:
             with conn.cursor() as cursor:
                 cursor.executemany(self._sql(sql), rows)
+
+    def _notice(self, conn: Connection, topic: str) -> None:
+        conn.execute("SELECT pg_notify(%s, %s)", (self.notice_channel, encode(self._origin, topic)))
 
     def _lock_key_of(self, conn: Connection, event: NewEvent) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
@@ -205,10 +225,27 @@ class PostgresStore(SqlTables, BaseStore):
                 conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (number, time.time()))
 
     def close(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
         for conn in self._leader_connections.values():
             conn.close()
         self._leader_connections.clear()
         self._pool.close()
+
+    # -- notices -------------------------------------------------------------
+    def notify(self, topic: str) -> None:
+        with self._transaction() as conn:
+            self._notice(conn, topic)
+
+    def listen(self, callback: NoticeCallback) -> Listener:
+        listener = PostgresListener(self._listening_connection, self.notice_channel, self._origin, callback)
+        self._listeners.append(listener)
+        return listener
+
+    def _listening_connection(self) -> Connection:
+        return psycopg.connect(make_conninfo(self._url, **KEEPALIVES), autocommit=True,
+                               connect_timeout=CONNECT_TIMEOUT)
 
     def try_lead(self, role: str) -> bool:
         """A session advisory lock on a connection of its own, held until `close()` (or until
@@ -245,6 +282,7 @@ class PostgresStore(SqlTables, BaseStore):
             if resources is not None:
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("resources"),))
                 self._replace_resources(conn, project, resources)
+            self._notice(conn, DEPLOY)
         return [created[i] for i in range(len(versions))]
 
     def get_function(self, name: str) -> FunctionRecord | None:

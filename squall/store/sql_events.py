@@ -22,6 +22,7 @@ from squall.store.events import (
     NewEvent,
     Outcome,
 )
+from squall.store.notices import EVENTS
 
 EVENT_TABLE = """CREATE TABLE events (
     id TEXT PRIMARY KEY, function TEXT NOT NULL, payload {blob} NOT NULL, source TEXT NOT NULL,
@@ -71,12 +72,16 @@ class SqlEventQueue(EventQueue):
         if rows:
             conn.executemany(self._sql(sql), rows)
 
+    def _notice(self, conn: Any, topic: str) -> None:
+        """Send a notice of `topic` when the transaction on `conn` commits (squall/store/notices.py);
+        nothing where notices stay in the process (SQLite)."""
+
     # -- writing ---------------------------------------------------------------
     def enqueue_events(self, events: Sequence[NewEvent], *, now: float,
                        idempotency_window: float) -> list[str]:
         ids = [event.id for event in events]
         with self._write() as conn:
-            plain = []
+            plain, keyed = [], 0
             for index, event in enumerate(events):
                 if event.idempotency_key is None:
                     plain.append(self._row(event, now))
@@ -86,7 +91,10 @@ class SqlEventQueue(EventQueue):
                     ids[index] = earlier
                 else:
                     conn.execute(self._sql(_INSERT_EVENT), self._row(event, now))
+                    keyed += 1
             self._run_many(conn, _INSERT_EVENT, plain)
+            if plain or keyed:
+                self._notice(conn, EVENTS)
         return ids
 
     def _earlier_event(self, conn: Any, event: NewEvent, since: float) -> str | None:
@@ -149,6 +157,8 @@ class SqlEventQueue(EventQueue):
                                  "lease_owner = NULL WHERE id = ? AND status = 'running'", release)
             self._run_many(conn, "UPDATE events SET status = 'dead', last_error = ?, dead_reason = ?, "
                                  "finished_at = ?, lease_owner = NULL WHERE id = ? AND status = 'running'", dead)
+            if release:  # this node could not run them (throttled, not deployed here yet): another may
+                self._notice(conn, EVENTS)
 
     def requeue_expired(self, *, now: float, owner: str | None = None) -> int:
         sql = ("UPDATE events SET status = 'queued', lease_owner = NULL, "
@@ -163,7 +173,10 @@ class SqlEventQueue(EventQueue):
         sql = ("UPDATE events SET status = 'queued', attempts = 0, run_at = ?, created_at = ?, "
                f"expires_at = ?, dead_reason = NULL, finished_at = NULL WHERE {where}")
         with self._write() as conn:
-            return int(conn.execute(self._sql(sql), (now, now, expires_at, *params)).rowcount)
+            moved = int(conn.execute(self._sql(sql), (now, now, expires_at, *params)).rowcount)
+            if moved:
+                self._notice(conn, EVENTS)
+            return moved
 
     def purge_events(self, function: str, ids: Sequence[str] | None) -> int:
         where, params = self._dead_of(function, ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from squall.store.events import NewEvent
+from squall.store.notices import EVENTS
 from squall.store.objects import ObjectInfo, ObjectStore
 from squall.store.sql_events import _INSERT_EVENT
 from squall.store.sql_queues import SqlQueues
@@ -28,6 +29,8 @@ def object_of(row: Sequence[Any]) -> ObjectInfo:
 class SqlObjects(SqlQueues, ObjectStore):
     def _store_events(self, conn: Any, events: Sequence[NewEvent], now: float) -> None:
         self._run_many(conn, _INSERT_EVENT, [self._row(event, now) for event in events])
+        if events:
+            self._notice(conn, EVENTS)
 
     def put_object(self, info: ObjectInfo, events: Sequence[NewEvent], *, now: float) -> str | None:
         with self._write() as conn:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import orjson
 
+from squall.store.notices import queue_topic
 from squall.store.queues import FIFO_DEDUPLICATION_WINDOW, NewMessage, QueueMessage, QueueStore
 from squall.store.sql_resources import SqlResources
 
@@ -40,7 +41,7 @@ def message_of(row: Sequence[Any]) -> QueueMessage:
 
 class SqlQueues(SqlResources, QueueStore):
     def send_messages(self, queue: str, messages: Sequence[NewMessage], *, now: float) -> list[str]:
-        ids = [m.id for m in messages]
+        ids, stored = [m.id for m in messages], 0
         with self._write() as conn:
             for index, message in enumerate(messages):
                 if message.deduplication_id is not None:
@@ -54,6 +55,9 @@ class SqlQueues(SqlResources, QueueStore):
                     "visible_at, receive_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)"),
                     (message.id, queue, message.body, orjson.dumps(message.attributes).decode(), message.group_id,
                      message.deduplication_id, now, now + message.delay))
+                stored += 1
+            if stored:
+                self._notice(conn, queue_topic(queue))
         return ids
 
     def _earlier_message(self, conn: Any, queue: str, dedup_id: str, since: float, message_id: str,
@@ -93,16 +97,22 @@ class SqlQueues(SqlResources, QueueStore):
 
     def change_visibility(self, queue: str, receipts: Sequence[str], *, visible_at: float) -> int:
         with self._write() as conn:
-            return sum(int(conn.execute(self._sql("UPDATE queue_messages SET visible_at = ? WHERE queue = ? "
-                                                  "AND receipt = ?"), (visible_at, queue, receipt)).rowcount)
-                       for receipt in receipts)
+            changed = sum(int(conn.execute(self._sql("UPDATE queue_messages SET visible_at = ? WHERE queue = ? "
+                                                     "AND receipt = ?"), (visible_at, queue, receipt)).rowcount)
+                          for receipt in receipts)
+            if changed:  # e.g. handed back by a throttled consumer: another node's may take them
+                self._notice(conn, queue_topic(queue))
+            return changed
 
     def move_messages(self, queue: str, receipts: Sequence[str], target: str, *, now: float) -> int:
         with self._write() as conn:
-            return sum(int(conn.execute(self._sql(
+            moved = sum(int(conn.execute(self._sql(
                 "UPDATE queue_messages SET queue = ?, visible_at = ?, receive_count = 0, receipt = NULL, "
                 "first_received_at = NULL, deduplication_id = NULL WHERE queue = ? AND receipt = ?"),
                 (target, now, queue, receipt)).rowcount) for receipt in receipts)
+            if moved:
+                self._notice(conn, queue_topic(target))
+            return moved
 
     def queue_counts(self, queue: str, *, now: float) -> dict[str, int]:
         rows = self._query(self._sql(

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import orjson
 
 from squall.exceptions import Conflict
+from squall.store.notices import RESOURCES
 from squall.store.resources import RESOURCE_KINDS, Resource, ResourceStore
 from squall.store.sql_schedules import SqlSchedules
 
@@ -42,10 +43,13 @@ class SqlResources(SqlSchedules, ResourceStore):
             conn.execute(self._sql("DELETE FROM resources WHERE kind = ? AND name = ?"), (resource.kind, resource.name))
             conn.execute(self._sql("INSERT INTO resources (kind, name, project, config) VALUES (?, ?, ?, ?)"),
                          (resource.kind, resource.name, resource.project, config))
+            self._notice(conn, RESOURCES)
 
     def delete_resource(self, kind: str, name: str) -> bool:
         with self._write() as conn:
             cursor = conn.execute(self._sql("DELETE FROM resources WHERE kind = ? AND name = ?"), (kind, name))
+            if cursor.rowcount:
+                self._notice(conn, RESOURCES)
             return bool(cursor.rowcount)
 
     def _replace_resources(self, conn: Any, project: str, resources: ProjectResources) -> None:

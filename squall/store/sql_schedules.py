@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import orjson
 
+from squall.store.notices import EVENTS
 from squall.store.schedules import ScheduleFire, ScheduleState, ScheduleStore
 from squall.store.sql_events import _INSERT_EVENT, SqlEventQueue
 
@@ -46,7 +47,8 @@ class SqlSchedules(SqlEventQueue, ScheduleStore):
             self._run_many(conn, "DELETE FROM schedules WHERE key = ?", [(key,) for key in removed])
 
     def fire_schedules(self, fires: Sequence[ScheduleFire], *, now: float) -> list[str]:
-        applied = []
+        applied: list[str] = []
+        stored = False
         with self._write() as conn:
             for fire in fires:
                 cursor = conn.execute(self._sql(
@@ -59,6 +61,9 @@ class SqlSchedules(SqlEventQueue, ScheduleStore):
                 applied.append(fire.key)
                 if fire.event is not None:
                     conn.execute(self._sql(_INSERT_EVENT), self._row(fire.event, now))
+                    stored = True
+            if stored:
+                self._notice(conn, EVENTS)
         return applied
 
     def record_schedule_result(self, key: str, *, ok: bool, at: float) -> None:

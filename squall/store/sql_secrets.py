@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from squall.store.notices import SECRETS
 from squall.store.secrets import SecretInfo, SecretStore
 from squall.store.sql_objects import SqlObjects
 
@@ -19,6 +20,7 @@ class SqlSecrets(SqlObjects, SecretStore):
                 "INSERT INTO secrets (name, ciphertext, created_at, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET ciphertext = excluded.ciphertext, "
                 "updated_at = excluded.updated_at"), (name, ciphertext, now, now))
+            self._notice(conn, SECRETS)
 
     def list_secrets(self) -> list[SecretInfo]:
         rows = self._query("SELECT name, created_at, updated_at FROM secrets ORDER BY name")
@@ -33,4 +35,7 @@ class SqlSecrets(SqlObjects, SecretStore):
 
     def delete_secret(self, name: str) -> bool:
         with self._write() as conn:
-            return int(conn.execute(self._sql("DELETE FROM secrets WHERE name = ?"), (name,)).rowcount) > 0
+            deleted = int(conn.execute(self._sql("DELETE FROM secrets WHERE name = ?"), (name,)).rowcount) > 0
+            if deleted:
+                self._notice(conn, SECRETS)
+            return deleted

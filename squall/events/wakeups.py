@@ -1,0 +1,92 @@
+"""How a node hears of work that other nodes stored: it listens to the store's notices
+(squall/store/notices.py) and hands each to the part that waits for it, and each part
+also looks at the store on its own at least every so often (the polls, a safety net).
+
+    events      the dispatcher looks for due events
+    queue:NAME  the consumers of the queue NAME look for messages
+    deploy, secrets, resources
+                the node catches up with the store (Node.store_changed)
+    *           all of the above (the listener reconnected and may have missed notices)
+
+Topics a node does not know (sent by a newer version during a rolling upgrade) are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from squall.store.notices import DEPLOY, EVENTS, QUEUE_PREFIX, RESOURCES, RESYNC, SECRETS, Listener
+
+if TYPE_CHECKING:
+    from squall.events.engine import EventEngine
+
+EVENT_POLL = 5.0
+QUEUE_POLL = 1.0
+STORE_POLL = 2.0
+"""The polls where notices stay in the process (SQLite): seconds between looks at the store
+by an idle dispatcher, by a consumer of an empty queue, and for other nodes' deploys, secrets
+and resources."""
+POLL_WITH_NOTICES = 30.0
+"""Each of the polls where notices reach every node (PostgreSQL): only a safety net."""
+MIN_POLL, MAX_POLL = 0.05, 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Polls:
+    """The longest time, in seconds, each waiter goes without looking at the store."""
+
+    events: float
+    queues: float
+    store: float
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], *, notices_reach_other_nodes: bool) -> Polls:
+        """The defaults for a store whose notices do (or do not) reach other nodes, each
+        overridden by its environment variable: SQUALL_EVENT_POLL_SECONDS,
+        SQUALL_QUEUE_POLL_SECONDS, SQUALL_STORE_POLL_SECONDS (kept within 0.05 s - 1 h)."""
+
+        def seconds(name: str, default: float) -> float:
+            value = float(environ.get(name) or (POLL_WITH_NOTICES if notices_reach_other_nodes else default))
+            return min(max(value, MIN_POLL), MAX_POLL)
+
+        return cls(events=seconds("SQUALL_EVENT_POLL_SECONDS", EVENT_POLL),
+                   queues=seconds("SQUALL_QUEUE_POLL_SECONDS", QUEUE_POLL),
+                   store=seconds("SQUALL_STORE_POLL_SECONDS", STORE_POLL))
+
+
+class NoticeRouter:
+    """Listens to the store's notices while the node runs and routes each on the event loop."""
+
+    def __init__(self, engine: EventEngine) -> None:
+        self.engine = engine
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener: Listener | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._listener = await asyncio.to_thread(self.engine.store.listen, self._from_listener)
+
+    async def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await asyncio.to_thread(listener.close)
+
+    def _from_listener(self, topic: str) -> None:
+        """On the listener's thread: hand over to the event loop."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.route, topic)
+
+    def route(self, topic: str) -> None:
+        """Wake what waits for `topic` (on the event loop)."""
+        engine, everything = self.engine, topic == RESYNC
+        if everything or topic == EVENTS:
+            engine.dispatcher.wake()
+        if everything:
+            engine.queues.wake_all()
+        elif topic.startswith(QUEUE_PREFIX):
+            engine.queues.wake(topic[len(QUEUE_PREFIX):])
+        if everything or topic in (DEPLOY, SECRETS, RESOURCES):
+            engine.node.store_changed()

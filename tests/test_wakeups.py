@@ -1,0 +1,54 @@
+"""The polls a node keeps besides store notices (squall/events/wakeups.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import pytest
+
+from squall.events.wakeups import NoticeRouter, Polls
+
+
+def test_the_polls_are_long_safety_nets_only_where_notices_reach_other_nodes() -> None:
+    assert Polls.from_environ({}, notices_reach_other_nodes=True) == Polls(events=30.0, queues=30.0, store=30.0)
+    assert Polls.from_environ({}, notices_reach_other_nodes=False) == Polls(events=5.0, queues=1.0, store=2.0)
+
+
+def test_each_poll_has_an_environment_variable_kept_within_bounds() -> None:
+    environ = {"SQUALL_EVENT_POLL_SECONDS": "60", "SQUALL_QUEUE_POLL_SECONDS": "0",
+               "SQUALL_STORE_POLL_SECONDS": "1e9"}
+
+    assert Polls.from_environ(environ, notices_reach_other_nodes=False) == Polls(events=60.0, queues=0.05,
+                                                                                  store=3600.0)
+    assert Polls.from_environ({"SQUALL_QUEUE_POLL_SECONDS": ""}, notices_reach_other_nodes=True).queues == 30.0
+
+
+class Waiter:
+    """Stands for the dispatcher, the queues or the node: records what it was asked to do."""
+
+    def __init__(self, name: str, calls: list[tuple[str, ...]]) -> None:
+        self.name, self.calls = name, calls
+
+    def __getattr__(self, method: str) -> Callable[..., None]:
+        return lambda *args: self.calls.append((f"{self.name}.{method}", *args))
+
+
+@pytest.mark.parametrize(("topic", "woken"), [
+    ("events", [("dispatcher.wake",)]),
+    ("queue:jobs", [("queues.wake", "jobs")]),
+    ("queue:a:b", [("queues.wake", "a:b")]),
+    ("deploy", [("node.store_changed",)]),
+    ("secrets", [("node.store_changed",)]),
+    ("resources", [("node.store_changed",)]),
+    ("*", [("dispatcher.wake",), ("queues.wake_all",), ("node.store_changed",)]),
+    ("from-a-newer-version", []),
+])
+def test_each_notice_wakes_what_waits_for_it(topic: str, woken: list[tuple[str, ...]]) -> None:
+    calls: list[tuple[str, ...]] = []
+    engine = SimpleNamespace(dispatcher=Waiter("dispatcher", calls), queues=Waiter("queues", calls),
+                             node=Waiter("node", calls))
+
+    NoticeRouter(engine).route(topic)  # type: ignore[arg-type]
+
+    assert calls == woken
