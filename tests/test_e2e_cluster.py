@@ -145,3 +145,27 @@ def test_deploys_and_secrets_through_one_node_reach_another_at_once(
     finally:
         a.stop()
         b.stop()
+
+
+def test_deploying_an_unchanged_project_to_a_node_without_its_code_makes_that_node_serve_it(
+        tmp_path: Path, fresh_postgres_url: str) -> None:
+    """With data dirs of their own, b learns of a's deploy but cannot run it (no code on its
+    disk); deploying the same project through b stores no new version and b serves it."""
+    project = {"squall.yaml": "name: same\nfunctions:\n  hello:\n    handler: app.hello\n",
+               "app.py": "def hello(event, context):\n    return {'from': 'hello'}\n"}
+    a = node(tmp_path / "a", fresh_postgres_url, "a").start()
+    b = node(tmp_path / "b", fresh_postgres_url, "b").start()
+    try:
+        folder = write_project(tmp_path / "project", project)
+        a.cli("deploy", str(folder), check=True)
+        assert b.cli("invoke", "hello").returncode != 0  # known, but not served: no code here
+
+        answer = json.loads(b.cli("deploy", str(folder), "--json", check=True).stdout)
+
+        assert answer["changed"] is False
+        assert [f["version"] for f in answer["functions"]] == [1]
+        invoked = json.loads(b.cli("invoke", "hello", "--json", check=True).stdout)
+        assert invoked["payload"] == {"from": "hello"} and invoked["version"] == 1
+    finally:
+        a.stop()
+        b.stop()

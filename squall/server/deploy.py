@@ -109,8 +109,20 @@ class Deployer:
             for key in probes - {(v.function, v.number) for v in versions}:
                 self.node.pool.retire(key)
             self.node.resources = await asyncio.to_thread(self.node.load_resources)
-            self.node.activate(versions, staged.removed)
+            here = await asyncio.to_thread(self.unchanged_not_active, staged)
+            self.node.activate([*versions, *here], staged.removed)
             return self.report(staged, versions)
+
+    def unchanged_not_active(self, staged: StagedProject) -> list[FunctionVersion]:
+        """The stored versions of unchanged functions this node does not serve yet: deployed
+        through another node whose code was not on this node's disk until this deploy put it there."""
+        found = []
+        for function in staged.functions:
+            if not function.changed and function.name not in self.node.functions:
+                latest = self.node.store.latest_version(function.name)
+                if latest is not None and (self.data_dir / latest.code_path).is_dir():
+                    found.append(latest)
+        return found
 
     # -- staging (runs in a worker thread) ------------------------------------
     def stage(self, bundle: bytes) -> StagedProject:
