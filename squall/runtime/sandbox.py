@@ -47,6 +47,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import signal
 import resource
 import stat
 import sys
@@ -74,11 +75,28 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter is linked with
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+_parent: int | None = None
+"""The process whose end kills this one (`die_with_parent`), armed again after a uid change."""
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Have the kernel SIGKILL this process when its parent `parent` ends (at once if it
+    already has). Changing the uid clears the setting: `drop_privileges` arms it again."""
+    global _parent
+    _parent = parent if parent is not None else _parent
+    if _parent is None:
+        return
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != _parent:
+        os._exit(0)
 
 
 class SandboxError(Exception):
@@ -274,6 +292,7 @@ def drop_privileges() -> None:
     os.setgroups([])
     os.setgid(NOBODY)
     os.setuid(NOBODY)
+    die_with_parent()  # the uid change cleared it
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 

@@ -29,6 +29,7 @@ import orjson
 
 from squall.runtime.cgroups import join_own_cgroups, oom_killed, remove_cgroups
 from squall.runtime.heap import fill_free_blocks
+from squall.runtime.sandbox import die_with_parent
 
 MAX_FDS = 2
 SPARE_INTERVAL = 0.01
@@ -50,13 +51,17 @@ def preload(modules: list[str]) -> None:
             pass
 
 
-def detach(control: socket.socket) -> None:
-    """First steps of every forked child: leave the zygote's socket, session and signals."""
+def detach(control: socket.socket, zygote: int) -> None:
+    """First steps of every forked child: leave the zygote's socket, session and signals, and
+    die with the zygote. The zygote ends when its node does (its socket closes); an instance
+    frozen at that moment (SIGSTOP) could never read the end of its pipe, and would stay
+    stopped for good: SIGKILL reaches it even stopped."""
     control.close()
     os.setsid()
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
+    die_with_parent(zygote)
 
 
 def become_instance(fd_in: int, fd_out: int) -> None:
@@ -75,20 +80,20 @@ def become_instance(fd_in: int, fd_out: int) -> None:
         os._exit(70)
 
 
-def run_child(fd_in: int, fd_out: int, control: socket.socket) -> None:
+def run_child(fd_in: int, fd_out: int, control: socket.socket, zygote: int) -> None:
     """In a child forked on request: become an instance at once. Never returns."""
     try:
-        detach(control)
+        detach(control, zygote)
     finally:
         become_instance(fd_in, fd_out)
 
 
-def run_spare(link: socket.socket, control: socket.socket) -> None:
+def run_spare(link: socket.socket, control: socket.socket, zygote: int) -> None:
     """In a child forked ahead of time: do now what is slow and needs no spec (joining
     fresh cgroups costs an RCU grace period, 10+ ms, on cgroup v1), then wait for the
     pipes of the instance it will become. Never returns."""
     try:
-        detach(control)
+        detach(control, zygote)
         join_own_cgroups()
         _message, fds, _flags, _addr = socket.recv_fds(link, 16, MAX_FDS)
         link.close()
@@ -104,6 +109,7 @@ class Zygote:
 
     def __init__(self, control: socket.socket) -> None:
         self.control = control
+        self.pid = os.getpid()
         self.wakeup_r, wakeup_w = os.pipe()
         os.set_blocking(wakeup_w, False)
         signal.set_wakeup_fd(wakeup_w)
@@ -132,7 +138,7 @@ class Zygote:
             return
         if pid == 0:
             ours.close()
-            run_spare(theirs, self.control)
+            run_spare(theirs, self.control, self.pid)
         theirs.close()
         self.spare = (pid, ours)
 
@@ -170,7 +176,7 @@ class Zygote:
                 self.send({"spawned": request.get("spawn"), "error": f"fork failed: {exc}"})
                 return
             if pid == 0:
-                run_child(fds[0], fds[1], self.control)
+                run_child(fds[0], fds[1], self.control, self.pid)
         for fd in fds:
             os.close(fd)
         self.send({"spawned": request["spawn"], "pid": pid})
