@@ -20,10 +20,7 @@ def refresh_interval() -> float:
 
 async def refresh_credentials(node: Node) -> None:
     async with node.deploy_lock:
-        active = list(node.functions.values())
-        node.activate([function.version for function in active], ())
-        for function in active:
-            node.pool.recycle(function.name)
+        node.renew(list(node.functions))
 
 
 async def refresh_credentials_forever(node: Node) -> None:

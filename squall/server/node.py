@@ -141,14 +141,16 @@ class Node:
         """Catch up with the stored secrets: functions that list one that changed get a new
         spec, and their instances are recycled, so that the next call starts with the new value."""
         changed = await asyncio.to_thread(self.secrets.refresh)
-        affected = [f.version for f in self.functions.values()
-                    if lists_any(f.version.config.get("secrets") or (), changed)]
-        if not affected:
-            return
+        self.renew([f.name for f in self.functions.values()
+                    if lists_any(f.version.config.get("secrets") or (), changed)])
+
+    def renew(self, names: Iterable[str]) -> None:
+        """Give the functions `names` new specs (current secrets, a fresh credential) and stop
+        their idle instances, which hold the old ones; busy ones finish their call first."""
         functions = dict(self.functions)
-        for version in affected:
-            functions[version.function] = function = self.make_active(version)
-            self.pool.recycle(function.name)
+        for name in names:
+            functions[name] = function = self.make_active(functions[name].version)
+            self.pool.recycle(name)
             if function.spec.min_instances:
                 asyncio.ensure_future(self.pool.provision(function.spec))
         self.functions = functions
