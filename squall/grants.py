@@ -24,8 +24,8 @@ from squall.triggers import did_you_mean, fail, is_env_name, show
 if TYPE_CHECKING:
     from squall.manifest import Manifest
 
-GRANT_KINDS = {"tables": "table", "topics": "topic", "queues": "queue", "buckets": "bucket", "secrets": "secret"}
-"""A function's grant key -> the kind of resource it names."""
+GRANT_KINDS = {"tables": "table", "topics": "topic", "queues": "queue", "buckets": "bucket"}
+"""A function's grant key -> the kind of declared resource it names (secrets are not declared)."""
 
 
 def check_grant_list(value: Any) -> list[str]:

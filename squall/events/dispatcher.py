@@ -203,15 +203,12 @@ class EventDispatcher:
             await self.finished(event, False)
             await self._send_destination(event, "on_failure", reason.value, invocation.payload, "Unhandled")
 
-    def stop_runs(self, source: str) -> int:
+    def stop_runs(self, source: str) -> None:
         """Stop the runs of `source` going on this node (a schedule's `overlap: replace`);
         they end without a retry or a destination record."""
-        stopped = 0
         for event_id, event in list(self._running.items()):
             if event.source == source and self.node.pool.stop_request(event_id):
                 self._replaced.add(event_id)
-                stopped += 1
-        return stopped
 
     async def _waits_for_previous_run(self, event: Event) -> bool:
         """A run of a schedule with `overlap: queue` waits while an earlier run is going."""

@@ -41,7 +41,7 @@ def trigger_event(node: Node, function: ActiveFunction, request: dict[str, Any])
     return orjson.dumps(builder(node, function, triggers, request))
 
 
-def _pick(triggers: list[dict[str, Any]], kind: str, name: Any, function: ActiveFunction) -> dict[str, Any] | None:
+def _pick(triggers: list[dict[str, Any]], kind: str, name: Any) -> dict[str, Any] | None:
     """The trigger named `name` (by its target or its schedule name), else the first."""
     if name:
         for trigger in triggers:
@@ -53,7 +53,7 @@ def _pick(triggers: list[dict[str, Any]], kind: str, name: Any, function: Active
 
 def _schedule(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]],
               request: dict[str, Any]) -> Any:
-    trigger = _pick(triggers, "schedule", request.get("name"), function)
+    trigger = _pick(triggers, "schedule", request.get("name"))
     if trigger is None and (request.get("name") or not triggers):
         raise BadInput(f"{function.name} has no schedule trigger" + (f" named {request['name']}"
                                                                       if request.get("name") else ""))
@@ -65,7 +65,7 @@ def _schedule(node: Node, function: ActiveFunction, triggers: list[dict[str, Any
 
 
 def _topic(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]], request: dict[str, Any]) -> Any:
-    trigger = _pick(triggers, "topic", request.get("name"), function)
+    trigger = _pick(triggers, "topic", request.get("name"))
     topic = request.get("name") or (trigger or {}).get("topic")
     if not topic:
         raise BadInput(f"{function.name} has no topic trigger; give the topic's name")
@@ -79,7 +79,7 @@ def _topic(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]],
 
 
 def _queue(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]], request: dict[str, Any]) -> Any:
-    trigger = _pick(triggers, "queue", request.get("name"), function)
+    trigger = _pick(triggers, "queue", request.get("name"))
     queue = request.get("name") or (trigger or {}).get("queue")
     if not queue:
         raise BadInput(f"{function.name} has no queue trigger; give the queue's name")
@@ -100,7 +100,7 @@ def _queue(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]],
 
 
 def _bucket(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]], request: dict[str, Any]) -> Any:
-    trigger = _pick(triggers, "bucket", request.get("name"), function)
+    trigger = _pick(triggers, "bucket", request.get("name"))
     bucket = request.get("name") or (trigger or {}).get("bucket")
     if not bucket:
         raise BadInput(f"{function.name} has no bucket trigger; give the bucket's name")

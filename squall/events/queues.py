@@ -33,7 +33,7 @@ from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from squall.events.engine import EventEngine
-    from squall.server.node import ActiveFunction, Node
+    from squall.server.node import Node
 
 MAX_MESSAGE_BYTES = 256 * 1024
 """SQS's limit for a message with its attributes: 256 KB."""
@@ -88,7 +88,7 @@ class Queues:
         """Store one message; its id once committed."""
         settings = self.settings(name)
         attrs = send_attributes(attributes)
-        size = len(body.encode()) + sum(len(k) + len(orjson.dumps(v)) for k, v in attrs.items())
+        size = len(body.encode()) + sum(len(k.encode()) + len(orjson.dumps(v)) for k, v in attrs.items())
         if size > MAX_MESSAGE_BYTES:
             raise PayloadTooLarge(f"the message and its attributes are {size} bytes, over SQS's "
                                   f"{MAX_MESSAGE_BYTES} byte limit")
@@ -258,7 +258,7 @@ class QueueConsumer:
             return
         if not invocation.ok:
             return  # visible again after the visibility timeout
-        failed = self.failed_ids(function, invocation.payload) if self.trigger.get(
+        failed = self.failed_ids(invocation.payload) if self.trigger.get(
             "report_batch_item_failures", True) else set()
         done = [m.receipt for m in messages if m.id not in failed]
         if done:
@@ -275,7 +275,7 @@ class QueueConsumer:
             region=settings.region, account=settings.account_id) for m in messages)
 
     @staticmethod
-    def failed_ids(function: ActiveFunction, payload: bytes) -> set[str]:
+    def failed_ids(payload: bytes) -> set[str]:
         """The ids of `{"batchItemFailures": [{"itemIdentifier": ID}, ...]}`, if returned."""
         try:
             result = orjson.loads(payload)

@@ -31,6 +31,11 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 PREFIX = "/_squall/sdk"
 
 
+def unauthorized() -> Response:
+    return error_response(401, "Unauthorized", "missing, expired or unknown function credential "
+                          "(squall.sdk reads SQUALL_FUNCTION_TOKEN)")
+
+
 class SdkApi:
     def __init__(self, node: Node, events: EventsApi) -> None:
         self.node = node
@@ -58,8 +63,7 @@ class SdkApi:
         async def guarded(request: Request) -> Response:
             function = self.caller(request)
             if function is None:
-                return error_response(401, "Unauthorized", "missing, expired or unknown function credential "
-                                      "(squall.sdk reads SQUALL_FUNCTION_TOKEN)")
+                return unauthorized()
             name = str(request.path_params.get("name") or request.path_params.get("bucket"))
             if name not in self.node.functions[function].version.config.get(f"{kind}s", ()):
                 return error_response(403, "AccessDenied", f"function {function} may not use {kind} {name}: "

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from squall.exceptions import NotFound, PayloadTooLarge, SquallError
 from squall.secrets import KEY_ENV, KEY_FILE, MAX_SECRET_BYTES, check_secret_name, check_secret_value
+from squall.server.gateway import BodyTooLarge, read_body
 from squall.server.node import Node
 from squall.server.responses import json_response
 
@@ -62,7 +63,12 @@ class SecretsApi:
 
     async def set_secret(self, request: Request) -> Response:
         name = check_secret_name(request.path_params["name"])
-        value = check_secret_value(await read_at_most(request, MAX_SECRET_BYTES))
+        try:
+            body = await read_body(request.receive, MAX_SECRET_BYTES)
+        except BodyTooLarge:
+            raise PayloadTooLarge(f"the value is over {MAX_SECRET_BYTES} bytes, the most a secret holds (put "
+                                  "larger data in a bucket and keep its key as the secret)") from None
+        value = check_secret_value(body)
         box = self.node.secrets.box
         if box is None:
             raise SquallError(f"this node has no secret key ({KEY_ENV} or DATA/{KEY_FILE}), so it cannot "
@@ -79,14 +85,3 @@ class SecretsApi:
             raise NotFound(f"secret {name} is not set")
         await self.node.sync_secrets()
         return json_response({"name": name, "functions": self.users(name)})
-
-
-async def read_at_most(request: Request, limit: int) -> bytes:
-    """The request body; PayloadTooLarge as soon as it is longer than `limit` bytes."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"the value is over {limit} bytes, the most a secret holds (put larger "
-                                  "data in a bucket and keep its key as the secret)")
-    return bytes(body)

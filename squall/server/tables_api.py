@@ -34,7 +34,7 @@ from squall.request_ids import new_request_id
 from squall.server.gateway import BodyTooLarge, read_body
 from squall.server.node import Node
 from squall.server.responses import error_response, json_response
-from squall.server.sdk_api import SdkApi
+from squall.server.sdk_api import SdkApi, unauthorized
 from squall.store.resources import Resource
 from squall.tables.catalog import TableDefinition
 from squall.tables.errors import AccessDenied, ResourceInUse, TableError, TransactionCanceled, ValidationError
@@ -60,15 +60,23 @@ class NodeCatalog:
 
     def __init__(self, node: Node) -> None:
         self.node = node
+        self._source: dict[str, Resource] | None = None
+        self._definitions: dict[str, TableDefinition] = {}
 
-    def _tables(self) -> dict[str, Resource]:
-        return self.node.resources.get("table", {})
+    def _tables(self) -> dict[str, TableDefinition]:
+        """The definitions of the node's table resources, made again only when those change
+        (the node replaces its resources dict then), not on every request."""
+        tables = self.node.resources.get("table", {})
+        if tables is not self._source:
+            self._source, self._definitions = tables, {n: TableDefinition.of(r) for n, r in tables.items()}
+        return self._definitions
 
     def get(self, name: str) -> TableDefinition | None:
-        resource = self._tables().get(name)
-        if resource is None:  # made through another node a moment ago?
+        definition = self._tables().get(name)
+        if definition is None:  # made through another node a moment ago?
             resource = next((r for r in self.node.store.list_resources("table") if r.name == name), None)
-        return TableDefinition.of(resource) if resource is not None else None
+            definition = TableDefinition.of(resource) if resource is not None else None
+        return definition
 
     def names(self) -> list[str]:
         return sorted(self._tables())
@@ -130,10 +138,13 @@ class TablesApi:
         if access_key == ADMIN_ACCESS_KEY:
             return ADMIN
         function = credentials.function_of(access_key)
-        active = self.node.functions.get(function or "")
-        if active is None:
+        if function not in self.node.functions:
             raise AccessDenied(f"User: function/{function} is not active on this server")
-        return Caller(active.name, frozenset(active.version.config.get("tables", ())))
+        return self.function_caller(function)
+
+    def function_caller(self, function: str) -> Caller:
+        """An active function as a caller: the tables its manifest grants it."""
+        return Caller(function, frozenset(self.node.functions[function].version.config.get("tables", ())))
 
     async def dynamodb(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """The DynamoDB door as a plain ASGI app: app.py routes its path here past the
@@ -169,10 +180,8 @@ class TablesApi:
     async def from_function(self, request: Request) -> Response:
         function = self.sdk.caller(request)
         if function is None:
-            return error_response(401, "Unauthorized", "missing, expired or unknown function credential "
-                                  "(squall.sdk reads SQUALL_FUNCTION_TOKEN)")
-        config = self.node.functions[function].version.config
-        return await self.answer(request, Caller(function, frozenset(config.get("tables", ()))))
+            return unauthorized()
+        return await self.answer(request, self.function_caller(function))
 
     async def from_admin(self, request: Request) -> Response:
         return await self.answer(request, ADMIN)

@@ -10,7 +10,7 @@ DynamoDB's error codes and messages.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ from squall.tables.expressions import (
     parse_update,
 )
 from squall.tables.key_conditions import SortCondition, parse_key_condition
+from squall.tables.spec import check_table_name
 from squall.tables.values import Item, canonical, sort_key_bytes, type_of
 
 MAX_ITEM_BYTES = 400 * 1024
@@ -232,7 +233,6 @@ class TableService:
     def create_table(self, request: _Request, caller: Caller) -> dict[str, Any]:
         name = request.required("TableName")
         caller.check("CreateTable", str(name))
-        from squall.tables.spec import check_table_name
         try:
             check_table_name(name)
         except ValueError as exc:
@@ -468,8 +468,7 @@ class TableService:
         response: dict[str, Any] = {"Count": len(matched), "ScannedCount": scanned}
         if select != "COUNT":
             response["Items"] = [project(item, paths) for item in matched] if paths is not None else matched
-        stopped = last is not None and ((limit is not None and scanned >= limit) or size >= MAX_PAGE_BYTES)
-        if stopped and last is not None:
+        if last is not None and ((limit is not None and scanned >= limit) or size >= MAX_PAGE_BYTES):
             response["LastEvaluatedKey"] = definition.key_of(_decode(last))
         return response
 
@@ -606,8 +605,3 @@ def _update_result(returns: str, old: Item | None, new: Item | None,
     source = (old or {}) if returns == "UPDATED_OLD" else new
     attributes = {name: value for name, value in source.items() if name in names}
     return {"Attributes": attributes} if attributes else {}
-
-
-def table_names(requests: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The tables a batch of requests names (for logs and errors)."""
-    return sorted({str(r.get("TableName")) for r in requests if r.get("TableName")})
