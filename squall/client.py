@@ -213,6 +213,22 @@ class SquallClient:
                                           content=orjson.dumps(request),
                                           headers={"content-type": "application/json"}))
 
+    def list_aliases(self, name: str) -> list[dict[str, Any]]:
+        aliases: list[dict[str, Any]] = self._object(self._request("GET", _function_path(name, "aliases")))["aliases"]
+        return aliases
+
+    def set_alias(self, name: str, alias: str, weights: dict[int, int]) -> dict[str, Any]:
+        body = {"weights": {str(number): weight for number, weight in weights.items()}}
+        return self._object(self._request("PUT", _function_path(name, "aliases") + "/" + quote(alias, safe=""),
+                                          json=body))
+
+    def delete_alias(self, name: str, alias: str) -> dict[str, Any]:
+        return self._object(self._request("DELETE", _function_path(name, "aliases") + "/" + quote(alias, safe="")))
+
+    def rollback(self, name: str, *, alias: str = "live", to: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"alias": alias} if to is None else {"alias": alias, "to": to}
+        return self._object(self._request("POST", _function_path(name, "rollback"), json=body))
+
     def list_secrets(self) -> list[dict[str, Any]]:
         """Every secret, and every one a function lists that is not set: `{"name", "status",
         "created_at", "updated_at", "functions"}` each; never a value."""

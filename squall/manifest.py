@@ -293,6 +293,9 @@ class Manifest(Section):
                        BeforeValidator(check_buckets)] = Field(default_factory=dict)
     tables: Annotated[dict[Annotated[str, BeforeValidator(check_table_name)], TableSpec],
                       BeforeValidator(check_tables)] = Field(default_factory=dict)
+    keep_versions: Annotated[int, BeforeValidator(_whole_number(1, 1000, "versions")),
+                             Field(description="versions kept per function, besides those an alias "
+                                               "points at (older ones and their code are deleted)")] = 20
     path: Path = Field(default=Path(MANIFEST_NAME), exclude=True)
 
     @property

@@ -34,6 +34,8 @@ RESERVED_SEGMENT = "_squall"
 """First path segment of the platform's own API and console: no user route may use it."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ALIAS_NAME = re.compile(r"(?!\d+$)[A-Za-z0-9_-]{1,128}")
+"""Lambda's alias names: letters, digits, `-` and `_`, not all digits (that is a version)."""
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
 _LITERAL = re.compile(r"[^\s{}?#\\\"]+")
@@ -303,6 +305,13 @@ def normalize_route_key(value: Any) -> str:
     return f"{method} {path}"
 
 
+def check_alias_name(value: Any) -> str:
+    if isinstance(value, str) and ALIAS_NAME.fullmatch(value):
+        return value
+    raise ValueError(f"must be an alias name (letters, digits, - and _, up to 128, not all digits), "
+                     f"got {show(value)}")
+
+
 class HttpTrigger(Section):
     """`- http: "METHOD /path"`: requests matching the route invoke the function.
 
@@ -313,6 +322,9 @@ class HttpTrigger(Section):
     http: Annotated[str, BeforeValidator(normalize_route_key),
                     Field(description='the route, "METHOD /path"')]
     auth: RouteAuth | None = None
+    alias: Annotated[str | None, BeforeValidator(check_alias_name),
+                     Field(exclude_if=lambda value: value is None,
+                           description="the alias of the function the route reaches (default: live)")] = None
 
     @property
     def is_default(self) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from squall import __version__
+from squall.cli.aliases import alias, rollback
 from squall.cli.buckets import bucket
 from squall.cli.dlq import dlq
 from squall.cli.events import list_queues, list_topics, publish, schedules, send, trigger
@@ -60,7 +61,7 @@ def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
 
 for command in (init, dev, server, deploy, invoke, list_functions, list_instances, recycle, logs, dlq,
                 publish, list_topics, schedules, send, list_queues, bucket,
-                trigger, table, secret):
+                trigger, table, secret, alias, rollback):
     cli.add_command(command)
 
 

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from squall import __version__
 from squall.exceptions import BadInput, NotFound, SquallError
 from squall.runtime.instance import Instance
+from squall.server.aliases_api import AliasesApi
 from squall.server.deploy import Deployer
 from squall.server.events_api import EventsApi
 from squall.server.node import ActiveFunction, Node
@@ -84,6 +85,7 @@ class PlatformApi:
             Route("/_squall/api/functions/{name}/recycle", guard(self.recycle), methods=["POST"]),
             *self.events.routes(guard),
             *SecretsApi(self.node).routes(guard),
+            *AliasesApi(self.node).routes(guard),
             *SdkApi(self.node, self.events).routes(),
         ]
 
@@ -115,7 +117,7 @@ class PlatformApi:
         return json_response(function_info(self.node.get(request.path_params["name"])))
 
     async def invoke(self, request: Request) -> Response:
-        function = self.node.get(request.path_params["name"])
+        function = await self.node.resolve(request.path_params["name"])
         event = await event_payload(request)
         return invocation_response(await self.node.invoke(function, event))
 

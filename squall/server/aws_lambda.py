@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from squall.aws_auth import AwsAuthError, verify_asgi
 from squall.events.engine import MAX_ASYNC_PAYLOAD
-from squall.exceptions import PayloadTooLarge, Throttled
+from squall.exceptions import NotFound, PayloadTooLarge, Throttled
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Invocation, Node
 
 PREFIX = "/_squall/aws/lambda"
@@ -72,7 +72,7 @@ class LambdaApi:
             return exc.response()
 
     async def _invoke(self, request: Request, body: bytes) -> Response:
-        function = self.resolve(request.path_params["name"], request.query_params.get("Qualifier"))
+        function = await self.resolve(request.path_params["name"], request.query_params.get("Qualifier"))
         kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
         if kind == "DryRun":
             return Response(status_code=204)
@@ -102,18 +102,19 @@ class LambdaApi:
             headers["X-Amz-Log-Result"] = self.log_tail(function, invocation)
         return Response(invocation.payload, 200, headers=headers, media_type="application/json")
 
-    def resolve(self, name: str, qualifier: str | None) -> ActiveFunction:
-        """The function a FunctionName (name, ARN or partial ARN, maybe qualified) names."""
+    async def resolve(self, name: str, qualifier: str | None) -> ActiveFunction:
+        """The version a FunctionName (name, ARN or partial ARN, maybe qualified) and Qualifier
+        (`$LATEST`, an alias or a version number) reach."""
         function_name, name_qualifier = split_function_name(name)
         if qualifier and name_qualifier and qualifier != name_qualifier:
             raise LambdaError(400, "InvalidParameterValueException",
                               "The derived qualifier from the function name does not match the specified qualifier.")
         qualifier = qualifier or name_qualifier
-        function = self.node.functions.get(function_name)
-        if function is None or (qualifier not in (None, "$LATEST", str(function.version.number))):
+        try:
+            return await self.node.resolve(function_name, qualifier)
+        except NotFound:
             arn = self.node.arn(function_name) + (f":{qualifier}" if qualifier else "")
-            raise LambdaError(404, "ResourceNotFoundException", f"Function not found: {arn}")
-        return function
+            raise LambdaError(404, "ResourceNotFoundException", f"Function not found: {arn}") from None
 
     @staticmethod
     def payload(body: bytes, limit: int) -> bytes:

@@ -77,14 +77,20 @@ class Gateway:
             return json_error(404, "Not Found")
         if isinstance(match, MethodNotAllowed):
             return method_not_allowed(match.allowed)
-        function = self.node.functions.get(match.route.target)
+        function = self.node.pick(*match.route.target)
         if function is None:
-            return json_error(404, "Not Found")
+            return self.unserved(*match.route.target)
         try:
             body = await read_body(receive, MAX_PAYLOAD_BYTES)
         except BodyTooLarge:
             return json_error(413, f"Request body is larger than the {LIMIT_MB} MB limit")
         return await self.invoke(scope, path, match, function, body)
+
+    def unserved(self, name: str, alias: str) -> HttpResponse:
+        """The answer of a route whose function is gone (404) or whose alias is not set (503)."""
+        if name in self.node.functions:
+            return json_error(503, f"alias {alias} of function {name} is not set (squall alias set {name} {alias} N)")
+        return json_error(404, "Not Found")
 
     async def invoke(self, scope: Scope, path: str, match: RouteMatch, function: ActiveFunction,
                      body: bytes) -> HttpResponse:

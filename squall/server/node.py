@@ -1,5 +1,6 @@
-"""The Node: what one squall server holds in memory (active function versions, the route
-table, the instance pool) and the invoke path every trigger goes through."""
+"""The Node: what one squall server holds in memory (active function versions and the aliases
+that reach them, the route table, the instance pool) and the invoke path every trigger goes
+through."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import gc
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import orjson
 
@@ -21,9 +22,11 @@ from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec, InvokeOutcome
 from squall.runtime.pool import InstancePool
 from squall.secrets import LogMasker
+from squall.server.releases import Release, ReleaseState, alias_of, read_release_state, split_target
 from squall.server.secret_env import SecretCache, lists_any, spec_masker
 from squall.server.specs import NodeSettings, instance_spec
 from squall.store.base import BaseStore, FunctionVersion, LogBatch
+from squall.store.releases import LIVE_ALIAS
 from squall.store.resources import Resource
 from squall.tasks import cancel_and_wait
 from squall.types import LogLine
@@ -78,6 +81,13 @@ class Node:
         self.pool = pool
         self.logs = LogWriter(store)
         self.functions: dict[str, ActiveFunction] = {}
+        """`name -> ` the version of the function's `live` alias with the most traffic: whose
+        configuration (routes, grants, schedules) the function has on this node."""
+        self.versions: dict[tuple[str, int], ActiveFunction] = {}
+        """Every version this node serves: those aliases point at, and numbered calls' versions."""
+        self.releases: dict[str, dict[str, Release[ActiveFunction]]] = {}
+        self.aliases: dict[str, dict[str, dict[int, int]]] = {}
+        """`name -> alias -> {version: percent}`: the aliases `releases` serves."""
         self.resources: dict[str, dict[str, Resource]] = {}
         """`kind -> name -> Resource`: the topics, queues and buckets of every project."""
         self.routes = RouteTable(())
@@ -97,12 +107,12 @@ class Node:
 
     # -- state --------------------------------------------------------------
     def load(self) -> None:
-        """Activate the latest version of every stored function (at start-up)."""
+        """Serve every stored function's aliases (at start-up)."""
         self.resources = self.load_resources()
         self.secrets.refresh()
         for error in self.secrets.unreadable().values():
             print(f"squall: {error}", flush=True)
-        self.activate(self.store.latest_versions(), ())
+        self.serve(read_release_state(self.store, {}))
 
     def load_resources(self) -> dict[str, dict[str, Resource]]:
         found: dict[str, dict[str, Resource]] = {}
@@ -111,27 +121,112 @@ class Node:
         return found
 
     def activate(self, versions: Iterable[FunctionVersion], removed: Iterable[str]) -> None:
-        """Make `versions` the ones new requests reach and drop `removed`; in-flight
-        requests finish on the instances they hold, which are then retired."""
-        functions = dict(self.functions)
-        retired = []
+        """A deploy: `versions` become their functions' `live` version and `removed` are
+        dropped; other aliases stay. In-flight requests finish on the instances they hold,
+        which are then retired."""
+        aliases = {name: dict(named) for name, named in self.aliases.items()}
         for name in removed:
-            if name in functions:
-                retired.append(functions.pop(name).spec.key)
+            aliases.pop(name, None)
+        stored = {}
         for version in versions:
-            if version.function in functions:
-                retired.append(functions[version.function].spec.key)
-            functions[version.function] = self.make_active(version)
-            self.pool.reinstate((version.function, version.number))
+            aliases.setdefault(version.function, {})[LIVE_ALIAS] = {version.number: 100}
+            stored[(version.function, version.number)] = version
+        self.serve(ReleaseState(aliases, stored))
+
+    def serve(self, state: ReleaseState) -> bool:
+        """Serve exactly the aliases of `state`. An alias whose versions' code is not on this
+        node's disk yet keeps what it served before (if anything): True when one does."""
+        versions: dict[tuple[str, int], ActiveFunction] = {}
+        releases: dict[str, dict[str, Release[ActiveFunction]]] = {}
+        aliases: dict[str, dict[str, dict[int, int]]] = {}
+        waiting = False
+        for function, named in state.aliases.items():
+            for alias, weights in named.items():
+                chosen = [self._version_here(function, number, state.versions) for number in weights]
+                if all(chosen):
+                    release = Release(tuple(c for c in chosen if c), tuple(weights.values()))
+                    aliases.setdefault(function, {})[alias] = dict(weights)
+                else:
+                    waiting = True
+                    previous = self.releases.get(function, {}).get(alias)
+                    if previous is None:
+                        continue
+                    release = previous
+                    aliases.setdefault(function, {})[alias] = self.aliases[function][alias]
+                releases.setdefault(function, {})[alias] = release
+                versions.update((c.spec.key, c) for c in release.choices)
+        self.install(versions, releases, aliases)
+        return waiting
+
+    def _version_here(self, function: str, number: int,
+                      stored: Mapping[tuple[str, int], FunctionVersion]) -> ActiveFunction | None:
+        """Version `number` of `function` ready to serve: the active one, or the stored one when
+        its code is on this node's disk; None otherwise."""
+        active = self.versions.get((function, number))
+        if active is not None:
+            return active
+        version = stored.get((function, number))
+        if version is None or not (self.settings.data_dir / version.code_path).is_dir():
+            return None
+        return self.make_active(version)
+
+    def install(self, versions: dict[tuple[str, int], ActiveFunction],
+                releases: dict[str, dict[str, Release[ActiveFunction]]],
+                aliases: dict[str, dict[str, dict[int, int]]]) -> None:
+        """Switch to serving `releases` at once; the pool retires versions no longer served."""
+        functions = {}
+        for name, named in releases.items():
+            live = named.get(LIVE_ALIAS)
+            if live is not None:
+                primary = max(zip(live.weights, live.choices), key=lambda pair: (pair[0], pair[1].version.number))
+                functions[name] = primary[1]
+        retired = [key for key in self.versions if key not in versions]
+        added = [function for key, function in versions.items() if self.versions.get(key) is not function]
         self.routes = build_route_table((f.name, f.version.config) for f in functions.values())
-        self.functions = functions
+        self.functions, self.versions, self.releases, self.aliases = functions, versions, releases, aliases
         for key in retired:
-            if key not in {f.spec.key for f in functions.values()}:
-                self.pool.retire(key)
-        for function in functions.values():
+            self.pool.retire(key)
+        for function in added:
+            self.pool.reinstate(function.spec.key)
             if function.spec.min_instances:
                 asyncio.ensure_future(self.pool.provision(function.spec))
         self.events.sync()
+
+    def pick(self, name: str, alias: str = LIVE_ALIAS) -> ActiveFunction | None:
+        """The version a call of `name:alias` goes to now (one by weight), or None."""
+        release = self.releases.get(name, {}).get(alias)
+        return None if release is None else release.pick()
+
+    async def resolve(self, target: str, qualifier: str | None = None) -> ActiveFunction:
+        """The version a call of `target` (`NAME`, `NAME:ALIAS`, `NAME:7`; or NAME with a separate
+        `qualifier`) goes to. A stored version no alias points at is made ready on demand.
+        Raises NotFound."""
+        name, own = split_target(target)
+        qualifier = qualifier or own
+        alias = alias_of(qualifier)
+        if alias is not None:
+            found = self.pick(name, alias)
+            if found is None:
+                raise NotFound(f"Function not found: {name}" if name not in self.functions
+                               else f"function {name} has no alias {alias}")
+            return found
+        assert qualifier is not None
+        return await self._numbered(name, int(qualifier))
+
+    async def _numbered(self, name: str, number: int) -> ActiveFunction:
+        active = self.versions.get((name, number))
+        if active is not None:
+            return active
+        version = await asyncio.to_thread(self.store.get_version, name, number)
+        if version is None:
+            raise NotFound(f"Function not found: {name}" if name not in self.functions
+                           else f"function {name} has no version {number}")
+        active = self._version_here(name, number, {(name, number): version})
+        if active is None:
+            raise NotFound(f"version {number} of {name} is not on this node yet")
+        self.versions = {**self.versions, (name, number): active}
+        self.pool.reinstate(active.spec.key)
+        return active
 
     def make_active(self, version: FunctionVersion) -> ActiveFunction:
         spec = self.secrets.apply(instance_spec(self.settings, version), version.config.get("secrets") or ())
@@ -147,13 +242,15 @@ class Node:
     def renew(self, names: Iterable[str]) -> None:
         """Give the functions `names` new specs (current secrets, a fresh credential) and stop
         their idle instances, which hold the old ones; busy ones finish their call first."""
-        functions = dict(self.functions)
+        names = set(names)
+        versions = {key: self.make_active(function.version) if key[0] in names else function
+                    for key, function in self.versions.items()}
+        releases = {name: {alias: Release(tuple(versions[c.spec.key] for c in release.choices), release.weights)
+                           for alias, release in named.items()}
+                    for name, named in self.releases.items()}
         for name in names:
-            functions[name] = function = self.make_active(functions[name].version)
             self.pool.recycle(name)
-            if function.spec.min_instances:
-                asyncio.ensure_future(self.pool.provision(function.spec))
-        self.functions = functions
+        self.install(versions, releases, self.aliases)
 
     def arn(self, function: str) -> str:
         return function_arn(function, self.settings.region, self.settings.account_id)
@@ -223,18 +320,14 @@ class Node:
 
     async def sync_from_store(self) -> bool:
         """Reload the project resources (topics, queues, buckets, tables: a node that cannot run
-        a project's code still takes its messages), activate the store's latest versions whose
-        code is on this node's disk and drop removed functions. True when a newer version waits
-        for its code to appear here."""
-        latest = await asyncio.to_thread(self.store.latest_versions)
-        changed = [v for v in latest if (f := self.functions.get(v.function)) is None
-                   or f.version.number != v.number]
-        newer = [v for v in changed if (self.settings.data_dir / v.code_path).is_dir()]  # its code must be here too
-        gone = [name for name in self.functions if name not in {v.function for v in latest}]
+        a project's code still takes its messages) and serve the stored aliases (deploys,
+        alias moves, rollbacks and removed functions), those whose code is on this node's disk.
+        True when one waits for its code to appear here."""
+        state = await asyncio.to_thread(read_release_state, self.store, self.versions)
         self.resources = await asyncio.to_thread(self.load_resources)
-        if newer or gone:
-            self.activate(newer, gone)
-        return len(newer) < len(changed)
+        if state.aliases == self.aliases:
+            return False
+        return self.serve(state)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._follower)
@@ -265,12 +358,13 @@ def error_log_line(payload: bytes) -> str:
 
 
 def build_route_table(functions: Iterable[tuple[str, dict[str, Any]]]) -> RouteTable:
-    """Routes of `(function name, version config)` pairs; raises ValueError when two
-    functions claim the same route."""
+    """Routes of `(function name, version config)` pairs, each to `(function, alias)`; raises
+    ValueError when two functions claim the same route."""
     routes = []
     for name, config in functions:
         for trigger in config.get("triggers", []):
             if "http" in trigger:
-                routes.append(Route.from_key(trigger["http"], name, trigger.get("auth")))
+                target = (name, trigger.get("alias") or LIVE_ALIAS)
+                routes.append(Route.from_key(trigger["http"], target, trigger.get("auth")))
     return RouteTable(routes)
 

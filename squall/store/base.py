@@ -17,6 +17,7 @@ from squall.store.events import EventQueue
 from squall.store.notices import NoticeChannel
 from squall.store.objects import ObjectStore
 from squall.store.queues import QueueStore
+from squall.store.releases import ReleaseStore
 from squall.store.resources import ResourceStore
 from squall.store.schedules import ScheduleStore
 from squall.store.secrets import SecretStore
@@ -32,6 +33,8 @@ class NewVersion:
     code_hash: str
     config: dict[str, Any]
     code_path: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """Where the version came from (squall/provenance.py): git commit, branch, who deployed..."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class FunctionVersion:
     config: dict[str, Any]
     code_path: str
     created_at: float
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +94,7 @@ def encode_log_batch(batch: LogBatch) -> bytes:
 
 
 class BaseStore(EventQueue, ScheduleStore, ResourceStore, QueueStore, ObjectStore, SecretStore, TableStore,
-                NoticeChannel):
+                ReleaseStore, NoticeChannel):
     """Interface of a storage backend. Subclasses implement every method that raises."""
 
     calls_are_local = False

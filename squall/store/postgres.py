@@ -34,6 +34,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
+import orjson
 import psycopg
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
@@ -52,14 +53,15 @@ from squall.store.base import (
 from squall.store.events import NewEvent
 from squall.store.notices import DEPLOY, Listener, NoticeCallback
 from squall.store.pg_notices import KEEPALIVES, PostgresListener, encode
-from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
+from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records, version_of
 from squall.store.sql_events import EVENT_COLUMNS, event_schema
 from squall.store.sql_objects import object_schema
 from squall.store.sql_queues import queue_schema
+from squall.store.sql_releases import SqlReleases, release_schema
 from squall.store.sql_resources import resource_schema
 from squall.store.sql_schedules import schedule_schema
 from squall.store.sql_secrets import secret_schema
-from squall.store.sql_tables import SqlTables, table_schema
+from squall.store.sql_tables import table_schema
 from squall.store.tables import ItemKey
 
 Connection = psycopg.Connection[TupleRow]
@@ -106,6 +108,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     object_schema(real="DOUBLE PRECISION", key_type='TEXT COLLATE "C"'),  # 7: bucket objects
     secret_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 8: secrets
     table_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 9: table items
+    release_schema(real="DOUBLE PRECISION", sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),  # 10
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -120,7 +123,7 @@ _INSERT_LOG_BATCHES = """
 """The batches of one JSON document as rows (json, not jsonb: jsonb cannot hold the \\u0000
 escape a log line may contain; the lines are stored as the JSON text they arrived in)."""
 _LATEST_VERSIONS = ("SELECT v.function, v.number, v.project, v.code_hash, v.config, v.code_path, "
-                    "v.created_at FROM functions f JOIN versions v "
+                    "v.created_at, v.provenance FROM functions f JOIN versions v "
                     "ON v.function = f.name AND v.number = f.latest")
 _UPSERT_FUNCTION = """
     INSERT INTO functions (name, project, latest, created_at, updated_at) VALUES (%s, %s, 1, %s, %s)
@@ -129,7 +132,7 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(SqlTables, BaseStore):
+class PostgresStore(SqlReleases, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
     MARK = "%s"
@@ -277,8 +280,10 @@ class PostgresStore(SqlTables, BaseStore):
             for name, index in work:
                 if index < 0:
                     _remove_function(conn, project, name)
+                    self._forget_aliases(conn, name)
                 else:
-                    created[index] = _add_version(conn, project, versions[index], now)
+                    created[index] = version = _add_version(conn, project, versions[index], now)
+                    self._point_live(conn, version.function, version.number, now)
             if resources is not None:
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("resources"),))
                 self._replace_resources(conn, project, resources)
@@ -297,19 +302,19 @@ class PostgresStore(SqlTables, BaseStore):
     def get_version(self, function: str, number: int) -> FunctionVersion | None:
         rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions "
                            "WHERE function = %s AND number = %s", (function, number))
-        return FunctionVersion(*rows[0]) if rows else None
+        return version_of(rows[0]) if rows else None
 
     def list_versions(self, function: str) -> list[FunctionVersion]:
         rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions WHERE function = %s "
                            "ORDER BY number", (function,))
-        return [FunctionVersion(*row) for row in rows]
+        return [version_of(row) for row in rows]
 
     def latest_version(self, function: str) -> FunctionVersion | None:
         rows = self._query(f"{_LATEST_VERSIONS} WHERE f.name = %s", (function,))
-        return FunctionVersion(*rows[0]) if rows else None
+        return version_of(rows[0]) if rows else None
 
     def latest_versions(self) -> list[FunctionVersion]:
-        return [FunctionVersion(*row) for row in self._query(f"{_LATEST_VERSIONS} ORDER BY f.name")]
+        return [version_of(row) for row in self._query(f"{_LATEST_VERSIONS} ORDER BY f.name")]
 
     # -- logs --------------------------------------------------------------
     def append_log_document(self, document: bytes) -> None:
@@ -362,11 +367,12 @@ def _add_version(conn: Connection, project: str, new: NewVersion, now: float) ->
         owner = conn.execute("SELECT project FROM functions WHERE name = %s", (new.function,)).fetchone()
         raise Conflict(f'function "{new.function}" belongs to project "{owner[0] if owner else "?"}"')
     stored = conn.execute(
-        f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
         f"RETURNING {VERSION_COLUMNS}",
-        (new.function, row[0], project, new.code_hash, Jsonb(new.config), new.code_path, now)).fetchone()
+        (new.function, row[0], project, new.code_hash, Jsonb(new.config), new.code_path, now,
+         orjson.dumps(new.provenance).decode())).fetchone()
     assert stored is not None
-    return FunctionVersion(*stored)
+    return version_of(stored)
 
 
 _NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")

@@ -7,11 +7,11 @@ from typing import Any, Iterable, Sequence
 
 import orjson
 
-from squall.store.base import LogRecord
+from squall.store.base import FunctionVersion, LogRecord
 from squall.types import LogLevel
 
 LOG_BATCH_COLUMNS = "function, version, request_id, lines, id"
-VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at"
+VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at, provenance"
 FUNCTION_COLUMNS = "name, project, latest, created_at, updated_at"
 
 
@@ -40,3 +40,14 @@ def log_records(rows: Iterable[Sequence[Any]], since: float | None) -> list[LogR
                 records.append(LogRecord(function, version, request_id, line["ts"],
                                          LogLevel(line["level"]), line["message"], batch_id))
     return records
+
+
+def version_of(row: Sequence[Any]) -> FunctionVersion:
+    """A `VERSION_COLUMNS` row as a FunctionVersion (JSON columns come as text from SQLite)."""
+    function, number, project, code_hash, config, code_path, created_at, provenance = row
+    return FunctionVersion(function, number, project, code_hash, _json(config), code_path, created_at,
+                           _json(provenance))
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value

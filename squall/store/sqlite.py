@@ -30,14 +30,15 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
-from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records
+from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records, version_of
 from squall.store.sql_events import event_schema
 from squall.store.sql_objects import object_schema
 from squall.store.sql_queues import queue_schema
+from squall.store.sql_releases import SqlReleases, release_schema
 from squall.store.sql_resources import resource_schema
 from squall.store.sql_schedules import schedule_schema
 from squall.store.sql_secrets import secret_schema
-from squall.store.sql_tables import SqlTables, table_schema
+from squall.store.sql_tables import table_schema
 
 BUSY_TIMEOUT_MS = 10_000
 MAX_IDLE_CONNECTIONS = 8
@@ -80,6 +81,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     object_schema(real="REAL"),  # 7: bucket objects
     secret_schema(blob="BLOB", real="REAL"),  # 8: secrets
     table_schema(blob="BLOB", real="REAL"),  # 9: table items
+    release_schema(real="REAL", sequence="INTEGER PRIMARY KEY AUTOINCREMENT"),  # 10: aliases, provenance
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -92,7 +94,7 @@ _INSERT_LOG_BATCHES = """
 
 
 
-class SqliteStore(SqlTables, BaseStore):
+class SqliteStore(SqlReleases, BaseStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
 
     calls_are_local = True
@@ -193,9 +195,13 @@ class SqliteStore(SqlTables, BaseStore):
             for name in removed:
                 conn.execute("DELETE FROM versions WHERE function = ?", (name,))
                 conn.execute("DELETE FROM functions WHERE name = ?", (name,))
+                self._forget_aliases(conn, name)
             if resources is not None:
                 self._replace_resources(conn, project, resources)
-            return [_add_version(conn, project, new, now) for new in versions]
+            created = [_add_version(conn, project, new, now) for new in versions]
+            for version in created:
+                self._point_live(conn, version.function, version.number, now)
+            return created
 
     def get_function(self, name: str) -> FunctionRecord | None:
         rows = self._query(f"SELECT {FUNCTION_COLUMNS} FROM functions WHERE name = ?", (name,))
@@ -209,18 +215,18 @@ class SqliteStore(SqlTables, BaseStore):
     def get_version(self, function: str, number: int) -> FunctionVersion | None:
         rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions WHERE function = ? AND number = ?",
                            (function, number))
-        return _version(rows[0]) if rows else None
+        return version_of(rows[0]) if rows else None
 
     def list_versions(self, function: str) -> list[FunctionVersion]:
         rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions WHERE function = ? ORDER BY number",
                            (function,))
-        return [_version(row) for row in rows]
+        return [version_of(row) for row in rows]
 
     def latest_versions(self) -> list[FunctionVersion]:
         columns = ", ".join(f"v.{c.strip()}" for c in VERSION_COLUMNS.split(","))
         rows = self._query(f"SELECT {columns} FROM functions f JOIN versions v "
                            "ON v.function = f.name AND v.number = f.latest ORDER BY f.name")
-        return [_version(row) for row in rows]
+        return [version_of(row) for row in rows]
 
     # -- logs --------------------------------------------------------------
     def append_log_document(self, document: bytes) -> None:
@@ -264,13 +270,9 @@ def _add_version(conn: sqlite3.Connection, project: str, new: NewVersion, now: f
     else:
         conn.execute("UPDATE functions SET latest = ?, updated_at = ? WHERE name = ?",
                      (number, now, new.function))
-    row = (new.function, number, project, new.code_hash, json.dumps(new.config), new.code_path, now)
-    conn.execute(f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
-    return _version(row)
-
-
-def _version(row: Sequence[Any]) -> FunctionVersion:
-    function, number, project, code_hash, config, code_path, created_at = row
-    return FunctionVersion(function, number, project, code_hash, json.loads(config), code_path, created_at)
+    row = (new.function, number, project, new.code_hash, json.dumps(new.config), new.code_path, now,
+           json.dumps(new.provenance))
+    conn.execute(f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+    return version_of(row)
 
 
