@@ -234,6 +234,7 @@ def asgi_signed_url(scope: Mapping[str, Any], headers: Mapping[str, str] | None 
         host = "{}:{}".format(*scope["server"])
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else quote(str(scope.get("path") or "/"), safe="/~")
+    path = scope.get("squall.path_prefix", "") + path  # what a stage router took off (squall/server/stages.py)
     query = scope.get("query_string", b"").decode("latin-1")
     return f"{scope.get('scheme', 'http')}://{host}{path}" + (f"?{query}" if query else "")
 

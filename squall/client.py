@@ -59,9 +59,13 @@ class SquallClient:
     """A synchronous client of one squall server."""
 
     def __init__(self, url: str | None = None, token: str | None = None,
-                 timeout: float = 60, *, transport: httpx.BaseTransport | None = None) -> None:
-        """`transport` replaces the network (e.g. `httpx.MockTransport` in tests)."""
-        self.url = (url or os.environ.get("SQUALL_URL") or DEFAULT_URL).rstrip("/")
+                 timeout: float = 60, *, transport: httpx.BaseTransport | None = None,
+                 stage: str | None = None) -> None:
+        """`transport` replaces the network (e.g. `httpx.MockTransport` in tests); `stage` (default
+        SQUALL_STAGE, else the root) is the stage every call goes to."""
+        self.server_url = (url or os.environ.get("SQUALL_URL") or DEFAULT_URL).rstrip("/")
+        self.stage = stage or os.environ.get("SQUALL_STAGE") or None
+        self.url = self.server_url + stage_path(self.stage)
         self.token = token if token is not None else os.environ.get("SQUALL_TOKEN")
         headers = {"user-agent": "squall-client"}
         if self.token:
@@ -90,6 +94,16 @@ class SquallClient:
         response = self._request("POST", f"{API_PREFIX}/deploy", content=bundle,
                                  headers={"content-type": "application/gzip"})
         return self._object(response)
+
+    def list_versions(self, name: str) -> dict[str, Any]:
+        """The stored versions of `name`, newest first, with their provenance and the aliases
+        pointing at them: `{"function", "latest", "aliases", "versions"}`; `ApiError` 404 when unknown."""
+        return self._object(self._request("GET", _function_path(name, "versions")))
+
+    def diff_versions(self, name: str, a: int, b: int) -> dict[str, Any]:
+        """How version `b` of `name` differs from version `a`: `{"config", "files", "summary", ...}`
+        (unified diffs); `ApiError` 404 when the function or a version is unknown."""
+        return self._object(self._request("GET", _function_path(name, "diff"), params={"a": a, "b": b}))
 
     def list_functions(self) -> list[dict[str, Any]]:
         """Every deployed function, with its latest version."""
@@ -213,6 +227,23 @@ class SquallClient:
                                           content=orjson.dumps(request),
                                           headers={"content-type": "application/json"}))
 
+    # -- stages (always the server's root API, whatever `stage` is) --------------------
+    def list_stages(self) -> list[dict[str, Any]]:
+        stages: list[dict[str, Any]] = self._object(self._request("GET", self._root_api("stages")))["stages"]
+        return stages
+
+    def put_stage(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+        """Create stage `name` or change its settings (`host` or `path_prefix`, `env`)."""
+        return self._object(self._request("PUT", self._root_api(f"stages/{quote(name, safe='')}"), json=settings))
+
+    def promote(self, source: str, target: str) -> dict[str, Any]:
+        """Deploy to stage `target` exactly the versions stage `source` runs."""
+        return self._object(self._request("POST", self._root_api(f"stages/{quote(target, safe='')}/promote"),
+                                          json={"from": source}))
+
+    def _root_api(self, path: str) -> str:
+        return f"{self.server_url}{API_PREFIX}/{path}"
+
     def list_aliases(self, name: str) -> list[dict[str, Any]]:
         aliases: list[dict[str, Any]] = self._object(self._request("GET", _function_path(name, "aliases")))["aliases"]
         return aliases
@@ -305,7 +336,7 @@ class SquallClient:
 
     def _unreachable(self, why: str) -> ApiError:
         return ApiError(0, "ConnectionError",
-                        f"cannot reach squall at {self.url}: {why} "
+                        f"cannot reach squall at {self.server_url}: {why} "
                         "(is the server running? set SQUALL_URL)")
 
     @staticmethod
@@ -319,6 +350,11 @@ class SquallClient:
                            f"the server's answer to {response.request.url.path} "
                            "is not a JSON object")
         return body
+
+
+def stage_path(stage: str | None) -> str:
+    """Where a stage's API is on the server: `/_squall/stages/NAME` (nothing for the root)."""
+    return "" if not stage or stage == "default" else f"/_squall/stages/{quote(stage, safe='')}"
 
 
 def _object_path(bucket: str, key: str) -> str:

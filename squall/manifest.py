@@ -23,18 +23,51 @@ from typing import Annotated, Any, Callable
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import ErrorDetails
 
-from squall.event_triggers import (DEFAULT_MAX_EVENT_AGE, DEFAULT_RETRIES, MAX_RETRIES, BucketSpec,
-                                   BucketTrigger, Destination, QueueSpec, QueueTrigger,
-                                   ScheduleTrigger, Subscription, TopicSpec, TopicTrigger, Trigger,
-                                   TriggerField, check_bucket_name, check_buckets, check_queue_name,
-                                   check_queues, check_references, check_topic_name, check_topics,
-                                   duration, name_schedules, schedules_of)
+from squall.event_triggers import (
+    DEFAULT_MAX_EVENT_AGE,
+    DEFAULT_RETRIES,
+    MAX_RETRIES,
+    BucketSpec,
+    BucketTrigger,
+    Destination,
+    QueueSpec,
+    QueueTrigger,
+    ScheduleTrigger,
+    Subscription,
+    TopicSpec,
+    TopicTrigger,
+    Trigger,
+    TriggerField,
+    check_bucket_name,
+    check_buckets,
+    check_queue_name,
+    check_queues,
+    check_references,
+    check_topic_name,
+    check_topics,
+    duration,
+    name_schedules,
+    schedules_of,
+)
 from squall.exceptions import ManifestError
 from squall.grants import check_grant_list, check_grants, check_secret_names
+from squall.stages import StageSpec, check_stages
 from squall.tables.spec import TableSpec, check_table_name, check_tables
-from squall.triggers import (SQUALL_ERROR, TRIGGER_KIND_ERROR, AuthType, HttpTrigger, Loc,
-                             RouteAuth, Section, dotted, fail, is_env_name, show,
-                             trigger_kind_message, unknown_key_message)
+from squall.triggers import (
+    SQUALL_ERROR,
+    TRIGGER_KIND_ERROR,
+    AuthType,
+    HttpTrigger,
+    Loc,
+    RouteAuth,
+    Section,
+    dotted,
+    fail,
+    is_env_name,
+    show,
+    trigger_kind_message,
+    unknown_key_message,
+)
 from squall.yaml_lines import Lines, YamlMapping, line_of, read_yaml
 
 __all__ = ["MANIFEST_NAME", "AuthType", "RouteAuth", "HttpTrigger", "ScheduleTrigger", "TopicTrigger",
@@ -296,6 +329,9 @@ class Manifest(Section):
     keep_versions: Annotated[int, BeforeValidator(_whole_number(1, 1000, "versions")),
                              Field(description="versions kept per function, besides those an alias "
                                                "points at (older ones and their code are deleted)")] = 20
+    stages: Annotated[dict[str, StageSpec], BeforeValidator(check_stages),
+                      Field(description="how requests reach each stage, and its environment")] = Field(
+        default_factory=dict)
     path: Path = Field(default=Path(MANIFEST_NAME), exclude=True)
 
     @property

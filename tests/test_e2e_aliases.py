@@ -186,3 +186,22 @@ def test_an_alias_move_through_one_node_reaches_another_at_once(tmp_path: Path, 
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_deploy_after_a_rollback_serves_what_it_deploys(tmp_path: Path) -> None:
+    server = SquallServer(tmp_path / "data").start()
+    try:
+        for n in (1, 2):
+            server.cli("deploy", str(write_project(tmp_path / f"v{n}", project(f"v{n}"))), check=True)
+        server.cli("rollback", "page", check=True)
+        assert httpx.get(f"{server.url}/page").text == "v1 1"
+
+        # The rolled-back code again: not "unchanged" (live runs v1), a new version that serves.
+        result = server.cli("deploy", str(tmp_path / "v2"), "--json", check=True)
+        assert json.loads(result.stdout)["functions"][0]["version"] == 3
+        assert httpx.get(f"{server.url}/page").text == "v2 3"
+        # Deploying what live runs changes nothing.
+        again = server.cli("deploy", str(tmp_path / "v2"), "--json", check=True)
+        assert not json.loads(again.stdout)["changed"]
+    finally:
+        server.stop()

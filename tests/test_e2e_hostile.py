@@ -152,7 +152,7 @@ def test_runs_as_nobody_with_read_only_code_and_no_platform_secrets(server: Squa
     assert seen["uid"] == 65534 and seen["gid"] == 65534 and seen["groups"] == []
     assert not seen["write_code"]["ok"] and seen["write_code"]["errno"] in (errno.EROFS, errno.EACCES)
     assert seen["tmp_write"]["ok"]
-    allowed = {"SQUALL_FUNCTION", "SQUALL_API_URL", "SQUALL_FUNCTION_TOKEN"}  # the SDK's, scoped to the function
+    allowed = {"SQUALL_FUNCTION", "SQUALL_STAGE", "SQUALL_API_URL", "SQUALL_FUNCTION_TOKEN"}  # the SDK's, scoped to the function
     assert not [k for k in seen["environ"] if k.startswith("SQUALL_") and k not in allowed]
     assert not any(server.token in value for value in seen["environ"].values())
     credential = seen["environ"]["SQUALL_FUNCTION_TOKEN"]

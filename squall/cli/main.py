@@ -21,12 +21,14 @@ from squall.cli.dlq import dlq
 from squall.cli.events import list_queues, list_topics, publish, schedules, send, trigger
 from squall.cli.functions import invoke, list_functions, list_instances, recycle
 from squall.cli.logs import logs
-from squall.cli.options import Settings
+from squall.cli.options import Settings, accept_stage
 from squall.cli.output import print_error
 from squall.cli.project import deploy, init
 from squall.cli.secrets import secret
 from squall.cli.servers import dev, server
+from squall.cli.stages import promote, stages
 from squall.cli.tables import table
+from squall.cli.versions import diff, versions
 from squall.exceptions import SquallError
 
 
@@ -48,20 +50,25 @@ class SquallGroup(click.Group):
               help="URL of the squall server (default: http://127.0.0.1:8080).")
 @click.option("--token", metavar="TOKEN", envvar="SQUALL_TOKEN", show_envvar=True,
               help="Admin token of the server.")
+@click.option("--stage", metavar="NAME", envvar="SQUALL_STAGE", show_envvar=True,
+              help="The stage commands work on (default: the server's root stage).")
 @click.pass_context
-def cli(ctx: click.Context, server: str | None, token: str | None) -> None:
+def cli(ctx: click.Context, server: str | None, token: str | None, stage: str | None) -> None:
     """squall: run AWS Lambda-style functions on your own machines.
 
     Start with `squall init DIR`, run it locally with `squall dev DIR`, deploy it
     to a server with `squall deploy DIR`.
     """
     base = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
-    ctx.obj = replace(base, server=server or base.server, token=token or base.token)
+    ctx.obj = replace(base, server=server or base.server, token=token or base.token, stage=stage or base.stage)
 
 
-for command in (init, dev, server, deploy, invoke, list_functions, list_instances, recycle, logs, dlq,
-                publish, list_topics, schedules, send, list_queues, bucket,
-                trigger, table, secret, alias, rollback):
+STAGED_COMMANDS = (deploy, invoke, list_functions, list_instances, recycle, logs, dlq, publish, list_topics,
+                   schedules, send, list_queues, bucket, trigger, table, secret, alias, rollback, versions, diff)
+"""The commands that work on one stage: each takes `--stage NAME` too."""
+for command in STAGED_COMMANDS:
+    accept_stage(command)
+for command in (init, dev, server, *STAGED_COMMANDS, stages, promote):
     cli.add_command(command)
 
 

@@ -9,7 +9,9 @@ import click
 
 from squall.cli.options import client_from, json_option
 from squall.cli.output import print_json, print_message, print_table, print_warning
+from squall.client import SquallClient
 from squall.scaffold import project_name_for, write_project
+from squall.stages import DEFAULT_STAGE
 
 NO_CHANGES = "No changes: every function is already at its latest version."
 
@@ -36,35 +38,74 @@ def init(directory: Path, name: str | None, force: bool) -> None:
 @click.command()
 @click.argument("directory", default=".",
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--ref", metavar="REF",
+              help="Deploy the project as committed in git REF (a commit, branch or tag), not the files on disk.")
+@click.option("--allow-dirty", is_flag=True, envvar="SQUALL_ALLOW_DIRTY", show_envvar=True,
+              help="Deploy the files on disk although the project folder has uncommitted git changes.")
 @json_option
 @click.pass_context
-def deploy(ctx: click.Context, directory: Path, as_json: bool) -> None:
+def deploy(ctx: click.Context, directory: Path, ref: str | None, allow_dirty: bool, as_json: bool) -> None:
     """Deploy the project in DIRECTORY (default: .) to the server.
 
-    Prints each function's new version and routes, or that nothing changed.
-    """
-    from squall.bundle import pack_project
+    Prints each function's new version and routes, or that nothing changed, then
+    the old versions that housekeeping deleted (squall.yaml's keep_versions).
 
-    bundle = pack_project(directory)
-    result = client_from(ctx).deploy(bundle)
+    Each new version records where it came from: the git commit, branch, author
+    and message when DIRECTORY is in a git repository, and who deployed
+    (SQUALL_DEPLOYER, else user@host). When the project folder has uncommitted
+    changes, the deploy is refused (exit 2): commit them, deploy a commit with
+    --ref, or pass --allow-dirty. With --ref, the project folder as committed in
+    REF is deployed, whatever the files on disk hold.
+    """
+    from squall.provenance import pack_deploy
+
+    packed = pack_deploy(directory, ref=ref, allow_dirty=allow_dirty)
+    client = client_from(ctx)
+    prepare_stages(client, packed.stages)
+    result = client.deploy(packed.bundle)
     if as_json:
         print_json(result)
         return
     print_deploy_result(result)
 
 
+def prepare_stages(client: SquallClient, declared: dict[str, dict[str, Any]]) -> None:
+    """Create or update every stage squall.yaml declares, and the stage deployed to (with the
+    default settings when squall.yaml does not declare it) if the server does not have it yet."""
+    for name, settings in declared.items():
+        client.put_stage(name, settings)
+    target = client.stage
+    if (target and target != DEFAULT_STAGE and target not in declared
+            and target not in {s["name"] for s in client.list_stages()}):
+        client.put_stage(target, {})
+
+
 def print_deploy_result(result: dict[str, Any]) -> None:
-    """The table of deployed functions, or the no-changes line; then removed ones."""
+    """The table of deployed functions, or the no-changes line; then removed ones, where the
+    deploy came from, and the versions pruned."""
     functions = result.get("functions", [])
     removed = result.get("removed", [])
     for warning in result.get("warnings", []):
         print_warning(warning)
     if not result.get("changed"):
         print_message(NO_CHANGES)
-        return
-    print_message(f"Deployed project {result.get('project', '?')}:")
-    rows = [(str(fn["name"]), str(fn["version"]), "yes" if fn.get("changed") else "no",
-             "\n".join(fn.get("routes", [])) or "-") for fn in functions]
-    print_table(["NAME", "VERSION", "CHANGED", "ROUTES"], rows)
-    if removed:
-        print_message(f"Removed: {', '.join(removed)}")
+    else:
+        print_message(f"Deployed project {result.get('project', '?')}{origin(result.get('provenance') or {})}:")
+        rows = [(str(fn["name"]), str(fn["version"]), "yes" if fn.get("changed") else "no",
+                 "\n".join(fn.get("routes", [])) or "-") for fn in functions]
+        print_table(["NAME", "VERSION", "CHANGED", "ROUTES"], rows)
+        if removed:
+            print_message(f"Removed: {', '.join(removed)}")
+    pruned = result.get("pruned") or {}
+    if pruned:
+        listed = "; ".join(f"{name} {', '.join(map(str, numbers))}" for name, numbers in sorted(pruned.items()))
+        print_message(f"Pruned old versions: {listed}")
+
+
+def origin(provenance: dict[str, Any]) -> str:
+    """` from 1a2b3c4d (main)`, with `-dirty` for uncommitted changes; empty without git."""
+    commit = provenance.get("commit")
+    if not commit:
+        return ""
+    branch = f" ({provenance['branch']})" if provenance.get("branch") else ""
+    return f" from {commit[:8]}{'-dirty' if provenance.get('dirty') else ''}{branch}"

@@ -23,6 +23,7 @@ from squall.server.node import ActiveFunction, Node
 from squall.server.responses import error_response, event_payload, invocation_response, json_response
 from squall.server.sdk_api import SdkApi
 from squall.server.secrets_api import SecretsApi
+from squall.server.versions_api import VersionsApi
 from squall.store.base import LogRecord
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -85,6 +86,7 @@ class PlatformApi:
             Route("/_squall/api/functions/{name}/recycle", guard(self.recycle), methods=["POST"]),
             *self.events.routes(guard),
             *SecretsApi(self.node).routes(guard),
+            *VersionsApi(self.node).routes(guard),
             *AliasesApi(self.node).routes(guard),
             *SdkApi(self.node, self.events).routes(),
         ]

@@ -1,13 +1,16 @@
-"""The node's ASGI app: `/_squall/...` goes to the platform API, every other path to the gateway."""
+"""The server's ASGI app: requests for a stage (squall/server/stages.py) go to that stage's
+node; for each node, `/_squall/...` goes to the platform API and every other path to the
+gateway. The app answers ASGI lifespan itself: starting the root node, then the stages."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.routing import Route
 
 from squall.server.api import PlatformApi
 from squall.server.aws_lambda import LambdaApi
@@ -21,40 +24,91 @@ from squall.tasks import cancel_and_wait
 
 PREFIX = "/_squall/"
 StartupHook = Callable[[Node], Awaitable[None]]
+ExtraRoutes = Callable[[Callable[[Any], Any]], list[Route]]
+"""Given the admin guard, more platform routes (the stages API, on the root node)."""
+
+
+class NodeApp:
+    """One node's requests: platform API, DynamoDB and Lambda doors, gateway; and its start/stop."""
+
+    def __init__(self, node: Node, token: str, extra_routes: ExtraRoutes | None = None) -> None:
+        self.node = node
+        api = PlatformApi(node, token)
+        self.tables = TablesApi(node, token, SdkApi(node, api.events))
+        routes = [*api.routes(), *LambdaApi(node, token).routes(), *self.tables.routes(api.admin_only),
+                  *(extra_routes(api.admin_only) if extra_routes else [])]
+        self.platform = Starlette(routes=routes, exception_handlers={404: _not_found})
+        self.gateway = Gateway(node)
+        self._background: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.node.start()
+        self._background = [asyncio.create_task(self.tables.expire_forever()),
+                            asyncio.create_task(refresh_credentials_forever(self.node))]
+
+    async def stop(self) -> None:
+        for task in self._background:
+            await cancel_and_wait(task)
+        await self.node.stop()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not scope["path"].startswith(PREFIX):
+            await self.gateway(scope, receive, send)
+        elif scope["path"].startswith(DYNAMODB_PREFIX):
+            await self.tables.dynamodb(scope, receive, send)
+        else:
+            await self.platform(scope, receive, send)
+
+
+async def _not_found(request: Any, exc: Exception) -> Any:
+    return error_response(404, "NotFound", f"no platform endpoint at {request.url.path}")
 
 
 def build_app(node: Node, token: str, on_startup: StartupHook | None = None) -> Callable[..., Any]:
-    """The ASGI app of `node`; `on_startup` runs once the node is started (used by `squall dev`)."""
-    api = PlatformApi(node, token)
-    tables = TablesApi(node, token, SdkApi(node, api.events))
+    """The ASGI app of the root `node` and its stages; `on_startup` runs once the root node is
+    started (used by `squall dev`)."""
+    from squall.server.stages import StageSet
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await node.start()
-        background = [asyncio.ensure_future(tables.expire_forever()),
-                      asyncio.ensure_future(refresh_credentials_forever(node))]
+    stages = StageSet(node, token)
+    root = NodeApp(node, token, stages.api_routes)
+
+    async def start() -> None:
+        await root.start()
+        await stages.start()
         if on_startup is not None:
             await on_startup(node)
-        try:
-            yield
-        finally:
-            for task in background:
-                await cancel_and_wait(task)
-            await node.stop()
 
-    async def not_found(request: Any, exc: Exception) -> Any:
-        return error_response(404, "NotFound", f"no platform endpoint at {request.url.path}")
-
-    routes = [*api.routes(), *LambdaApi(node, token).routes(), *tables.routes(api.admin_only)]
-    platform = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
-    gateway = Gateway(node)
+    async def stop() -> None:
+        await stages.stop()
+        await root.stop()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(PREFIX):
-            await gateway(scope, receive, send)
-        elif scope["type"] == "http" and scope["path"].startswith(DYNAMODB_PREFIX):
-            await tables.dynamodb(scope, receive, send)
-        else:
-            await platform(scope, receive, send)
+        if scope["type"] == "http":
+            routed = stages.route(scope)
+            if routed is None:
+                await root(scope, receive, send)
+            else:
+                await routed[0](routed[1], receive, send)
+        elif scope["type"] == "lifespan":
+            await run_lifespan(receive, send, start, stop)
 
     return app
+
+
+async def run_lifespan(receive: Any, send: Any, start: Callable[[], Awaitable[None]],
+                       stop: Callable[[], Awaitable[None]]) -> None:
+    """ASGI's lifespan protocol: `start` on startup, `stop` on shutdown, failures reported."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await start()
+            except BaseException as exc:  # noqa: BLE001 - reported to the server, which exits
+                await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            with contextlib.suppress(Exception):
+                await stop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

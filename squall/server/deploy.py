@@ -3,15 +3,23 @@ check that changed handlers import, then store the new versions and switch traff
 
 Nothing is applied unless every step succeeds: a function that cannot be imported
 rejects the whole deploy and the previous versions keep serving.
+
+Each new version records the deploy's provenance (squall/provenance.py). After a deploy,
+housekeeping keeps each function's newest `keep_versions` versions and those an alias points
+at, and deletes the code and dependency folders no stored version refers to any more (once
+they are older than the node's grace period: another node sharing the data dir may be
+storing a deploy that reuses them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +27,19 @@ import orjson
 
 from squall.bundle import (
     bundle_project_name,
+    bundle_provenance,
     hash_tree,
     install_requirements,
     project_files,
+    touch_folder,
     unpack_bundle,
 )
 from squall.exceptions import Conflict, DeployRejected
 from squall.manifest import Manifest, load_manifest
+from squall.provenance import SERVER_DEPLOYER, Provenance, manifest_digest
 from squall.server.node import Node, build_route_table
 from squall.store.base import FunctionVersion, NewVersion
+from squall.store.releases import LIVE_ALIAS
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,8 @@ class StagedFunction:
     code_path: str
     changed: bool
     next_number: int
+    provenance: dict[str, Any] | None = None
+    """This function's own provenance (a promoted version keeps its origin); None: the project's."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,8 @@ class StagedProject:
     functions: list[StagedFunction]
     removed: list[str]
     resources: dict[str, Any]
+    provenance: Provenance
+    keep_versions: int
 
 
 def code_hash(tree_hash: str, deps: str | None, config: dict[str, Any]) -> str:
@@ -66,7 +82,7 @@ def store_code(source: Path, data_dir: Path, manifest_file: Path) -> str:
     tree = hash_tree(source, files)
     relative = f"code/{tree[:40]}"
     target = data_dir / relative
-    if not target.is_dir():
+    if not touch_folder(target):
         staging = Path(tempfile.mkdtemp(prefix=".code-", dir=data_dir / "code"))
         for rel in files:
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -93,36 +109,32 @@ class Deployer:
     async def deploy(self, bundle: bytes) -> dict[str, Any]:
         async with self.node.deploy_lock:
             staged = await asyncio.to_thread(self.stage, bundle)
-            changed = [f for f in staged.functions if f.changed]
-            self.check_routes(staged)
-            await self.node.sync_secrets()  # secrets set through other nodes, for the checks below
-            probes = await self.check_imports(staged.project, changed)
-            try:
-                versions = await asyncio.to_thread(
-                    self.node.store.commit_deploy, staged.project,
-                    [NewVersion(f.name, f.code_hash, f.config, f.code_path) for f in changed], staged.removed,
-                    staged.resources)
-            except BaseException:
-                for key in probes:
-                    self.node.pool.retire(key)
-                raise
-            for key in probes - {(v.function, v.number) for v in versions}:
-                self.node.pool.retire(key)
-            self.node.resources = await asyncio.to_thread(self.node.load_resources)
-            here = await asyncio.to_thread(self.unchanged_not_active, staged)
-            self.node.activate([*versions, *here], staged.removed)
-            return self.report(staged, versions)
+            return await self.apply(staged)
 
-    def unchanged_not_active(self, staged: StagedProject) -> list[FunctionVersion]:
-        """The stored versions of unchanged functions this node does not serve yet: deployed
-        through another node whose code was not on this node's disk until this deploy put it there."""
-        found = []
-        for function in staged.functions:
-            if not function.changed and function.name not in self.node.functions:
-                latest = self.node.store.latest_version(function.name)
-                if latest is not None and (self.data_dir / latest.code_path).is_dir():
-                    found.append(latest)
-        return found
+    async def apply(self, staged: StagedProject) -> dict[str, Any]:
+        """Check, store and switch to a staged project, then clean up; the deploy's answer. The
+        caller holds the node's deploy lock."""
+        changed = [f for f in staged.functions if f.changed]
+        self.check_routes(staged)
+        await self.node.sync_secrets()  # secrets set through other nodes, for the checks below
+        probes = await self.check_imports(staged.project, changed)
+        try:
+            provenance = staged.provenance.to_dict()
+            versions = await asyncio.to_thread(
+                self.node.store.commit_deploy, staged.project,
+                [NewVersion(f.name, f.code_hash, f.config, f.code_path, f.provenance or provenance) for f in changed],
+                staged.removed, staged.resources)
+        except BaseException:
+            for key in probes:
+                self.node.pool.retire(key)
+            raise
+        for key in probes - {(v.function, v.number) for v in versions}:
+            self.node.pool.retire(key)
+        # Serve what the store now says: the new versions, and the unchanged ones this node did
+        # not serve yet (deployed through another node whose code was not on this disk until now).
+        await self.node.sync_from_store()
+        pruned, failure = await asyncio.to_thread(self.housekeeping, staged)
+        return self.report(staged, versions, pruned, failure)
 
     # -- staging (runs in a worker thread) ------------------------------------
     def stage(self, bundle: bytes) -> StagedProject:
@@ -130,9 +142,13 @@ class Deployer:
             root = Path(tmp)
             unpack_bundle(bundle, root)
             manifest = load_manifest(root, default_name=bundle_project_name(root))
+            provenance = Provenance.from_bundle(bundle_provenance(root))
+            provenance = replace(provenance, manifest_digest=manifest_digest(manifest.path.read_bytes()),
+                                 deployed_by=provenance.deployed_by or SERVER_DEPLOYER)
             deps = install_requirements(root / "requirements.txt", self.data_dir / "deps")
             functions = [self.stage_function(manifest, name, deps) for name in manifest.functions]
-            return StagedProject(manifest.name, functions, self.removed_functions(manifest), manifest.resources())
+            return StagedProject(manifest.name, functions, self.removed_functions(manifest), manifest.resources(),
+                                 provenance, manifest.keep_versions)
 
     def stage_function(self, manifest: Manifest, name: str, deps: str | None) -> StagedFunction:
         spec = manifest.functions[name]
@@ -143,9 +159,22 @@ class Deployer:
         if latest is not None and latest.project != manifest.name:
             raise Conflict(f'function "{name}" belongs to project "{latest.project}"; '
                            f'rename it or remove it from that project first')
-        unchanged = latest is not None and latest.code_hash == digest
+        serving = self.serving_version(name, latest)
+        unchanged = serving is not None and serving.code_hash == digest
         next_number = 1 if latest is None else latest.number + 1
         return StagedFunction(name, digest, config, code_path, not unchanged, next_number)
+
+    def serving_version(self, name: str, latest: FunctionVersion | None) -> FunctionVersion | None:
+        """The version all unqualified calls of `name` reach: its `live` alias's (after a
+        rollback, not the latest), or None while live splits traffic (a deploy then makes a
+        version that takes it all)."""
+        live = next((a for a in self.node.store.list_aliases(name) if a.name == LIVE_ALIAS), None)
+        if live is None:
+            return latest
+        if len(live.weights) > 1:
+            return None
+        return latest if latest is not None and latest.number == live.version else \
+            self.node.store.get_version(name, live.version)
 
     def removed_functions(self, manifest: Manifest) -> list[str]:
         owned = self.node.store.list_functions(project=manifest.name)
@@ -179,17 +208,38 @@ class Deployer:
             raise DeployRejected("deploy rejected, nothing was changed:\n" + "\n".join(lines))
         return keys
 
+    # -- housekeeping (runs in a worker thread, after the deploy is stored) ------
+    def housekeeping(self, staged: StagedProject) -> tuple[dict[str, list[int]], str | None]:
+        """Prune each function's old versions, then delete the folders no version uses:
+        `({function: [pruned numbers]}, None)`, or what failed (the deploy stands regardless)."""
+        pruned: dict[str, list[int]] = {}
+        try:
+            for function in staged.functions:
+                numbers = self.node.store.prune_versions(function.name, keep=staged.keep_versions)
+                if numbers:
+                    pruned[function.name] = numbers
+            remove_unused_folders(self.data_dir, self.node.store.code_in_use(),
+                                  self.node.settings.code_grace_seconds, time.time())
+        except Exception as exc:  # noqa: BLE001 - the deploy is stored: report it, do not fail it
+            return pruned, f"housekeeping failed (the deploy is applied): {type(exc).__name__}: {exc}"
+        return pruned, None
+
     # -- the answer -----------------------------------------------------------
-    def report(self, staged: StagedProject, versions: list[FunctionVersion]) -> dict[str, Any]:
+    def report(self, staged: StagedProject, versions: list[FunctionVersion], pruned: dict[str, list[int]],
+               failure: str | None = None) -> dict[str, Any]:
         created = {v.function: v for v in versions}
         functions = []
         for f in staged.functions:
-            version = created.get(f.name) or self.node.functions[f.name].version
+            active = self.node.functions.get(f.name)
+            version = created.get(f.name) or (active.version if active is not None else None)
             routes = [t["http"] for t in f.config.get("triggers", []) if "http" in t]
-            functions.append({"name": f.name, "version": version.number, "code_hash": version.code_hash,
+            functions.append({"name": f.name, "version": version.number if version else None,
+                              "code_hash": version.code_hash if version else f.code_hash,
                               "changed": f.changed, "routes": routes})
+        warnings = self.warnings(staged) + ([failure] if failure else [])
         return {"project": staged.project, "changed": bool(versions or staged.removed),
-                "functions": functions, "removed": staged.removed, "warnings": self.warnings(staged)}
+                "functions": functions, "removed": staged.removed, "warnings": warnings,
+                "provenance": staged.provenance.to_dict(), "pruned": pruned}
 
     def warnings(self, staged: StagedProject) -> list[str]:
         """What keeps a deployed function from starting although the deploy was accepted: a
@@ -205,3 +255,40 @@ class Deployer:
 def _unsaved_version(project: str, staged: StagedFunction) -> FunctionVersion:
     return FunctionVersion(staged.name, staged.next_number, project, staged.code_hash, staged.config,
                            staged.code_path, 0.0)
+
+
+STORED_FOLDERS = ("code", "deps")
+"""The folders of the data dir that hold content-addressed code and dependency folders."""
+
+
+def remove_unused_folders(data_dir: Path, in_use: set[str], grace_seconds: float, now: float) -> list[str]:
+    """Delete every `code/<hash>` and `deps/<hash>` folder that is not in `in_use` (as
+    `code_in_use()` names them) and was last used more than `grace_seconds` ago; returns the
+    deleted ones. Hidden folders (a deploy's staging) are left alone. A folder is first
+    renamed aside, so a deploy reusing it at that moment (which touches it first, see
+    `touch_folder`) either sees it gone and stores it again, or keeps it."""
+    removed = []
+    for kind in STORED_FOLDERS:
+        root = data_dir / kind
+        for folder in sorted(root.iterdir()) if root.is_dir() else ():
+            relative = f"{kind}/{folder.name}"
+            if folder.name.startswith(".") or relative in in_use or not folder.is_dir():
+                continue
+            if now - folder.stat().st_mtime >= grace_seconds and _delete_folder(folder, grace_seconds, now):
+                removed.append(relative)
+    return removed
+
+
+def _delete_folder(folder: Path, grace_seconds: float, now: float) -> bool:
+    aside = folder.with_name(f".delete-{folder.name}-{os.getpid()}")
+    try:
+        folder.rename(aside)
+    except FileNotFoundError:
+        return False
+    if now - aside.stat().st_mtime < grace_seconds:  # touched just before the rename: in use again
+        aside.rename(folder)
+        return False
+    for path in (aside, *(p for p in aside.rglob("*") if p.is_dir() and not p.is_symlink())):
+        path.chmod(0o700)
+    shutil.rmtree(aside)
+    return True

@@ -12,6 +12,14 @@ from squall.bundle import IGNORED_DIRS, pack_project
 from squall.exceptions import SquallError
 from squall.server.run import TOKEN_FILE, serve
 
+
+def pack_dev_project(project_dir: Path) -> bytes:
+    """The project as it is on disk, with where it came from (a dev deploy is never refused
+    for uncommitted changes: it records them as dirty)."""
+    from squall.provenance import working_tree_provenance
+
+    return pack_project(project_dir, working_tree_provenance(project_dir).to_dict())
+
 DEBOUNCE_MS = 100
 
 
@@ -49,7 +57,7 @@ class DevLoop:
         from squall.server.deploy import Deployer
 
         try:
-            bundle = await asyncio.to_thread(pack_project, self.project_dir)
+            bundle = await asyncio.to_thread(pack_dev_project, self.project_dir)
             report = await Deployer(self.node).deploy(bundle)
         except SquallError as exc:
             say(f"deploy failed: {exc}")

@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import gc
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 import orjson
@@ -98,6 +99,8 @@ class Node:
         self.secrets = SecretCache(store, settings.secret_key)
         self._follower: asyncio.Task[None] | None = None
         self._store_changed = asyncio.Event()
+        self.after_sync: list[Callable[[], Awaitable[None]]] = []
+        """Run after each catch-up with the store (the stage set follows the root node's)."""
 
     def store_idle_output(self, spec: InstanceSpec, lines: list[LogLine]) -> None:
         """Keep what an instance printed outside invocations (init ahead of calls, shutdown
@@ -252,6 +255,11 @@ class Node:
             self.pool.recycle(name)
         self.install(versions, releases, self.aliases)
 
+    def set_stage_env(self, env: Mapping[str, str]) -> None:
+        """The stage's environment changed: every function gets it from its next instance on."""
+        self.settings = replace(self.settings, stage_env=dict(env))
+        self.renew(list(self.functions))
+
     def arn(self, function: str) -> str:
         return function_arn(function, self.settings.region, self.settings.account_id)
 
@@ -313,6 +321,8 @@ class Node:
                 async with self.deploy_lock:
                     await self.sync_secrets()
                     waiting_for_code = await self.sync_from_store()
+                for hook in self.after_sync:
+                    await hook()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a store outage must not end the loop

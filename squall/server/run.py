@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from squall.exceptions import BadInput
 from squall.runtime.launcher import ZygoteLauncher
 from squall.runtime.pool import InstancePool
 from squall.secrets import load_secret_key
@@ -49,12 +50,28 @@ def sdk_key(store: BaseStore) -> bytes:
     return bytes.fromhex(key)
 
 
+GRACE_ENV = "SQUALL_CODE_GRACE_SECONDS"
+
+
+def code_grace_seconds() -> float:
+    """SQUALL_CODE_GRACE_SECONDS (default 600): how old an unused code folder must be to be deleted."""
+    text = os.environ.get(GRACE_ENV, "").strip()
+    try:
+        seconds = float(text) if text else 600.0
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise BadInput(f"{GRACE_ENV}={text!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
 def make_node(data_dir: Path, store_url: str | None, api_url: str = "") -> Node:
+    grace = code_grace_seconds()
     data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(store_url, data_dir)
     pool = InstancePool(ZygoteLauncher())
     return Node(NodeSettings(data_dir=data_dir.resolve(), api_url=api_url, sdk_key=sdk_key(store),
-                             secret_key=load_secret_key(data_dir),
+                             secret_key=load_secret_key(data_dir), code_grace_seconds=grace,
                              region=os.environ.get("SQUALL_REGION", "us-east-1")), store, pool)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,13 @@ class NodeSettings:
     """Signs the credential each function's instances get (squall/server/sdk_api.py)."""
     secret_key: SecretKey | None = None
     """Encrypts the stored secrets (squall/secrets.py); None: this node cannot read or set them."""
+    stage: str = "default"
+    """The stage this node serves (squall/server/stages.py); `default` is the server's root."""
+    stage_env: Mapping[str, str] = field(default_factory=dict)
+    """What every function of the stage gets in its environment (its own env wins)."""
+    code_grace_seconds: float = 600.0
+    """How long an unused code or dependency folder is kept after its last use (a deploy
+    through another node sharing the data dir may be about to refer to it)."""
 
 
 def instance_spec(settings: NodeSettings, version: FunctionVersion) -> InstanceSpec:
@@ -83,8 +91,9 @@ def environment(settings: NodeSettings, version: FunctionVersion, spec: Instance
         "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group, "AWS_LAMBDA_LOG_STREAM_NAME": spec.log_stream,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.get('runtime', 'python3.11')}",
         "LAMBDA_TASK_ROOT": spec.code_dir, "LAMBDA_RUNTIME_DIR": spec.code_dir,
-        "_HANDLER": spec.handler, "SQUALL_FUNCTION": version.function,
+        "_HANDLER": spec.handler, "SQUALL_FUNCTION": version.function, "SQUALL_STAGE": settings.stage,
     }
     if settings.api_url and settings.sdk_key:
         base.update(platform_access(settings, version.function))
-    return {**base, **{str(k): str(v) for k, v in (config.get("env") or {}).items()}}
+    own = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
+    return {**base, **settings.stage_env, **own}

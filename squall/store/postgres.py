@@ -141,7 +141,7 @@ class PostgresStore(SqlReleases, BaseStore):
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         self.schema = schema
-        self._url = url
+        self.url = url
         self._leader_connections: dict[str, Connection] = {}
         self._listeners: list[Listener] = []
         self._origin = secrets.token_hex(8)
@@ -247,7 +247,7 @@ class PostgresStore(SqlReleases, BaseStore):
         return listener
 
     def _listening_connection(self) -> Connection:
-        return psycopg.connect(make_conninfo(self._url, **KEEPALIVES), autocommit=True,
+        return psycopg.connect(make_conninfo(self.url, **KEEPALIVES), autocommit=True,
                                connect_timeout=CONNECT_TIMEOUT)
 
     def try_lead(self, role: str) -> bool:
@@ -256,7 +256,7 @@ class PostgresStore(SqlReleases, BaseStore):
         if role in self._leader_connections:
             return True
         try:
-            conn = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
             row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self._lock_key(f"lead:{role}"),)).fetchone()
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store: {exc}") from exc
