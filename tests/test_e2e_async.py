@@ -43,6 +43,21 @@ def test_async_invoke_answers_with_a_request_id_and_runs_the_event(tmp_path: Pat
             assert api.get(f"/_squall/api/events/{request_id}").status_code == 404  # done and gone
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_accepted_event_is_already_running_on_its_node_when_answered(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    store = request.getfixturevalue("fresh_postgres_url") if backend == "postgres" else None
+    slow = "    time.sleep(1.5)\n    post({'id': context.aws_request_id})\n"
+    with Recorder() as recorder, serving(tmp_path, project(recorder, slow), store=store) as node:
+        with node.api() as api:
+            answer = api.post("/_squall/api/functions/work/events", json={})
+            request_id = answer.json()["requestId"]
+            stored = api.get(f"/_squall/api/events/{request_id}").json()
+
+        assert (answer.status_code, stored["status"], stored["attempts"]) == (202, "running", 1)
+        assert wait_until(lambda: recorder.json()) == [{"id": request_id}]
+
+
 def test_a_failing_event_is_retried_then_parked_and_can_be_redriven(tmp_path: Path) -> None:
     failing = ("    post({'attempt': context.aws_request_id})\n"
                "    if os.path.exists('/tmp/never'): return 'ok'\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from squall.store.base import BaseStore
-from squall.store.events import DeadReason, EventResult, EventStatus, NewEvent, Outcome
+from squall.store.events import DeadReason, EventResult, EventStatus, Lease, NewEvent, Outcome
 
 NOW = 1_000_000.0
 WINDOW = 3600.0
@@ -112,6 +112,34 @@ def test_expired_leases_and_a_restarted_owner_give_events_back(store: BaseStore)
 
     again = store.claim_events("node-c", limit=10, now=NOW + 12, lease_until=NOW + 40)
     assert sorted(e.id for e in again) == ["mine", "theirs"] and {e.attempts for e in again} == {2}
+
+
+def test_events_stored_under_a_lease_are_running_for_their_owner_and_never_claimed(store: BaseStore) -> None:
+    lease = Lease("node-a", NOW + 30, frozenset({"mine", "dup", "absent"}))
+    enqueue(store, event("first", key="k"))
+
+    ids = store.enqueue_events([event("mine"), event("dup", key="k"), event("other")], now=NOW,
+                               idempotency_window=WINDOW, lease=lease)
+
+    assert ids == ["mine", "first", "other"]  # a repeated key is not stored, leased or not
+    mine = store.get_event("mine")
+    assert mine is not None and (mine.status, mine.attempts, mine.run_at) == (EventStatus.RUNNING, 1, NOW + 30)
+    assert store.get_event("dup") is None and store.get_event("absent") is None
+    assert sorted(claim(store)) == ["first", "other"]
+    assert store.count_events("fn")[EventStatus.RUNNING] == 3
+    store.finish_events([EventResult("mine", Outcome.SUCCEEDED)], now=NOW + 1)
+    assert store.get_event("mine") is None
+
+
+def test_an_event_stored_under_a_lease_runs_again_after_it(store: BaseStore) -> None:
+    store.enqueue_events([event("e1"), event("e2")], now=NOW, idempotency_window=WINDOW,
+                         lease=Lease("node-a", NOW + 30, frozenset({"e1", "e2"})))
+
+    assert store.next_due() == NOW + 30
+    assert store.requeue_expired(now=NOW + 29) == 0
+    assert store.requeue_expired(now=NOW + 31) == 2  # its node died: another claims it
+    again = store.claim_events("node-b", limit=10, now=NOW + 31, lease_until=NOW + 60)
+    assert sorted(e.id for e in again) == ["e1", "e2"] and {e.attempts for e in again} == {2}
 
 
 def test_next_due_is_the_earliest_queued_or_lease_end(store: BaseStore) -> None:

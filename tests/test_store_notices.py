@@ -20,7 +20,7 @@ import pytest
 
 from squall.exceptions import Conflict, StoreError
 from squall.store.base import BaseStore, NewVersion
-from squall.store.events import EventResult, NewEvent, Outcome
+from squall.store.events import EventResult, Lease, NewEvent, Outcome
 from squall.store.notices import RESYNC, Listener, queue_topic
 from squall.store.objects import ObjectInfo
 from squall.store.postgres import PostgresStore
@@ -194,6 +194,20 @@ def test_a_rolled_back_write_sends_no_notice(pg: PgFactory) -> None:
 
     assert heard.wait_for(MARKER) == [MARKER]
     assert writer.get_event("e2") is None  # rolled back indeed
+
+
+def test_events_stored_for_their_own_node_send_no_notice(pg: PgFactory) -> None:
+    writer, reader = pg(), pg()
+    heard = Heard()
+    reader.listen(heard)
+
+    writer.enqueue_events([event("mine")], now=NOW, idempotency_window=60,
+                          lease=Lease("node-a", NOW + 30, frozenset({"mine"})))  # nothing for others to claim
+    writer.notify(MARKER)
+    writer.enqueue_events([event("mine too"), event("anyone's")], now=NOW, idempotency_window=60,
+                          lease=Lease("node-a", NOW + 30, frozenset({"mine too"})))
+
+    assert heard.wait_for("events") == [MARKER, "events"]
 
 
 def test_another_schemas_listeners_hear_nothing(pg: PgFactory) -> None:

@@ -1,9 +1,12 @@
 """Running stored events: claim due events in batches, invoke each through the node's
 instance pool, and record what became of them in batches.
 
-One dispatcher runs per node. It sleeps until an event is due: woken at once when this
-node stores one (`wake()`), by another node's store notice (squall/events/wakeups.py), or
-when the earliest stored event falls due, and looks anyway after `idle_poll` seconds. A claim takes as many events as the dispatcher has
+One dispatcher runs per node. Events this node accepts while it has room, and nothing
+older is queued, are stored already claimed by it and handed over (`lease_for`, `adopt`;
+squall/events/intake.py): they cost no claim. For the others it sleeps until one is due:
+woken at once when this node stores one (`wake()`), by another node's store notice
+(squall/events/wakeups.py), or when the earliest stored event (or lease) falls due, and
+looks anyway after `idle_poll` seconds. A claim takes as many events as the dispatcher has
 room for; results are written back together, so a busy queue costs a few transactions
 per hundred events rather than two per event.
 
@@ -23,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, cast
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -34,7 +38,7 @@ from squall.events.shapes import DestinationCondition, destination_record
 from squall.events.topics import HTTP_DELIVERY
 from squall.events.wakeups import EVENT_POLL
 from squall.exceptions import Throttled
-from squall.store.events import DeadReason, Event, EventResult, Outcome
+from squall.store.events import DeadReason, Event, EventResult, EventStatus, Lease, NewEvent, Outcome
 from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -56,6 +60,8 @@ claim's transaction is not between a schedule's fire time and its run."""
 PREVIOUS_RUN_POLL = 0.25
 NOT_HERE_BACKOFF = 1.0
 """Seconds before an event of a function this node has not activated yet is tried again."""
+_QUEUED_AGAIN = (Outcome.RETRY, Outcome.RELEASE)
+"""Results that make an event due again (recording them wakes the dispatcher)."""
 
 Deliver = Callable[[dict[str, Any], dict[str, Any], Event], Awaitable[None]]
 """`deliver(destination, record, event)`: hand a destination record to its target."""
@@ -82,6 +88,11 @@ class EventDispatcher:
         self._room.set()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._running: dict[str, Event] = {}
+        self._reserved = 0
+        """Places held for events being claimed, or being stored already claimed (`lease_for`)."""
+        self._drained = False
+        """Whether the last claim left no due event queued: only then does this node take the
+        events it accepts at once (else the ones queued before them go first)."""
         self._replaced: set[str] = set()
         self._results: list[EventResult] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -105,6 +116,34 @@ class EventDispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    # -- events accepted on this node -------------------------------------------
+    def lease_for(self, events: Sequence[NewEvent], now: float) -> Lease | None:
+        """A lease on those of `events` that this node can run at once (due, with room for
+        them, and no older event queued), holding their places until `adopt`; None for none."""
+        if self._loop is None or self._loop.done() or not self._drained:
+            return None
+        room = max(self.max_in_flight - len(self._in_flight) - self._reserved, 0)
+        due = [event.id for event in events if event.run_at <= now + CLAIM_AHEAD]
+        if len(due) > room:  # the rest are queued: claims take them before any new event
+            self._drained = False
+        if not room or not due:
+            return None
+        ids = frozenset(due[:room])
+        self._reserved += len(ids)
+        return Lease(self.owner, now + self.lease_seconds, ids)
+
+    def adopt(self, lease: Lease, stored: Sequence[NewEvent], now: float) -> None:
+        """Run the events of `lease` that were stored at `now` under it (`stored`: none when
+        the write failed) and give back the places of the others. Once the node is stopping
+        they stay leased: taken back when it restarts, or by another node after the lease."""
+        self._reserved -= len(lease.ids)
+        self._room.set()
+        if self._loop is None or self._loop.done():
+            return
+        for new in stored:
+            self._start(Event(new.id, new.function, new.payload, new.source, EventStatus.RUNNING, 1,
+                              new.max_attempts, now, new.run_at, new.expires_at))
+
     # -- the loop --------------------------------------------------------------
     async def _run(self) -> None:
         while True:
@@ -121,7 +160,7 @@ class EventDispatcher:
             await self._sleep()
 
     async def _claim(self) -> list[Event]:
-        room = self.max_in_flight - len(self._in_flight)
+        room = self.max_in_flight - len(self._in_flight) - self._reserved
         if room <= 0:
             self._room.clear()
             await self._room.wait()
@@ -134,8 +173,14 @@ class EventDispatcher:
         if now >= self._next_forget:
             self._next_forget = now + FORGET_EVERY
             await asyncio.to_thread(self.store.forget_succeeded, before=now - IDEMPOTENCY_WINDOW)
-        return await asyncio.to_thread(self.store.claim_events, self.owner, limit=room, now=now + CLAIM_AHEAD,
-                                       lease_until=now + self.lease_seconds)
+        self._reserved += room
+        try:
+            claimed = await asyncio.to_thread(self.store.claim_events, self.owner, limit=room,
+                                              now=now + CLAIM_AHEAD, lease_until=now + self.lease_seconds)
+        finally:
+            self._reserved -= room
+        self._drained = len(claimed) < room
+        return claimed
 
     async def _sleep(self) -> None:
         due = await asyncio.to_thread(self.store.next_due)
@@ -254,7 +299,7 @@ class EventDispatcher:
         record = destination_record(
             event.id, event.function, None, cast(DestinationCondition, condition), event.attempts, _json_or_text(event.payload),
             _json_or_text(response) if response is not None else None,
-            200 if response is not None else None, function_error, datetime.now(timezone.utc),
+            200 if response is not None else None, function_error, datetime.now(UTC),
             region=self.node.settings.region, account=self.node.settings.account_id)
         try:
             await self.deliver(target, record, event)
@@ -273,6 +318,7 @@ class EventDispatcher:
         await self._flush()
 
     async def _flush(self) -> None:
+        queued_again = False
         while self._results:
             batch, self._results = self._results, []
             try:
@@ -280,7 +326,9 @@ class EventDispatcher:
             except Exception as exc:  # noqa: BLE001 - unrecorded results run again after their lease
                 print(f"squall: could not record {len(batch)} event results: {exc}", flush=True)
                 return
-        self.wake()
+            queued_again = queued_again or any(r.outcome in _QUEUED_AGAIN for r in batch)
+        if queued_again:  # due again, maybe before the dispatcher meant to look
+            self.wake()
 
 
 def _json_or_text(payload: bytes) -> Any:

@@ -14,8 +14,9 @@ import hashlib
 import os
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -49,7 +50,7 @@ class EventEngine:
         self.polls = Polls.from_environ(os.environ, notices_reach_other_nodes=self.store.notices_reach_other_nodes)
         self.dispatcher = EventDispatcher(node, self.owner, self.retry, self.deliver, self.finished,
                                           idle_poll=self.polls.events)
-        self.intake = EventIntake(self.store, on_stored=self.dispatcher.wake)
+        self.intake = EventIntake(self.store, on_stored=self.dispatcher.wake, runner=self.dispatcher)
         self.topics = Topics(node, self)
         self.scheduler = Scheduler(node, self)
         self.queues = Queues(node, self)

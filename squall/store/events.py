@@ -8,6 +8,9 @@ run, a topic message for a subscriber, a bucket notification). Its life:
        ^                 |
        +--lease expired--+      dead --redrive--> queued
 
+An event may also be stored running (`enqueue_events(..., lease=...)`): the node that
+accepts it runs it at once, under the same lease as a claim.
+
 While `running`, `run_at` holds the end of the claimer's lease: a node that dies with
 events in flight loses them to whoever claims after the lease (at least once, never
 dropped). Backends implement the mixin's primitives with one SQL statement or
@@ -17,8 +20,8 @@ transaction each; the SQL lives in squall/store/sql_events.py.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 class EventStatus(str, enum.Enum):
@@ -48,6 +51,17 @@ class NewEvent:
     expires_at: float
     run_at: float
     idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Events stored already claimed: those of `ids` are stored running under `owner`'s
+    lease until `until`, their first attempt counted (the node that accepts them runs them,
+    with no claim in between)."""
+
+    owner: str
+    until: float
+    ids: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +106,12 @@ class EventResult:
 class EventQueue:
     """The event queue methods of a store (see the module docstring)."""
 
-    def enqueue_events(self, events: Sequence[NewEvent], *, now: float,
-                       idempotency_window: float) -> list[str]:
+    def enqueue_events(self, events: Sequence[NewEvent], *, now: float, idempotency_window: float,
+                       lease: Lease | None = None) -> list[str]:
         """Store `events` in one transaction and return their ids in order. An event whose
         `idempotency_key` was used for the same function by an event created within
-        `idempotency_window` seconds is not stored: the earlier event's id is returned."""
+        `idempotency_window` seconds is not stored: the earlier event's id is returned.
+        Those of `lease.ids` are stored claimed (see Lease); the others queued."""
         raise NotImplementedError
 
     def claim_events(self, owner: str, *, limit: int, now: float, lease_until: float) -> list[Event]:

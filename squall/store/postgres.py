@@ -19,10 +19,10 @@ Writes that other nodes wait for send NOTIFY in their transactions, and
 (squall/store/pg_notices.py), on a channel private to the schema.
 
 Connections come from a `psycopg_pool.ConnectionPool` and are checked before
-use, so a restarted server is reconnected to. With `schema=...` every
-connection uses that schema (created if missing) as its search_path. The
-pool's threads do not survive `fork()`: open the store in the process that
-uses it.
+use (unless handed out within the last second), so a restarted server is
+reconnected to. With `schema=...` every connection uses that schema (created
+if missing) as its search_path. The pool's threads do not survive `fork()`:
+open the store in the process that uses it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import hashlib
 import re
 import secrets
 import time
+import weakref
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -52,6 +53,7 @@ from squall.store.base import (
 )
 from squall.store.events import NewEvent
 from squall.store.notices import DEPLOY, Listener, NoticeCallback
+from squall.store.pg_events import PostgresEventQueue
 from squall.store.pg_notices import KEEPALIVES, PostgresListener, encode
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records, version_of
 from squall.store.sql_events import EVENT_COLUMNS, event_schema
@@ -67,6 +69,9 @@ from squall.store.tables import ItemKey
 Connection = psycopg.Connection[TupleRow]
 
 CONNECT_TIMEOUT = 10
+FRESH_CONNECTION = 1.0
+"""Seconds after a pooled connection was handed out during which it is handed out again
+unchecked (a check is a round trip; a busy node would pay one per statement)."""
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
 
@@ -132,7 +137,7 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(SqlReleases, BaseStore):
+class PostgresStore(PostgresEventQueue, SqlReleases, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
     MARK = "%s"
@@ -154,7 +159,7 @@ class PostgresStore(SqlReleases, BaseStore):
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE, open=True, name="squall-store",
             configure=self._configure if schema is not None else None,
-            check=ConnectionPool.check_connection, kwargs={"connect_timeout": CONNECT_TIMEOUT})
+            check=_check_unless_fresh, kwargs={"connect_timeout": CONNECT_TIMEOUT})
         try:
             self._pool.wait(timeout=CONNECT_TIMEOUT)
         except PoolTimeout as exc:  # the pool closed itself
@@ -338,6 +343,19 @@ class PostgresStore(SqlReleases, BaseStore):
         with self._transaction() as conn:
             conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s) "
                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+_handed_out: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
+
+
+def _check_unless_fresh(conn: Connection) -> None:
+    """The pool's check of a connection it hands out: skipped when the connection was handed
+    out within FRESH_CONNECTION seconds (if the server went away since, that one call fails
+    with a StoreError and the broken connection leaves the pool)."""
+    now = time.monotonic()
+    if now - _handed_out.get(conn, -FRESH_CONNECTION) >= FRESH_CONNECTION:
+        ConnectionPool.check_connection(conn)
+    _handed_out[conn] = now
 
 
 def _prepare_database(url: str, schema: str | None) -> None:

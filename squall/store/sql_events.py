@@ -9,9 +9,10 @@ are all range scans of one index.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 from squall.store.events import (
     DeadReason,
@@ -19,6 +20,7 @@ from squall.store.events import (
     EventQueue,
     EventResult,
     EventStatus,
+    Lease,
     NewEvent,
     Outcome,
 )
@@ -33,8 +35,8 @@ EVENT_INDEXES = (
     "CREATE INDEX events_due ON events (status, run_at)",
     "CREATE INDEX events_function ON events (function, status, finished_at)",
     "CREATE INDEX events_source ON events (source, status)",
-    "CREATE UNIQUE INDEX events_idempotency ON events (function, idempotency_key) "
-    "WHERE idempotency_key IS NOT NULL",
+    ("CREATE UNIQUE INDEX events_idempotency ON events (function, idempotency_key) "
+     "WHERE idempotency_key IS NOT NULL"),
 )
 EVENT_COLUMNS = ("id, function, payload, source, status, attempts, max_attempts, created_at, run_at, "
                  "expires_at, last_error, dead_reason, finished_at")
@@ -51,6 +53,18 @@ def event_of(row: Sequence[Any]) -> Event:
     return Event(event_id, function, bytes(payload), source, EventStatus(status), attempts, max_attempts,
                  created_at, run_at, expires_at, last_error,
                  DeadReason(dead_reason) if dead_reason else None, finished_at)
+
+
+def _leased(event: NewEvent, lease: Lease | None) -> bool:
+    """Whether `event` is to be stored claimed, under `lease`."""
+    return lease is not None and event.id in lease.ids
+
+
+def claimed_events(rows: Sequence[Sequence[Any]]) -> list[Event]:
+    """The events of claimed rows (each followed by when it was due), oldest due first,
+    each with `run_at` the time it was due."""
+    claimed = (replace(event_of(row[:-1]), run_at=row[-1]) for row in rows)
+    return sorted(claimed, key=lambda e: (e.run_at, e.created_at, e.id))
 
 
 class SqlEventQueue(EventQueue):
@@ -77,25 +91,36 @@ class SqlEventQueue(EventQueue):
         nothing where notices stay in the process (SQLite)."""
 
     # -- writing ---------------------------------------------------------------
-    def enqueue_events(self, events: Sequence[NewEvent], *, now: float,
-                       idempotency_window: float) -> list[str]:
+    def enqueue_events(self, events: Sequence[NewEvent], *, now: float, idempotency_window: float,
+                       lease: Lease | None = None) -> list[str]:
+        rows = [self._row(event, now, lease) for event in events]
+        if all(event.idempotency_key is None for event in events):
+            self._insert_events(rows, notify=not all(_leased(event, lease) for event in events))
+            return [event.id for event in events]
         ids = [event.id for event in events]
         with self._write() as conn:
-            plain, keyed = [], 0
-            for index, event in enumerate(events):
+            plain, queued = [], False
+            for index, (event, row) in enumerate(zip(events, rows)):
                 if event.idempotency_key is None:
-                    plain.append(self._row(event, now))
-                    continue
-                earlier = self._earlier_event(conn, event, now - idempotency_window)
-                if earlier is not None:
+                    plain.append(row)
+                elif (earlier := self._earlier_event(conn, event, now - idempotency_window)) is not None:
                     ids[index] = earlier
+                    continue
                 else:
-                    conn.execute(self._sql(_INSERT_EVENT), self._row(event, now))
-                    keyed += 1
+                    conn.execute(self._sql(_INSERT_EVENT), row)
+                queued = queued or not _leased(event, lease)
             self._run_many(conn, _INSERT_EVENT, plain)
-            if plain or keyed:
+            if queued:
                 self._notice(conn, EVENTS)
         return ids
+
+    def _insert_events(self, rows: list[tuple[Any, ...]], *, notify: bool) -> None:
+        """Insert `rows` (as `_row` makes them) in one transaction; with a notice of EVENTS
+        when `notify` (some are queued, for any node to claim)."""
+        with self._write() as conn:
+            self._run_many(conn, _INSERT_EVENT, rows)
+            if notify:
+                self._notice(conn, EVENTS)
 
     def _earlier_event(self, conn: Any, event: NewEvent, since: float) -> str | None:
         """The id of the event that holds `event`'s idempotency key since `since`; a key held
@@ -114,15 +139,17 @@ class SqlEventQueue(EventQueue):
         """Serialize writers of one idempotency key (SQLite's single writer already does)."""
 
     @staticmethod
-    def _row(event: NewEvent, now: float) -> tuple[Any, ...]:
+    def _row(event: NewEvent, now: float, lease: Lease | None = None) -> tuple[Any, ...]:
+        """The values `_INSERT_EVENT` stores for `event`: queued, or running under `lease`."""
+        if lease is not None and event.id in lease.ids:
+            return (event.id, event.function, event.payload, event.source, EventStatus.RUNNING.value, 1,
+                    event.max_attempts, now, lease.until, event.expires_at, event.idempotency_key, lease.owner)
         return (event.id, event.function, event.payload, event.source, EventStatus.QUEUED.value, 0,
-                event.max_attempts, now, event.run_at, event.expires_at, event.idempotency_key)
+                event.max_attempts, now, event.run_at, event.expires_at, event.idempotency_key, None)
 
     def claim_events(self, owner: str, *, limit: int, now: float, lease_until: float) -> list[Event]:
         with self._write() as conn:
-            rows = self._claim_rows(conn, owner, limit, now, lease_until)
-        claimed = (replace(event_of(row[:-1]), run_at=row[-1]) for row in rows)
-        return sorted(claimed, key=lambda e: (e.run_at, e.created_at, e.id))
+            return claimed_events(self._claim_rows(conn, owner, limit, now, lease_until))
 
     def _claim_rows(self, conn: Any, owner: str, limit: int, now: float, lease_until: float) -> list[Any]:
         """The claimed events' rows, each followed by the time it was due. Here: a select then
@@ -241,5 +268,7 @@ class SqlEventQueue(EventQueue):
         return {str(row[0]) for row in rows}
 
 
-_INSERT_EVENT = ("INSERT INTO events (id, function, payload, source, status, attempts, max_attempts, "
-                 "created_at, run_at, expires_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERTED_COLUMNS = ("id, function, payload, source, status, attempts, max_attempts, created_at, run_at, "
+                    "expires_at, idempotency_key, lease_owner")
+"""The columns of a new event's row, in the order of `SqlEventQueue._row`."""
+_INSERT_EVENT = f"INSERT INTO events ({INSERTED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
