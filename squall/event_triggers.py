@@ -22,7 +22,7 @@ from pydantic import (BeforeValidator, Discriminator, Field, SerializerFunctionW
 
 from squall.events.filter_policy import SCOPES, FilterPolicyError, parse_filter_policy
 from squall.events.schedule_expressions import ScheduleExpressionError, parse_schedule, validate_timezone
-from squall.triggers import (TRIGGER_KIND_ERROR, TRIGGER_KINDS, HttpTrigger, Loc, Section,
+from squall.triggers import (TRIGGER_KIND_ERROR, TRIGGER_KINDS, HttpTrigger, Loc, Section, TriggerAlias,
                              did_you_mean, dotted, fail, show, trigger_kind)
 
 if TYPE_CHECKING:
@@ -427,6 +427,7 @@ class ScheduleTrigger(Section):
     alarm_after: Annotated[int | float | None, BeforeValidator(_optional_duration(1, 31 * 86400))] = None
     alarm_topic: Annotated[str | None, BeforeValidator(_optional(check_topic_name))] = None
     enabled: Annotated[bool, BeforeValidator(check_bool)] = True
+    alias: TriggerAlias = None
 
     @model_validator(mode="after")
     def _check_alarm(self) -> ScheduleTrigger:
@@ -446,6 +447,7 @@ class TopicTrigger(Section):
                      Field(description="the name of a topic declared under topics")]
     filter_policy: Annotated[dict[str, Any] | None, BeforeValidator(_check_policy)] = None
     filter_policy_scope: Annotated[str, BeforeValidator(_check_scope)] = SCOPES[0]
+    alias: TriggerAlias = None
 
     @classmethod
     def prepare(cls, data: dict[Any, Any], info: ValidationInfo) -> dict[Any, Any]:
@@ -461,6 +463,7 @@ class QueueTrigger(Section):
     batch_window: Annotated[int | float, BeforeValidator(duration(0, 300))] = 0
     report_batch_item_failures: Annotated[bool, BeforeValidator(check_bool)] = True
     enabled: Annotated[bool, BeforeValidator(check_bool)] = True
+    alias: TriggerAlias = None
 
     @model_validator(mode="after")
     def _check_fifo_batch(self) -> QueueTrigger:
@@ -495,6 +498,7 @@ class BucketTrigger(Section):
         default_factory=lambda: list(DEFAULT_BUCKET_EVENTS))
     prefix: Annotated[str, BeforeValidator(_check_text)] = ""
     suffix: Annotated[str, BeforeValidator(_check_text)] = ""
+    alias: TriggerAlias = None
 
 
 # ------------------------------------------------------------------ trigger kinds

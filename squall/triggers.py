@@ -312,6 +312,12 @@ def check_alias_name(value: Any) -> str:
                      f"got {show(value)}")
 
 
+TriggerAlias = Annotated[str | None, BeforeValidator(check_alias_name),
+                         Field(exclude_if=lambda value: value is None,
+                               description="the alias of the function the trigger reaches (default: live)")]
+"""A trigger's `alias`: left out of the configuration (and so of the version hash) when not given."""
+
+
 class HttpTrigger(Section):
     """`- http: "METHOD /path"`: requests matching the route invoke the function.
 
@@ -322,9 +328,7 @@ class HttpTrigger(Section):
     http: Annotated[str, BeforeValidator(normalize_route_key),
                     Field(description='the route, "METHOD /path"')]
     auth: RouteAuth | None = None
-    alias: Annotated[str | None, BeforeValidator(check_alias_name),
-                     Field(exclude_if=lambda value: value is None,
-                           description="the alias of the function the route reaches (default: live)")] = None
+    alias: TriggerAlias = None
 
     @property
     def is_default(self) -> bool:

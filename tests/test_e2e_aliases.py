@@ -205,3 +205,67 @@ def test_a_deploy_after_a_rollback_serves_what_it_deploys(tmp_path: Path) -> Non
         assert not json.loads(again.stdout)["changed"]
     finally:
         server.stop()
+
+
+def events_project(version: str) -> dict[str, str]:
+    return {
+        "squall.yaml": """
+            name: ev
+            topics: {news: {}}
+            queues: {jobs: {}}
+            functions:
+              work:
+                handler: app.work
+                retries: 0
+                triggers:
+                  - topic: news
+                    alias: stable
+                  - queue: jobs
+                    alias: stable
+        """,
+        "app.py": f"def work(event, context):\n"
+                  f"    if event.get('fail'):\n        raise ValueError('asked to fail')\n"
+                  f"    print('ran {version}')\n    return '{version}'\n",
+    }
+
+
+def test_events_reach_the_alias_their_trigger_or_call_names(tmp_path: Path) -> None:
+    server = SquallServer(tmp_path / "data").start()
+    try:
+        for n in (1, 2):
+            server.cli("deploy", str(write_project(tmp_path / f"v{n}", events_project(f"v{n}"))), check=True)
+        server.cli("alias", "set", "work", "stable", "1", check=True)
+
+        def ran(version: int, since: float) -> bool:
+            return any(line["message"] == f"ran v{version}" and line["version"] == version
+                       for line in server.logs("work", since=since))
+
+        started = time.time()
+        server.cli("publish", "news", "hello", check=True)
+        wait_until(lambda: ran(1, started), timeout=10)
+        started = time.time()
+        server.cli("send", "jobs", "{}", check=True)
+        wait_until(lambda: ran(1, started), timeout=10)
+        assert not ran(2, started)
+
+        queued = json.loads(server.cli("invoke", "work:stable", "--async", "--json", check=True).stdout)
+        lines = server.wait_logs("work", queued["requestId"])
+        assert {line["version"] for line in lines} == {1}
+        plain = json.loads(server.cli("invoke", "work", "--async", "--json", check=True).stdout)
+        assert {line["version"] for line in server.wait_logs("work", plain["requestId"])} == {2}
+
+        client = lambda_client(server)
+        answer = client.invoke(FunctionName="work", Qualifier="1", InvocationType="Event", Payload=b"{}")
+        assert {line["version"] for line in server.wait_logs("work", answer["ResponseMetadata"]["RequestId"])} == {1}
+
+        failed = json.loads(server.cli("invoke", "work:1", "--async", "--data", '{"fail": true}', "--json",
+                                       check=True).stdout)
+        dead = wait_until(lambda: json.loads(server.cli("dlq", "ls", "work", "--json", check=True).stdout))
+        assert [d["id"] for d in dead] == [failed["requestId"]]
+        assert server.cli("dlq", "purge", "work", "--yes", check=True).returncode == 0
+        assert json.loads(server.cli("dlq", "ls", "work", "--json", check=True).stdout) == []
+
+        unknown = server.cli("invoke", "work:nosuch", "--async")
+        assert unknown.returncode == 1 and "no alias nosuch" in unknown.stderr
+    finally:
+        server.stop()

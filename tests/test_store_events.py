@@ -207,3 +207,18 @@ def test_succeeded_events_kept_for_their_key_are_forgotten_later(store: BaseStor
     assert store.forget_succeeded(before=NOW - 1) == 0
     assert store.forget_succeeded(before=NOW + 1) == 1
     assert store.get_event("keyed") is None
+
+
+def test_the_events_of_a_function_include_those_of_its_aliases_and_versions(store: BaseStore) -> None:
+    enqueue(store, event("plain", function="my_fn"), event("aliased", function="my_fn:stable"),
+            event("numbered", function="my_fn:7"), event("other", function="myXfn:stable"),
+            event("prefix", function="my_fn2"))
+    claim(store)
+    store.finish_events([EventResult(i, Outcome.DEAD, error="x", dead_reason=DeadReason.RETRIES_EXHAUSTED)
+                         for i in ("plain", "aliased", "numbered", "other", "prefix")], now=NOW + 1)
+
+    assert sorted(e.id for e in store.list_events("my_fn", EventStatus.DEAD)) == ["aliased", "numbered", "plain"]
+    assert store.count_events("my_fn")[EventStatus.DEAD] == 3  # `_` is not a wildcard: myXfn is not counted
+    assert store.redrive_events("my_fn", ["aliased"], now=NOW + 2, expires_at=NOW + 600) == 1
+    assert store.purge_events("my_fn", None) == 2
+    assert [e.id for e in store.list_events("myXfn", EventStatus.DEAD)] == ["other"]

@@ -75,7 +75,7 @@ class Buckets:
             for trigger in function.version.config.get("triggers", []):
                 if trigger.get("bucket") != bucket or not event_matches(trigger, event_name, key):
                     continue
-                event = self.engine.new_event(function, b"{}", source=f"bucket:{bucket}")
+                event = self.engine.new_event(function, b"{}", source=f"bucket:{bucket}", qualifier=trigger.get("alias"))
                 record = s3_record(event_name, bucket, key, info.size if info else None, info.etag if info else None,
                                    f"{time.time_ns():016X}", now, event.id, region=settings.region)
                 events.append(NewEvent(event.id, event.function, orjson.dumps(s3_event([record])), event.source,

@@ -37,12 +37,13 @@ from squall.events.retry import RetryPolicy
 from squall.events.shapes import DestinationCondition, destination_record
 from squall.events.topics import HTTP_DELIVERY
 from squall.events.wakeups import EVENT_POLL
-from squall.exceptions import Throttled
+from squall.exceptions import NotFound, Throttled
+from squall.server.releases import split_target
 from squall.store.events import DeadReason, Event, EventResult, EventStatus, Lease, NewEvent, Outcome
 from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from squall.server.node import Node
+    from squall.server.node import ActiveFunction, Node
 
 MAX_IN_FLIGHT = 128
 """Events one node runs at once (each holds an instance while it runs)."""
@@ -209,13 +210,15 @@ class EventDispatcher:
             await self._handle_http(event)
             return
         now = time.time()
-        function = self.node.functions.get(event.function)
+        function = await self._target(event)
         if function is None:
-            if await asyncio.to_thread(self.store.get_function, event.function) is not None:
-                # deployed, not active here yet (another node's deploy): leave it for later
+            name = split_target(event.function)[0]
+            if await asyncio.to_thread(self.store.get_function, name) is not None:
+                # deployed, not active here yet (another node's deploy), or its alias is not
+                # set: leave it for later (max_event_age ends it)
                 self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + NOT_HERE_BACKOFF))
             else:
-                self._record(EventResult(event.id, Outcome.DEAD, error=f"Function not found: {event.function}"))
+                self._record(EventResult(event.id, Outcome.DEAD, error=f"Function not found: {name}"))
             return
         if now > event.expires_at:
             await self._die(event, DeadReason.EVENT_AGE_EXCEEDED, "the event was older than max_event_age")
@@ -247,6 +250,15 @@ class EventDispatcher:
         if reason is not None:
             await self.finished(event, False)
             await self._send_destination(event, "on_failure", reason.value, invocation.payload, "Unhandled")
+
+    async def _target(self, event: Event) -> ActiveFunction | None:
+        """The version `event` goes to now: its alias's (live's for a plain function name, one
+        by weight when it splits traffic), or the version it names."""
+        function = self.node.pick_target(event.function)
+        if function is None and split_target(event.function)[1] is not None:
+            with contextlib.suppress(NotFound, ValueError):
+                function = await self.node.resolve(event.function)
+        return function
 
     def stop_runs(self, source: str) -> None:
         """Stop the runs of `source` going on this node (a schedule's `overlap: replace`);
@@ -292,7 +304,7 @@ class EventDispatcher:
 
     async def _send_destination(self, event: Event, key: str, condition: str, response: bytes | None,
                                 function_error: str | None) -> None:
-        function = self.node.functions.get(event.function)
+        function = self.node.functions.get(split_target(event.function)[0])
         target = function.version.config.get(key) if function is not None else None
         if not target:
             return

@@ -30,7 +30,9 @@ from squall.events.topics import HTTP_DELIVERY, HTTP_MAX_AGE, Topics
 from squall.events.wakeups import NoticeRouter, Polls
 from squall.exceptions import NotFound, PayloadTooLarge
 from squall.request_ids import new_request_id
+from squall.server.releases import LATEST_QUALIFIER, split_target
 from squall.store.events import Event, EventStatus, NewEvent
+from squall.store.releases import LIVE_ALIAS
 
 if TYPE_CHECKING:
     from squall.server.node import ActiveFunction, Node
@@ -90,9 +92,9 @@ class EventEngine:
 
     # -- accepting -------------------------------------------------------------
     def new_event(self, function: ActiveFunction, payload: bytes, *, source: str,
-                  idempotency_key: str | None = None, delay: float = 0.0) -> NewEvent:
-        """An event for `function` with the function's retry and age settings. Raises
-        PayloadTooLarge over 1 MB."""
+                  idempotency_key: str | None = None, delay: float = 0.0, qualifier: str | None = None) -> NewEvent:
+        """An event for `function` (its `qualifier`: an alias or a version, None for live) with the
+        function's retry and age settings. Raises PayloadTooLarge over 1 MB."""
         if len(payload) > MAX_ASYNC_PAYLOAD:
             raise PayloadTooLarge(f"{len(payload)} byte payload is too large for the Event invocation type "
                                   f"(limit {MAX_ASYNC_PAYLOAD} bytes)")
@@ -100,14 +102,21 @@ class EventEngine:
         now = time.time()
         retries = int(config.get("retries", DEFAULT_RETRIES))
         max_age = float(config.get("max_event_age", DEFAULT_MAX_EVENT_AGE))
-        return NewEvent(new_request_id(), function.name, payload, source, retries + 1, now + max_age,
+        target = function.name if qualifier in (None, LIVE_ALIAS, LATEST_QUALIFIER) else f"{function.name}:{qualifier}"
+        return NewEvent(new_request_id(), target, payload, source, retries + 1, now + max_age,
                         now + delay, idempotency_key)
 
     async def invoke_async(self, name: str, payload: bytes, *, idempotency_key: str | None = None,
-                           source: str = "invoke") -> str:
-        """Store an asynchronous invocation of `name`; its request id once committed (the
-        first request's id when `idempotency_key` was used within the window)."""
-        event = self.new_event(self.node.get(name), payload, source=source, idempotency_key=idempotency_key)
+                           source: str = "invoke", qualifier: str | None = None) -> str:
+        """Store an asynchronous invocation of `name` (`NAME`, `NAME:ALIAS`, `NAME:7`, or with a
+        separate `qualifier`), run by the version its alias points at when it runs; its request
+        id once committed (the first request's id when `idempotency_key` was used within the
+        window). NotFound for an unknown function, alias or version."""
+        base, own = split_target(name)
+        qualifier = qualifier or own
+        function = await self.node.resolve(base, qualifier)
+        event = self.new_event(function, payload, source=source, idempotency_key=idempotency_key,
+                               qualifier=qualifier)
         [request_id] = await self.intake.submit([event])
         return request_id
 

@@ -29,6 +29,7 @@ import orjson
 from squall.events.shapes import sqs_event, sqs_record
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge, Throttled
 from squall.store.queues import NewMessage, QueueMessage
+from squall.store.releases import LIVE_ALIAS
 from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -248,7 +249,9 @@ class QueueConsumer:
         return [m for m in messages if m.receive_count <= limit]
 
     async def _invoke(self, settings: Mapping[str, Any], messages: list[QueueMessage]) -> None:
-        function = self.node.get(self.function)
+        function = self.node.pick(self.function, self.trigger.get("alias") or LIVE_ALIAS)
+        if function is None:  # its alias is not set: the messages come back when visible again
+            return
         event = orjson.dumps(self.event(messages, bool(settings.get("fifo"))))
         try:
             invocation = await self.node.invoke(function, event)

@@ -202,7 +202,7 @@ class Scheduler:
     def run_event(self, state: ScheduleState, fire_time: float) -> NewEvent:
         function = self.node.get(state.function)
         event = self.engine.new_event(function, b"{}", source=source_of(state.key),
-                                      delay=max(0.0, fire_time - time.time()))
+                                      delay=max(0.0, fire_time - time.time()), qualifier=state.config.get("alias"))
         payload = state.config.get("input")
         if payload is None:
             body = orjson.dumps(scheduled_event(event.id, state.name, utc(fire_time),

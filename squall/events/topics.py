@@ -103,7 +103,7 @@ class Topics:
                                   f"{MAX_MESSAGE_BYTES} byte limit")
         message_id = str(uuid.uuid4())
         now = datetime.now(timezone.utc)
-        events = [self._function_event(name, function, message_id, subject, message, attrs, now)
+        events = [self._function_event(name, function, trigger.get("alias"), message_id, subject, message, attrs, now)
                   for function, trigger in self.function_subscribers(name) if _accepts(trigger, message, attrs)]
         events += [self._http_event(name, sub, message_id, subject, message, attrs, now)
                    for sub in topic.get("subscriptions") or [] if _accepts(sub, message, attrs)]
@@ -115,14 +115,15 @@ class Topics:
         settings = self.node.settings
         return subscription_arn(topic, subscriber, settings.region, settings.account_id)
 
-    def _function_event(self, topic: str, function: str, message_id: str, subject: str | None, message: str,
-                        attrs: Attributes, now: datetime) -> NewEvent:
+    def _function_event(self, topic: str, function: str, alias: str | None, message_id: str, subject: str | None,
+                        message: str, attrs: Attributes, now: datetime) -> NewEvent:
         settings = self.node.settings
         arn = self._arn(topic, f"function:{function}")
         record = sns_records(message_id, topic, subject, message, attrs, now, arn,
                              unsubscribe_url=sns_unsubscribe_url("http://localhost/_squall", arn),
                              region=settings.region, account=settings.account_id)
-        return self.engine.new_event(self.node.get(function), orjson.dumps(record), source=f"topic:{topic}")
+        return self.engine.new_event(self.node.get(function), orjson.dumps(record), source=f"topic:{topic}",
+                                     qualifier=alias)
 
     def _http_event(self, topic: str, subscription: dict[str, Any], message_id: str, subject: str | None,
                     message: str, attrs: Attributes, now: datetime) -> NewEvent:

@@ -79,7 +79,8 @@ class LambdaApi:
         payload = self.payload(body, MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_PAYLOAD_BYTES)
         if kind == "Event":
             try:
-                request_id = await self.node.events.invoke_async(function.name, payload)
+                request_id = await self.node.events.invoke_async(function.name, payload,
+                                                                 qualifier=self.qualifier(request))
             except PayloadTooLarge as exc:
                 raise LambdaError(413, "RequestTooLargeException", str(exc)) from None
             return Response(status_code=202, headers={"x-amzn-RequestId": request_id})
@@ -101,6 +102,11 @@ class LambdaApi:
         if request.headers.get("x-amz-log-type") == "Tail":
             headers["X-Amz-Log-Result"] = self.log_tail(function, invocation)
         return Response(invocation.payload, 200, headers=headers, media_type="application/json")
+
+    @staticmethod
+    def qualifier(request: Request) -> str | None:
+        """The call's Qualifier, or the one its FunctionName carries."""
+        return request.query_params.get("Qualifier") or split_function_name(request.path_params["name"])[1]
 
     async def resolve(self, name: str, qualifier: str | None) -> ActiveFunction:
         """The version a FunctionName (name, ARN or partial ARN, maybe qualified) and Qualifier

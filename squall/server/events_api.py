@@ -210,8 +210,8 @@ class EventsApi:
         return json_response({"requestId": request_id, "schedule": request.path_params["name"]}, 202)
 
     async def submit(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        self.node.get(name)
+        name = request.path_params["name"]  # NAME, NAME:ALIAS or NAME:7
+        await self.node.resolve(name)
         payload = await event_payload(request, MAX_ASYNC_PAYLOAD)
         key = request.headers.get("idempotency-key") or None
         if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:

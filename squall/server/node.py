@@ -200,6 +200,14 @@ class Node:
         release = self.releases.get(name, {}).get(alias)
         return None if release is None else release.pick()
 
+    def pick_target(self, target: str) -> ActiveFunction | None:
+        """`pick` for `NAME`, `NAME:ALIAS` or `NAME:7` (a version only when this node has it ready)."""
+        name, qualifier = split_target(target)
+        alias = alias_of(qualifier)
+        if alias is not None:
+            return self.pick(name, alias)
+        return self.versions.get((name, int(qualifier or 0)))
+
     async def resolve(self, target: str, qualifier: str | None = None) -> ActiveFunction:
         """The version a call of `target` (`NAME`, `NAME:ALIAS`, `NAME:7`; or NAME with a separate
         `qualifier`) goes to. A stored version no alias points at is made ready on demand.

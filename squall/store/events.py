@@ -41,7 +41,10 @@ class DeadReason(str, enum.Enum):
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """An event to store. `id` is its request id; `source` says what made it
-    (`invoke`, `schedule:NAME`, `topic:NAME`, `bucket:NAME`, `destination:FUNCTION`)."""
+    (`invoke`, `schedule:NAME`, `topic:NAME`, `bucket:NAME`, `destination:FUNCTION`).
+    `function` is the function's name, or `NAME:QUALIFIER` for a call of one of its aliases
+    or versions; what the store lists, counts, redrives or purges for a function includes
+    those."""
 
     id: str
     function: str

@@ -67,6 +67,16 @@ def claimed_events(rows: Sequence[Sequence[Any]]) -> list[Event]:
     return sorted(claimed, key=lambda e: (e.run_at, e.created_at, e.id))
 
 
+OF_FUNCTION = "(function = ? OR function LIKE ? ESCAPE '!')"
+"""The events of one function: those of its `live` alias (stored under its name) and those
+of its other aliases and versions (`NAME:QUALIFIER`)."""
+
+
+def of_function(function: str) -> list[Any]:
+    """The parameters of OF_FUNCTION for `function` (`_` is a LIKE wildcard: escaped)."""
+    return [function, function.replace("!", "!!").replace("_", "!_").replace("%", "!%") + ":%"]
+
+
 class SqlEventQueue(EventQueue):
     """EventQueue over a SQL backend's `_write()` transactions and `_query()` reads."""
 
@@ -229,7 +239,7 @@ class SqlEventQueue(EventQueue):
 
     @staticmethod
     def _dead_of(function: str, ids: Sequence[str] | None) -> tuple[str, list[Any]]:
-        where, params = "function = ? AND status = 'dead'", [function]
+        where, params = f"{OF_FUNCTION} AND status = 'dead'", of_function(function)
         if ids is not None:
             where += f" AND id IN ({', '.join('?' for _ in ids) or 'NULL'})"
             params += list(ids)
@@ -247,13 +257,13 @@ class SqlEventQueue(EventQueue):
         return event_of(rows[0]) if rows else None
 
     def list_events(self, function: str, status: EventStatus, *, limit: int = 100) -> list[Event]:
-        rows = self._query(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE function = ? AND status = ? "
+        rows = self._query(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE {OF_FUNCTION} AND status = ? "
                                      "ORDER BY finished_at, created_at, id LIMIT ?"),
-                           (function, status.value, limit))
+                           (*of_function(function), status.value, limit))
         return [event_of(row) for row in rows]
 
     def count_events(self, function: str | None = None) -> dict[EventStatus, int]:
-        where, params = ("WHERE function = ?", (function,)) if function is not None else ("", ())
+        where, params = (f"WHERE {OF_FUNCTION}", of_function(function)) if function is not None else ("", [])
         rows = self._query(self._sql(f"SELECT status, count(*) FROM events {where} GROUP BY status"), params)
         counts = {status: 0 for status in EventStatus}
         counts.update({EventStatus(status): int(n) for status, n in rows})
