@@ -229,8 +229,9 @@ class Instance:
         started = time.perf_counter()
         try:
             self._writer.write(encode_frame(header, event))
-            frame = await asyncio.wait_for(self._read_frame(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):  # no task per call, as wait_for makes
+                frame = await self._read_frame()
+        except TimeoutError:
             self.kill()
             await self._collect_rest()
             return self._platform_error(request_id, started, "Sandbox.Timedout",
