@@ -322,6 +322,27 @@ def test_log_lines_stored_before_log_batches_are_kept(store_factory: StoreFactor
     assert read[0].id < read[1].id < read[2].id
 
 
+def test_versions_stored_before_aliases_keep_serving_their_latest(store_factory: StoreFactory) -> None:
+    old = store_factory(migrate=False)
+    old.migrate(target=9)
+    sqlite = isinstance(old, SqliteStore)
+    mark = "?" if sqlite else "%s"
+    with (old._write() if sqlite else old._transaction()) as conn:  # type: ignore[attr-defined]
+        conn.execute(f"INSERT INTO functions (name, project, latest, created_at, updated_at) "
+                     f"VALUES ({mark}, 'shop', 2, 1.0, 2.0)", ("a",))
+        for number in (1, 2):
+            conn.execute("INSERT INTO versions (function, number, project, code_hash, config, code_path, "
+                         f"created_at) VALUES ({mark}, {mark}, 'shop', 'h', '{{}}', 'code/x', 1.0)", ("a", number))
+
+    old.migrate()
+
+    assert [(v.number, v.provenance) for v in old.list_versions("a")] == [(1, {}), (2, {})]
+    assert old.list_aliases("a") == []  # no row: live is the latest version (squall/store/releases.py)
+    assert old.commit_deploy("shop", [new("a")])[0].number == 3
+    [live] = old.list_aliases("a")
+    assert (live.name, dict(live.weights)) == ("live", {3: 100})
+
+
 def test_two_nodes_migrating_at_once(store_factory: StoreFactory) -> None:
     stores = [store_factory(migrate=False) for _ in range(4)]
 
