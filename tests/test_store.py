@@ -302,12 +302,21 @@ def test_migrate_twice_is_harmless(store: BaseStore) -> None:
     assert store.commit_deploy("shop", [new("a")])[0].number == 2
 
 
-def test_log_lines_stored_before_log_batches_are_kept(store_factory: StoreFactory) -> None:
+def store_at_step(store_factory: StoreFactory, step: int) -> tuple[BaseStore, str]:
+    """A store migrated up to schema `step` only, and its parameter mark."""
     old = store_factory(migrate=False)
-    old.migrate(target=1)
-    sqlite = isinstance(old, SqliteStore)
-    mark = "?" if sqlite else "%s"
-    with (old._write() if sqlite else old._transaction()) as conn:  # type: ignore[attr-defined]
+    old.migrate(target=step)
+    return old, "?" if isinstance(old, SqliteStore) else "%s"
+
+
+def raw_write(store: BaseStore) -> Any:
+    """A write transaction of the backend's own, for rows an older schema would have held."""
+    return store._write() if isinstance(store, SqliteStore) else store._transaction()  # type: ignore[attr-defined]
+
+
+def test_log_lines_stored_before_log_batches_are_kept(store_factory: StoreFactory) -> None:
+    old, mark = store_at_step(store_factory, 1)
+    with raw_write(old) as conn:
         for ts, level, message in ((1.0, "SYSTEM", "START"), (2.0, "INFO", 'said "hi"\n')):
             conn.execute("INSERT INTO logs (function, version, request_id, ts, level, message) "
                          f"VALUES ({mark}, 1, 'r1', {mark}, {mark}, {mark})", ("fn", ts, level, message))
@@ -323,11 +332,8 @@ def test_log_lines_stored_before_log_batches_are_kept(store_factory: StoreFactor
 
 
 def test_versions_stored_before_aliases_keep_serving_their_latest(store_factory: StoreFactory) -> None:
-    old = store_factory(migrate=False)
-    old.migrate(target=9)
-    sqlite = isinstance(old, SqliteStore)
-    mark = "?" if sqlite else "%s"
-    with (old._write() if sqlite else old._transaction()) as conn:  # type: ignore[attr-defined]
+    old, mark = store_at_step(store_factory, 9)
+    with raw_write(old) as conn:
         conn.execute(f"INSERT INTO functions (name, project, latest, created_at, updated_at) "
                      f"VALUES ({mark}, 'shop', 2, 1.0, 2.0)", ("a",))
         for number in (1, 2):
