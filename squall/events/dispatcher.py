@@ -221,10 +221,10 @@ class EventDispatcher:
                 self._record(EventResult(event.id, Outcome.DEAD, error=f"Function not found: {name}"))
             return
         if now > event.expires_at:
-            await self._die(event, DeadReason.EVENT_AGE_EXCEEDED, "the event was older than max_event_age")
+            await self._die(event, function, DeadReason.EVENT_AGE_EXCEEDED, "the event was older than max_event_age")
             return
         if event.attempts > event.max_attempts:
-            await self._die(event, DeadReason.RETRIES_EXHAUSTED, "the node running it stopped on every attempt")
+            await self._die(event, function, DeadReason.RETRIES_EXHAUSTED, "the node running it stopped on every attempt")
             return
         if await self._waits_for_previous_run(event):
             self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + PREVIOUS_RUN_POLL))
@@ -244,21 +244,20 @@ class EventDispatcher:
         if invocation.ok:
             self._record(EventResult(event.id, Outcome.SUCCEEDED))
             await self.finished(event, True)
-            await self._send_destination(event, "on_success", "Success", invocation.payload, None)
+            await self._send_destination(event, function, "on_success", "Success", invocation.payload, None)
             return
         reason = self._failed(event, invocation.payload.decode("utf-8", "replace"))
         if reason is not None:
             await self.finished(event, False)
-            await self._send_destination(event, "on_failure", reason.value, invocation.payload, "Unhandled")
+            await self._send_destination(event, function, "on_failure", reason.value, invocation.payload, "Unhandled")
 
     async def _target(self, event: Event) -> ActiveFunction | None:
         """The version `event` goes to now: its alias's (live's for a plain function name, one
         by weight when it splits traffic), or the version it names."""
-        function = self.node.pick_target(event.function)
-        if function is None and split_target(event.function)[1] is not None:
-            with contextlib.suppress(NotFound, ValueError):
-                function = await self.node.resolve(event.function)
-        return function
+        try:
+            return await self.node.resolve(event.function)
+        except (NotFound, ValueError):
+            return None
 
     def stop_runs(self, source: str) -> None:
         """Stop the runs of `source` going on this node (a schedule's `overlap: replace`);
@@ -297,15 +296,15 @@ class EventDispatcher:
         else:
             self._failed(event, error)
 
-    async def _die(self, event: Event, reason: DeadReason, error: str) -> None:
+    async def _die(self, event: Event, function: ActiveFunction, reason: DeadReason, error: str) -> None:
         self._record(EventResult(event.id, Outcome.DEAD, error=error, dead_reason=reason))
         await self.finished(event, False)
-        await self._send_destination(event, "on_failure", reason.value, None, None)
+        await self._send_destination(event, function, "on_failure", reason.value, None, None)
 
-    async def _send_destination(self, event: Event, key: str, condition: str, response: bytes | None,
-                                function_error: str | None) -> None:
-        function = self.node.functions.get(split_target(event.function)[0])
-        target = function.version.config.get(key) if function is not None else None
+    async def _send_destination(self, event: Event, function: ActiveFunction, key: str, condition: str,
+                                response: bytes | None, function_error: str | None) -> None:
+        """Send the destination record to what the version the event ran on names under `key`."""
+        target = function.version.config.get(key)
         if not target:
             return
         record = destination_record(

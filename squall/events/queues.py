@@ -177,6 +177,7 @@ class QueueConsumer:
         self.function = function
         self.queue = queue
         self.trigger = dict(trigger)
+        self.alias = str(trigger.get("alias") or LIVE_ALIAS)
         self.wake_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -219,6 +220,8 @@ class QueueConsumer:
             visibility_timeout=float(settings.get("visibility_timeout", 30)), fifo=bool(settings.get("fifo")))
 
     async def _once(self) -> bool:
+        if self.node.pick(self.function, self.alias) is None:  # its alias is not set: leave the messages be
+            return False
         settings = self.queues.settings(self.queue)
         batch_size = int(self.trigger.get("batch_size", 10))
         messages = await self._receive(settings, batch_size)
@@ -249,8 +252,8 @@ class QueueConsumer:
         return [m for m in messages if m.receive_count <= limit]
 
     async def _invoke(self, settings: Mapping[str, Any], messages: list[QueueMessage]) -> None:
-        function = self.node.pick(self.function, self.trigger.get("alias") or LIVE_ALIAS)
-        if function is None:  # its alias is not set: the messages come back when visible again
+        function = self.node.pick(self.function, self.alias)
+        if function is None:  # the alias was removed since the batch was received: it comes back when visible
             return
         event = orjson.dumps(self.event(messages, bool(settings.get("fifo"))))
         try:
