@@ -227,6 +227,11 @@ def asgi_headers(scope: Mapping[str, Any]) -> dict[str, str]:
     return merged
 
 
+STRIPPED_PREFIX = "squall.path_prefix"
+"""ASGI scope key: the path a router in front took off (a stage's, squall/server/stages.py);
+the client signed the whole path."""
+
+
 def asgi_signed_url(scope: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> str:
     """The URL as the client signed it: scheme, `Host` header, raw path and raw query string."""
     host = (asgi_headers(scope) if headers is None else headers).get("host", "")
@@ -234,7 +239,7 @@ def asgi_signed_url(scope: Mapping[str, Any], headers: Mapping[str, str] | None 
         host = "{}:{}".format(*scope["server"])
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else quote(str(scope.get("path") or "/"), safe="/~")
-    path = scope.get("squall.path_prefix", "") + path  # what a stage router took off (squall/server/stages.py)
+    path = scope.get(STRIPPED_PREFIX, "") + path
     query = scope.get("query_string", b"").decode("latin-1")
     return f"{scope.get('scheme', 'http')}://{host}{path}" + (f"?{query}" if query else "")
 

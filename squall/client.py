@@ -22,6 +22,7 @@ import httpx
 import orjson
 
 from squall.exceptions import SquallError
+from squall.store.releases import LIVE_ALIAS
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API_PREFIX = "/_squall/api"
@@ -256,7 +257,7 @@ class SquallClient:
     def delete_alias(self, name: str, alias: str) -> dict[str, Any]:
         return self._object(self._request("DELETE", _function_path(name, "aliases") + "/" + quote(alias, safe="")))
 
-    def rollback(self, name: str, *, alias: str = "live", to: int | None = None) -> dict[str, Any]:
+    def rollback(self, name: str, *, alias: str = LIVE_ALIAS, to: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"alias": alias} if to is None else {"alias": alias, "to": to}
         return self._object(self._request("POST", _function_path(name, "rollback"), json=body))
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from squall.exceptions import BadInput, NotFound
-from squall.store.base import BaseStore
+from squall.store.base import BaseStore, FunctionRecord
 from squall.store.releases import LIVE_ALIAS, Alias, check_weights
 
 HISTORY_SEARCHED = 100
@@ -27,9 +27,15 @@ def current_aliases(store: BaseStore, function: str) -> list[Alias]:
     record = store.get_function(function)
     if record is None:
         raise NotFound(f"Function not found: {function}")
-    aliases = store.list_aliases(function)
+    return aliases_of(record, store.list_aliases(function))
+
+
+def aliases_of(record: FunctionRecord, stored: list[Alias]) -> list[Alias]:
+    """`stored` (the aliases of the function `record`), with `live` at its latest version when no
+    `live` row is stored (a function deployed before aliases existed); `live` first."""
+    aliases = list(stored)
     if not any(a.name == LIVE_ALIAS for a in aliases):
-        aliases.append(Alias(function, LIVE_ALIAS, {record.latest: 100}, record.updated_at))
+        aliases.append(Alias(record.name, LIVE_ALIAS, {record.latest: 100}, record.updated_at))
     return sorted(aliases, key=lambda a: (a.name != LIVE_ALIAS, a.name))
 
 

@@ -9,6 +9,7 @@ import click
 
 from squall.cli.options import client_from, json_option
 from squall.cli.output import print_json, print_message, print_table, print_warning
+from squall.cli.versions import commit_label
 from squall.client import SquallClient
 from squall.scaffold import project_name_for, write_project
 from squall.stages import DEFAULT_STAGE
@@ -104,8 +105,7 @@ def print_deploy_result(result: dict[str, Any]) -> None:
 
 def origin(provenance: dict[str, Any]) -> str:
     """` from 1a2b3c4d (main)`, with `-dirty` for uncommitted changes; empty without git."""
-    commit = provenance.get("commit")
-    if not commit:
+    if not provenance.get("commit"):
         return ""
     branch = f" ({provenance['branch']})" if provenance.get("branch") else ""
-    return f" from {commit[:8]}{'-dirty' if provenance.get('dirty') else ''}{branch}"
+    return f" from {commit_label(provenance)}{branch}"

@@ -30,7 +30,7 @@ from squall.events.topics import HTTP_DELIVERY, HTTP_MAX_AGE, Topics
 from squall.events.wakeups import NoticeRouter, Polls
 from squall.exceptions import NotFound, PayloadTooLarge
 from squall.request_ids import new_request_id
-from squall.server.releases import LATEST_QUALIFIER, split_target
+from squall.server.releases import alias_of
 from squall.store.events import Event, EventStatus, NewEvent
 from squall.store.releases import LIVE_ALIAS
 
@@ -102,19 +102,16 @@ class EventEngine:
         now = time.time()
         retries = int(config.get("retries", DEFAULT_RETRIES))
         max_age = float(config.get("max_event_age", DEFAULT_MAX_EVENT_AGE))
-        target = function.name if qualifier in (None, LIVE_ALIAS, LATEST_QUALIFIER) else f"{function.name}:{qualifier}"
+        target = function.name if alias_of(qualifier) == LIVE_ALIAS else f"{function.name}:{qualifier}"
         return NewEvent(new_request_id(), target, payload, source, retries + 1, now + max_age,
                         now + delay, idempotency_key)
 
-    async def invoke_async(self, name: str, payload: bytes, *, idempotency_key: str | None = None,
-                           source: str = "invoke", qualifier: str | None = None) -> str:
-        """Store an asynchronous invocation of `name` (`NAME`, `NAME:ALIAS`, `NAME:7`, or with a
-        separate `qualifier`), run by the version its alias points at when it runs; its request
-        id once committed (the first request's id when `idempotency_key` was used within the
-        window). NotFound for an unknown function, alias or version."""
-        base, own = split_target(name)
-        qualifier = qualifier or own
-        function = await self.node.resolve(base, qualifier)
+    async def invoke_async(self, function: ActiveFunction, payload: bytes, *, qualifier: str | None,
+                           idempotency_key: str | None = None, source: str = "invoke") -> str:
+        """Store an asynchronous invocation of `function`, the version `qualifier` (an alias, a
+        version number, or None for live) reached when the call came; it runs on the version
+        the qualifier reaches when it runs. Its request id once committed (the first request's
+        id when `idempotency_key` was used within the window)."""
         event = self.new_event(function, payload, source=source, idempotency_key=idempotency_key,
                                qualifier=qualifier)
         [request_id] = await self.intake.submit([event])

@@ -29,7 +29,7 @@ from squall.server.events_api import json_object
 from squall.server.node import Node
 from squall.server.responses import json_response
 from squall.store.releases import LIVE_ALIAS
-from squall.triggers import ALIAS_NAME
+from squall.triggers import check_alias_name
 
 
 class AliasesApi:
@@ -78,9 +78,10 @@ class AliasesApi:
 
 
 def alias_name(value: Any) -> str:
-    if not isinstance(value, str) or not ALIAS_NAME.fullmatch(value):
-        raise BadInput(f"{value!r} is not an alias name (letters, digits, - and _, up to 128, not all digits)")
-    return value
+    try:
+        return check_alias_name(value)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def weights_of(body: dict[str, Any]) -> dict[int, int]:

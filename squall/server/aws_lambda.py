@@ -10,7 +10,7 @@ unchanged with `endpoint_url=URL + "/_squall/aws/lambda"`:
 * `X-Amz-Log-Type: Tail` returns the last 4 KB of the invocation's log in
   `X-Amz-Log-Result` (base64), as Lambda does.
 * `FunctionName` is a name, a full ARN or a partial ARN (`ACCOUNT:function:NAME`), with an
-  optional `:QUALIFIER`; the qualifier is `$LATEST` or the active version's number.
+  optional `:QUALIFIER`: `$LATEST` (the `live` alias), an alias or a version number.
 * Requests are signed with SigV4 and verified with botocore's signer
   (squall/aws_auth.py); the admin credential is access key id `admin` with the admin
   token as its secret. Errors have Lambda's shape: `x-amzn-ErrorType` and
@@ -72,15 +72,14 @@ class LambdaApi:
             return exc.response()
 
     async def _invoke(self, request: Request, body: bytes) -> Response:
-        function = await self.resolve(request.path_params["name"], request.query_params.get("Qualifier"))
+        function, qualifier = await self.resolve(request.path_params["name"], request.query_params.get("Qualifier"))
         kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
         if kind == "DryRun":
             return Response(status_code=204)
         payload = self.payload(body, MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_PAYLOAD_BYTES)
         if kind == "Event":
             try:
-                request_id = await self.node.events.invoke_async(function.name, payload,
-                                                                 qualifier=self.qualifier(request))
+                request_id = await self.node.events.invoke_async(function, payload, qualifier=qualifier)
             except PayloadTooLarge as exc:
                 raise LambdaError(413, "RequestTooLargeException", str(exc)) from None
             return Response(status_code=202, headers={"x-amzn-RequestId": request_id})
@@ -103,21 +102,16 @@ class LambdaApi:
             headers["X-Amz-Log-Result"] = self.log_tail(function, invocation)
         return Response(invocation.payload, 200, headers=headers, media_type="application/json")
 
-    @staticmethod
-    def qualifier(request: Request) -> str | None:
-        """The call's Qualifier, or the one its FunctionName carries."""
-        return request.query_params.get("Qualifier") or split_function_name(request.path_params["name"])[1]
-
-    async def resolve(self, name: str, qualifier: str | None) -> ActiveFunction:
+    async def resolve(self, name: str, qualifier: str | None) -> tuple[ActiveFunction, str | None]:
         """The version a FunctionName (name, ARN or partial ARN, maybe qualified) and Qualifier
-        (`$LATEST`, an alias or a version number) reach."""
+        (`$LATEST`, an alias or a version number) reach, and the qualifier in effect."""
         function_name, name_qualifier = split_function_name(name)
         if qualifier and name_qualifier and qualifier != name_qualifier:
             raise LambdaError(400, "InvalidParameterValueException",
                               "The derived qualifier from the function name does not match the specified qualifier.")
         qualifier = qualifier or name_qualifier
         try:
-            return await self.node.resolve(function_name, qualifier)
+            return await self.node.resolve(function_name, qualifier), qualifier
         except NotFound:
             arn = self.node.arn(function_name) + (f":{qualifier}" if qualifier else "")
             raise LambdaError(404, "ResourceNotFoundException", f"Function not found: {arn}") from None

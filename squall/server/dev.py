@@ -8,17 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from squall.bundle import IGNORED_DIRS, pack_project
+from squall.bundle import IGNORED_DIRS
 from squall.exceptions import SquallError
+from squall.provenance import pack_deploy
 from squall.server.run import TOKEN_FILE, serve
-
-
-def pack_dev_project(project_dir: Path) -> bytes:
-    """The project as it is on disk, with where it came from (a dev deploy is never refused
-    for uncommitted changes: it records them as dirty)."""
-    from squall.provenance import working_tree_provenance
-
-    return pack_project(project_dir, working_tree_provenance(project_dir).to_dict())
 
 DEBOUNCE_MS = 100
 
@@ -57,7 +50,9 @@ class DevLoop:
         from squall.server.deploy import Deployer
 
         try:
-            bundle = await asyncio.to_thread(pack_dev_project, self.project_dir)
+            # As it is on disk, with where it came from: never refused for uncommitted changes.
+            packed = await asyncio.to_thread(pack_deploy, self.project_dir, allow_dirty=True)
+            bundle = packed.bundle
             report = await Deployer(self.node).deploy(bundle)
         except SquallError as exc:
             say(f"deploy failed: {exc}")

@@ -38,6 +38,7 @@ from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.events.local_triggers import trigger_event
 from squall.exceptions import BadInput
 from squall.server.node import Node
+from squall.server.releases import split_target
 from squall.server.responses import event_payload, invocation_response, json_response
 from squall.store.events import Event
 
@@ -211,12 +212,12 @@ class EventsApi:
 
     async def submit(self, request: Request) -> Response:
         name = request.path_params["name"]  # NAME, NAME:ALIAS or NAME:7
-        await self.node.resolve(name)
+        function = await self.node.resolve(name)
         payload = await event_payload(request, MAX_ASYNC_PAYLOAD)
         key = request.headers.get("idempotency-key") or None
         if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
             raise BadInput(f"the Idempotency-Key header is longer than {MAX_IDEMPOTENCY_KEY} characters")
-        request_id = await self.engine.invoke_async(name, payload, idempotency_key=key)
+        request_id = await self.engine.invoke_async(function, payload, qualifier=split_target(name)[1], idempotency_key=key)
         return json_response({"requestId": request_id, "function": name}, 202)
 
     async def counts(self, request: Request) -> Response:

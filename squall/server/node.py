@@ -87,8 +87,6 @@ class Node:
         self.versions: dict[tuple[str, int], ActiveFunction] = {}
         """Every version this node serves: those aliases point at, and numbered calls' versions."""
         self.releases: dict[str, dict[str, Release[ActiveFunction]]] = {}
-        self.aliases: dict[str, dict[str, dict[int, int]]] = {}
-        """`name -> alias -> {version: percent}`: the aliases `releases` serves."""
         self.resources: dict[str, dict[str, Resource]] = {}
         """`kind -> name -> Resource`: the topics, queues and buckets of every project."""
         self.routes = RouteTable(())
@@ -123,43 +121,34 @@ class Node:
             found.setdefault(resource.kind, {})[resource.name] = resource
         return found
 
-    def activate(self, versions: Iterable[FunctionVersion], removed: Iterable[str]) -> None:
-        """A deploy: `versions` become their functions' `live` version and `removed` are
-        dropped; other aliases stay. In-flight requests finish on the instances they hold,
-        which are then retired."""
-        aliases = {name: dict(named) for name, named in self.aliases.items()}
-        for name in removed:
-            aliases.pop(name, None)
-        stored = {}
-        for version in versions:
-            aliases.setdefault(version.function, {})[LIVE_ALIAS] = {version.number: 100}
-            stored[(version.function, version.number)] = version
-        self.serve(ReleaseState(aliases, stored))
-
     def serve(self, state: ReleaseState) -> bool:
         """Serve exactly the aliases of `state`. An alias whose versions' code is not on this
         node's disk yet keeps what it served before (if anything): True when one does."""
         versions: dict[tuple[str, int], ActiveFunction] = {}
         releases: dict[str, dict[str, Release[ActiveFunction]]] = {}
-        aliases: dict[str, dict[str, dict[int, int]]] = {}
         waiting = False
         for function, named in state.aliases.items():
             for alias, weights in named.items():
                 chosen = [self._version_here(function, number, state.versions) for number in weights]
                 if all(chosen):
                     release = Release(tuple(c for c in chosen if c), tuple(weights.values()))
-                    aliases.setdefault(function, {})[alias] = dict(weights)
                 else:
                     waiting = True
                     previous = self.releases.get(function, {}).get(alias)
                     if previous is None:
                         continue
                     release = previous
-                    aliases.setdefault(function, {})[alias] = self.aliases[function][alias]
                 releases.setdefault(function, {})[alias] = release
                 versions.update((c.spec.key, c) for c in release.choices)
-        self.install(versions, releases, aliases)
+        self.install(versions, releases)
         return waiting
+
+    @property
+    def aliases(self) -> dict[str, dict[str, dict[int, int]]]:
+        """`name -> alias -> {version: percent}`: what `releases` serves."""
+        return {name: {alias: {c.version.number: w for c, w in zip(r.choices, r.weights)}
+                       for alias, r in named.items()}
+                for name, named in self.releases.items()}
 
     def _version_here(self, function: str, number: int,
                       stored: Mapping[tuple[str, int], FunctionVersion]) -> ActiveFunction | None:
@@ -174,19 +163,13 @@ class Node:
         return self.make_active(version)
 
     def install(self, versions: dict[tuple[str, int], ActiveFunction],
-                releases: dict[str, dict[str, Release[ActiveFunction]]],
-                aliases: dict[str, dict[str, dict[int, int]]]) -> None:
+                releases: dict[str, dict[str, Release[ActiveFunction]]]) -> None:
         """Switch to serving `releases` at once; the pool retires versions no longer served."""
-        functions = {}
-        for name, named in releases.items():
-            live = named.get(LIVE_ALIAS)
-            if live is not None:
-                primary = max(zip(live.weights, live.choices), key=lambda pair: (pair[0], pair[1].version.number))
-                functions[name] = primary[1]
+        functions = {name: named[LIVE_ALIAS].main for name, named in releases.items() if LIVE_ALIAS in named}
         retired = [key for key in self.versions if key not in versions]
         added = [function for key, function in versions.items() if self.versions.get(key) is not function]
         self.routes = build_route_table((f.name, f.version.config) for f in functions.values())
-        self.functions, self.versions, self.releases, self.aliases = functions, versions, releases, aliases
+        self.functions, self.versions, self.releases = functions, versions, releases
         for key in retired:
             self.pool.retire(key)
         for function in added:
@@ -199,14 +182,6 @@ class Node:
         """The version a call of `name:alias` goes to now (one by weight), or None."""
         release = self.releases.get(name, {}).get(alias)
         return None if release is None else release.pick()
-
-    def pick_target(self, target: str) -> ActiveFunction | None:
-        """`pick` for `NAME`, `NAME:ALIAS` or `NAME:7` (a version only when this node has it ready)."""
-        name, qualifier = split_target(target)
-        alias = alias_of(qualifier)
-        if alias is not None:
-            return self.pick(name, alias)
-        return self.versions.get((name, int(qualifier or 0)))
 
     async def resolve(self, target: str, qualifier: str | None = None) -> ActiveFunction:
         """The version a call of `target` (`NAME`, `NAME:ALIAS`, `NAME:7`; or NAME with a separate
@@ -261,7 +236,7 @@ class Node:
                     for name, named in self.releases.items()}
         for name in names:
             self.pool.recycle(name)
-        self.install(versions, releases, self.aliases)
+        self.install(versions, releases)
 
     def set_stage_env(self, env: Mapping[str, str]) -> None:
         """The stage's environment changed: every function gets it from its next instance on."""
@@ -342,7 +317,9 @@ class Node:
         alias moves, rollbacks and removed functions), those whose code is on this node's disk.
         True when one waits for its code to appear here."""
         state = await asyncio.to_thread(read_release_state, self.store, self.versions)
-        self.resources = await asyncio.to_thread(self.load_resources)
+        resources = await asyncio.to_thread(self.load_resources)
+        if resources != self.resources:  # a new dict only on change: the table catalog caches per dict
+            self.resources = resources
         if state.aliases == self.aliases:
             return False
         return self.serve(state)

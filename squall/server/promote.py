@@ -35,7 +35,7 @@ async def promote(source: Node, target: Node) -> dict[str, Any]:
     removed: list[str] = []
     async with target.deploy_lock:
         for project in projects:
-            staged = await asyncio.to_thread(staged_from, source, target, project)
+            staged = await asyncio.to_thread(staged_from, source, deployer, project)
             report = await deployer.apply(staged)
             from_versions = {f.name: f.code_hash for f in staged.functions}
             for function in report["functions"]:
@@ -47,11 +47,12 @@ async def promote(source: Node, target: Node) -> dict[str, Any]:
             "removed": removed, "changed": any(f["changed"] for f in functions) or bool(removed)}
 
 
-def staged_from(source: Node, target: Node, project: str) -> StagedProject:
-    """`project` as `source` runs it, staged for `target` (runs in a worker thread)."""
+def staged_from(source: Node, deployer: Deployer, project: str) -> StagedProject:
+    """`project` as `source` runs it, staged for the deployer's node (runs in a worker thread)."""
+    target = deployer.node
     running = sorted((f.version for f in source.functions.values() if f.version.project == project),
                      key=lambda v: v.function)
-    functions = [stage_version(source, target, version) for version in running]
+    functions = [stage_version(source, deployer, version) for version in running]
     names = {v.function for v in running}
     removed = [f.name for f in target.store.list_functions(project=project) if f.name not in names]
     provenance = Provenance(deployed_by=f"promote from {source.settings.stage}")
@@ -59,27 +60,23 @@ def staged_from(source: Node, target: Node, project: str) -> StagedProject:
                          DEFAULT_KEEP_VERSIONS)
 
 
-def stage_version(source: Node, target: Node, version: FunctionVersion) -> StagedFunction:
-    """One running version of `source`, its folders copied to `target`'s data dir."""
+def stage_version(source: Node, deployer: Deployer, version: FunctionVersion) -> StagedFunction:
+    """One running version of `source`, its folders copied to the deployer's node's data dir;
+    changed unless that node's `live` runs the same code already."""
+    target = deployer.node
     copy_folder(source.settings.data_dir, target.settings.data_dir, version.code_path)
     deps = version.config.get("deps")
     if deps:
         copy_folder(source.settings.data_dir, target.settings.data_dir, f"deps/{deps}")
-    live = target.store.list_aliases(version.function)
     latest = target.store.latest_version(version.function)
     if latest is not None and latest.project != version.project:
         raise BadInput(f'function "{version.function}" belongs to project "{latest.project}" in stage '
                        f'{target.settings.stage}')
-    serving = target.functions.get(version.function)
-    unchanged = serving is not None and serving.version.code_hash == version.code_hash and not live_split(live)
+    serving = deployer.serving_version(version.function, latest)
+    unchanged = serving is not None and serving.code_hash == version.code_hash
     provenance = {**version.provenance, "promoted_from": source.settings.stage, "source_version": version.number}
     return StagedFunction(version.function, version.code_hash, version.config, version.code_path, not unchanged,
                           1 if latest is None else latest.number + 1, provenance)
-
-
-def live_split(aliases: list[Any]) -> bool:
-    """True when the target's live alias splits traffic (a promote then sets it to one version)."""
-    return any(a.name == "live" and len(a.weights) > 1 for a in aliases)
 
 
 def copy_folder(source_dir: Path, target_dir: Path, relative: str) -> None:

@@ -35,6 +35,11 @@ class Release(Generic[Target]):
     def __post_init__(self) -> None:
         object.__setattr__(self, "bounds", tuple(accumulate(self.weights)))
 
+    @property
+    def main(self) -> Target:
+        """The choice with the most traffic (the later, newer one on a tie)."""
+        return self.choices[max(range(len(self.choices)), key=lambda i: (self.weights[i], i))]
+
     def pick(self) -> Target:
         if len(self.choices) == 1:
             return self.choices[0]

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from starlette.routing import Route
 
+from squall.aws_auth import STRIPPED_PREFIX
 from squall.runtime.instance import Instance, InstanceSpec
 from squall.runtime.pool import InstancePool
 from squall.server.app import NodeApp
@@ -33,8 +34,6 @@ from squall.store.notices import DEPLOY
 
 REGISTRY_KEY = "stages"
 STAGES_PREFIX = "/_squall/stages/"
-PREFIX_KEY = "squall.path_prefix"
-"""Scope key holding the path a stage router stripped (SigV4 signatures cover the whole path)."""
 
 Scope = dict[str, Any]
 
@@ -144,10 +143,6 @@ class StageSet:
         stage = self.stages.get(name)
         return None if stage is None else stage.app.node
 
-    def app(self, name: str) -> NodeApp | None:
-        stage = self.stages.get(name)
-        return None if stage is None else stage.app
-
     # -- routing --------------------------------------------------------------
     def route(self, scope: Scope) -> tuple[Callable[..., Any], Scope] | None:
         """The app of the stage `scope` is for, and the scope it should see; None for the root."""
@@ -179,10 +174,10 @@ def request_host(scope: Scope) -> str:
 
 def without_prefix(scope: Scope, prefix: str) -> Scope:
     """`scope` for the stage's app: `prefix` (ASCII, as stage names and prefixes are) taken off
-    the path and the raw path, and remembered under PREFIX_KEY."""
+    the path and the raw path, and remembered under STRIPPED_PREFIX."""
     raw = scope.get("raw_path")
     stripped = {**scope, "path": scope["path"][len(prefix):] or "/",
-                PREFIX_KEY: scope.get(PREFIX_KEY, "") + prefix}
+                STRIPPED_PREFIX: scope.get(STRIPPED_PREFIX, "") + prefix}
     if raw:
         stripped["raw_path"] = raw[len(prefix):] or b"/"
     return stripped

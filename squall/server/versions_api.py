@@ -5,8 +5,8 @@ history with provenance and the aliases pointing at them, and the difference bet
                                         `versions` newest first, each {"number", "created_at",
                                         "code_hash", "code_path", "provenance", "aliases"}
                                         (`aliases`: alias name -> percent of its traffic);
-                                        `aliases`: [{"name", "weights", "stored"}]; `live` is
-                                        the latest version when no `live` row is stored
+                                        `aliases`: [{"name", "weights"}], `live` first (see
+                                        squall/releases.py:aliases_of)
     GET /functions/{name}/diff?a=N&b=M  {"function", "a", "b", "config", "files", "summary"}:
                                         the configuration as a unified diff of sorted-key
                                         JSON, then each file of the code that differs
@@ -31,10 +31,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from squall.exceptions import BadInput, NotFound, SquallError
+from squall.releases import aliases_of
 from squall.server.node import Node
 from squall.server.responses import json_response
 from squall.store.base import FunctionRecord, FunctionVersion
-from squall.store.releases import LIVE_ALIAS, Alias
+from squall.store.releases import Alias
 
 MAX_DIFF_BYTES = 1_000_000
 """Files larger than this (either side) are said to differ, not diffed line by line."""
@@ -67,11 +68,11 @@ class VersionsApi:
 
     def version_history(self, name: str) -> dict[str, Any]:
         record = self.function(name)
-        aliases = effective_aliases(record, self.node.store.list_aliases(name))
+        aliases = aliases_of(record, self.node.store.list_aliases(name))
         versions = sorted(self.node.store.list_versions(name), key=lambda v: v.number, reverse=True)
         return {"function": name, "project": record.project, "latest": record.latest,
-                "aliases": [{"name": a.name, "weights": {str(n): w for n, w in sorted(a.weights.items())},
-                             "stored": a.updated_at > 0} for a in aliases],
+                "aliases": [{"name": a.name, "weights": {str(n): w for n, w in sorted(a.weights.items())}}
+                            for a in aliases],
                 "versions": [version_info(v, aliases) for v in versions]}
 
     def version(self, name: str, number: int) -> FunctionVersion:
@@ -105,14 +106,6 @@ def version_number(text: str | None, key: str) -> int:
     if text is None or not text.strip().isdigit() or int(text) < 1:
         raise BadInput(f"`{key}` must be a version number (1 or more), not {text!r}")
     return int(text)
-
-
-def effective_aliases(record: FunctionRecord, stored: list[Alias]) -> list[Alias]:
-    """The stored aliases of a function, and `live` at its latest version when no `live` row is
-    stored (a function deployed before aliases existed; `updated_at` 0 marks it)."""
-    if any(a.name == LIVE_ALIAS for a in stored):
-        return stored
-    return sorted([*stored, Alias(record.name, LIVE_ALIAS, {record.latest: 100}, 0.0)], key=lambda a: a.name)
 
 
 def version_info(version: FunctionVersion, aliases: list[Alias]) -> dict[str, Any]:

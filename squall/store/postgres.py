@@ -142,6 +142,7 @@ class PostgresStore(PostgresEventQueue, SqlReleases, BaseStore):
 
     MARK = "%s"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+    BYTE_ORDER = ' COLLATE "C"'
     notices_reach_other_nodes = True
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:

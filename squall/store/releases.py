@@ -9,7 +9,7 @@ before aliases existed has no row, and its `live` is its latest version.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -99,6 +99,3 @@ def decode_weights(text: str | bytes | Mapping[str, int]) -> dict[int, int]:
     found = orjson.loads(text) if isinstance(text, (str, bytes)) else text
     return {int(n): int(w) for n, w in found.items()}
 
-
-def referenced_versions(aliases: Sequence[Alias]) -> set[tuple[str, int]]:
-    return {(a.function, number) for a in aliases for number in a.weights}

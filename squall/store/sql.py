@@ -45,9 +45,9 @@ def log_records(rows: Iterable[Sequence[Any]], since: float | None) -> list[LogR
 def version_of(row: Sequence[Any]) -> FunctionVersion:
     """A `VERSION_COLUMNS` row as a FunctionVersion (JSON columns come as text from SQLite)."""
     function, number, project, code_hash, config, code_path, created_at, provenance = row
-    return FunctionVersion(function, number, project, code_hash, _json(config), code_path, created_at,
-                           _json(provenance))
+    return FunctionVersion(function, number, project, code_hash, json_value(config), code_path, created_at,
+                           json_value(provenance))
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value

@@ -67,14 +67,12 @@ def claimed_events(rows: Sequence[Sequence[Any]]) -> list[Event]:
     return sorted(claimed, key=lambda e: (e.run_at, e.created_at, e.id))
 
 
-OF_FUNCTION = "(function = ? OR function LIKE ? ESCAPE '!')"
-"""The events of one function: those of its `live` alias (stored under its name) and those
-of its other aliases and versions (`NAME:QUALIFIER`)."""
-
-
-def of_function(function: str) -> list[Any]:
-    """The parameters of OF_FUNCTION for `function` (`_` is a LIKE wildcard: escaped)."""
-    return [function, function.replace("!", "!!").replace("_", "!_").replace("%", "!%") + ":%"]
+def of_function(function: str, byte_order: str) -> tuple[str, list[Any]]:
+    """The condition (and its parameters) matching the events of one function: those of its
+    `live` alias (stored under its name) and those of its other aliases and versions
+    (`NAME:QUALIFIER`, the range from `NAME:` to `NAME;` in byte order, so an index serves it)."""
+    return (f"(function = ? OR (function{byte_order} >= ? AND function{byte_order} < ?))",
+            [function, function + ":", function + ";"])
 
 
 class SqlEventQueue(EventQueue):
@@ -82,6 +80,8 @@ class SqlEventQueue(EventQueue):
 
     MARK = "?"
     SKIP_LOCKED = ""
+    BYTE_ORDER = ""
+    """How a comparison of text asks for byte order (SQLite's is its default)."""
 
     def _write(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -237,9 +237,9 @@ class SqlEventQueue(EventQueue):
             return int(conn.execute(self._sql("DELETE FROM events WHERE source = ? AND status = 'queued'"),
                                     (source,)).rowcount)
 
-    @staticmethod
-    def _dead_of(function: str, ids: Sequence[str] | None) -> tuple[str, list[Any]]:
-        where, params = f"{OF_FUNCTION} AND status = 'dead'", of_function(function)
+    def _dead_of(self, function: str, ids: Sequence[str] | None) -> tuple[str, list[Any]]:
+        where, params = of_function(function, self.BYTE_ORDER)
+        where += " AND status = 'dead'"
         if ids is not None:
             where += f" AND id IN ({', '.join('?' for _ in ids) or 'NULL'})"
             params += list(ids)
@@ -257,13 +257,17 @@ class SqlEventQueue(EventQueue):
         return event_of(rows[0]) if rows else None
 
     def list_events(self, function: str, status: EventStatus, *, limit: int = 100) -> list[Event]:
-        rows = self._query(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE {OF_FUNCTION} AND status = ? "
+        where, params = of_function(function, self.BYTE_ORDER)
+        rows = self._query(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} AND status = ? "
                                      "ORDER BY finished_at, created_at, id LIMIT ?"),
-                           (*of_function(function), status.value, limit))
+                           (*params, status.value, limit))
         return [event_of(row) for row in rows]
 
     def count_events(self, function: str | None = None) -> dict[EventStatus, int]:
-        where, params = (f"WHERE {OF_FUNCTION}", of_function(function)) if function is not None else ("", [])
+        where, params = "", list[Any]()
+        if function is not None:
+            condition, params = of_function(function, self.BYTE_ORDER)
+            where = f"WHERE {condition}"
         rows = self._query(self._sql(f"SELECT status, count(*) FROM events {where} GROUP BY status"), params)
         counts = {status: 0 for status in EventStatus}
         counts.update({EventStatus(status): int(n) for status, n in rows})

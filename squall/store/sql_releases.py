@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from squall.exceptions import BadInput, NotFound
 from squall.store.notices import DEPLOY
 from squall.store.releases import (
@@ -19,6 +17,7 @@ from squall.store.releases import (
     decode_weights,
     encode_weights,
 )
+from squall.store.sql import json_value
 from squall.store.sql_tables import SqlTables
 
 ALIAS_TABLES = (
@@ -114,11 +113,8 @@ class SqlReleases(SqlTables, ReleaseStore):
         used: set[str] = set()
         for code_path, config in self._query("SELECT code_path, config FROM versions"):
             used.add(code_path)
-            deps = _config_of(config).get("deps")
+            deps = json_value(config).get("deps")
             if deps:
                 used.add(f"deps/{deps}")
         return used
 
-
-def _config_of(config: Any) -> dict[str, Any]:
-    return config if isinstance(config, dict) else orjson.loads(config)
