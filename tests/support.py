@@ -37,6 +37,18 @@ def write_project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def page_site(body: str, *, triggers: tuple[str, ...] = ('- http: "GET /page"',), secrets: str = "",
+              imports: str = "") -> dict[str, str]:
+    """Project `site`: function `page` answers 200 with the Python expression `body` (which may use
+    `context`), reached by `triggers` (YAML list items), listing `secrets` (YAML, e.g. "[GREETING]")."""
+    listed = f"\n    secrets: {secrets}" if secrets else ""
+    routes = "".join(f"\n      {line}" for trigger in triggers for line in trigger.splitlines())
+    return {
+        "squall.yaml": f"name: site\nfunctions:\n  page:\n    handler: app.handler{listed}\n    triggers:{routes}\n",
+        "app.py": f"{imports}def handler(event, context):\n    return {{'statusCode': 200, 'body': {body}}}\n",
+    }
+
+
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

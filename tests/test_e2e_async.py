@@ -55,6 +55,9 @@ def test_an_accepted_event_is_already_running_on_its_node_when_answered(
             stored = api.get(f"/_squall/api/events/{request_id}").json()
 
         assert (answer.status_code, stored["status"], stored["attempts"]) == (202, "running", 1)
+        # Stored already leased, in the accepting transaction: its lease starts when it was stored (a
+        # claim afterwards would have started it later).
+        assert stored["run_at"] == pytest.approx(stored["created_at"] + 960, abs=1e-6)
         assert wait_until(lambda: recorder.json()) == [{"id": request_id}]
 
 

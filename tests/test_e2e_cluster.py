@@ -14,7 +14,7 @@ import pytest
 
 from squall.store.events import NewEvent
 from squall.store.postgres import PostgresStore
-from tests.support import RECORDER_CLIENT, Recorder, SquallServer, wait_until, write_project
+from tests.support import RECORDER_CLIENT, Recorder, SquallServer, page_site, wait_until, write_project
 
 pytestmark = pytest.mark.e2e
 
@@ -110,19 +110,8 @@ def test_an_event_stored_by_another_node_runs_at_once(tmp_path: Path, fresh_post
 def test_deploys_and_secrets_through_one_node_reach_another_at_once(
         tmp_path: Path, fresh_postgres_url: str) -> None:
     def project(version: str) -> dict[str, str]:
-        return {
-            "squall.yaml": """
-                name: site
-                functions:
-                  page:
-                    handler: app.handler
-                    secrets: [GREETING]
-                    triggers:
-                      - http: "GET /page"
-            """,
-            "app.py": f"import os\n\ndef handler(event, context):\n"
-                      f"    return {{'statusCode': 200, 'body': '{version} ' + os.environ.get('GREETING', '-')}}\n",
-        }
+        return page_site(f"'{version} ' + os.environ.get('GREETING', '-')", secrets="[GREETING]",
+                         imports="import os\n\n")
 
     # One shared data dir (code and the secrets key), as a cluster on a shared volume has.
     a = node(tmp_path / "data", fresh_postgres_url, "a").start()
@@ -158,7 +147,10 @@ def test_deploying_an_unchanged_project_to_a_node_without_its_code_makes_that_no
     try:
         folder = write_project(tmp_path / "project", project)
         a.cli("deploy", str(folder), check=True)
-        assert b.cli("invoke", "hello").returncode != 0  # known, but not served: no code here
+        known = json.loads(b.cli("versions", "hello", "--json", check=True).stdout)
+        assert [v["number"] for v in known["versions"]] == [1]  # b knows the version...
+        unserved = b.cli("invoke", "hello")  # ...but does not serve it: its code is not on b's disk
+        assert unserved.returncode == 1 and "Function not found: hello" in unserved.stderr
 
         answer = json.loads(b.cli("deploy", str(folder), "--json", check=True).stdout)
 

@@ -154,6 +154,7 @@ def test_runs_as_nobody_with_read_only_code_and_no_platform_secrets(server: Squa
     assert seen["tmp_write"]["ok"]
     allowed = {"SQUALL_FUNCTION", "SQUALL_STAGE", "SQUALL_API_URL", "SQUALL_FUNCTION_TOKEN"}  # the SDK's, scoped to the function
     assert not [k for k in seen["environ"] if k.startswith("SQUALL_") and k not in allowed]
+    assert seen["environ"]["SQUALL_STAGE"] == "default"
     assert not any(server.token in value for value in seen["environ"].values())
     credential = seen["environ"]["SQUALL_FUNCTION_TOKEN"]
     assert httpx.get(f"{server.url}/_squall/api/functions",

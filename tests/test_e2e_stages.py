@@ -82,7 +82,7 @@ def test_the_cli_reaches_a_stage_with_a_global_or_a_command_option(node: SquallS
     for args in (("--stage", "staging", "invoke", "page"), ("invoke", "page", "--stage", "staging")):
         result = node.cli(*args, check=True)
         assert json.loads(result.stdout)["body"] == "v2 rehearsal staging-hi"
-    result = node.cli("invoke", "page", check=True, )
+    result = node.cli("invoke", "page", check=True)
     assert json.loads(result.stdout)["body"] == "v1 - root-hi"
     listed = json.loads(node.cli("ls", "--json", "--stage", "staging", check=True).stdout)
     assert {f["name"] for f in listed} == {"page", "note"}
@@ -92,14 +92,15 @@ def test_tables_are_separate_and_boto3_in_a_stage_reaches_its_own(node: SquallSe
     assert httpx.post(f"{node.url}/staging/notes/a1").status_code == 201
     got = node.cli("table", "get", "notes", '{"id": "a1"}', "--stage", "staging", "--json", check=True)
     assert json.loads(got.stdout)["stage"] == "staging"
-    missing = node.cli("table", "get", "notes", '{"id": "a1"}', "--json")
-    assert missing.returncode != 0 or not json.loads(missing.stdout or "null")
+    missing = node.cli("table", "get", "notes", '{"id": "a1"}', "--json")  # the root stage's own table
+    assert missing.returncode == 1 and "no item in notes" in missing.stderr
 
 
 def test_stages_are_listed_with_how_requests_reach_them(node: SquallServer) -> None:
     listed = {s["name"]: s for s in json.loads(node.cli("stages", "--json", check=True).stdout)}
     assert listed["default"]["functions"] == 2
     assert listed["staging"]["path_prefix"] == "/staging" and listed["staging"]["env"] == ["MODE"]
+    assert listed["production"]["host"] == "prod.example.test" and listed["production"]["path_prefix"] is None
 
 
 def test_promote_deploys_exactly_what_the_source_runs(node: SquallServer) -> None:
@@ -138,6 +139,7 @@ def test_a_bad_stage_name_or_clashing_route_is_refused(tmp_path: Path, node: Squ
     with node.api() as api:
         clash = api.put("/_squall/api/stages/other", json={"host": "prod.example.test"})
     assert clash.status_code == 409 and "production" in clash.json()["error"]["message"]
+    assert "other" not in {s["name"] for s in json.loads(node.cli("stages", "--json", check=True).stdout)}
 
 
 def test_a_stage_made_through_one_node_is_served_by_another(tmp_path: Path, fresh_postgres_url: str) -> None:

@@ -13,26 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import SquallServer, write_project
+from tests.support import SquallServer, page_site, write_project
 
 pytestmark = pytest.mark.e2e
 
 LOAD_SECONDS = 10.0
 CLIENTS = 4
-
-
-def project(version: str) -> dict[str, str]:
-    return {
-        "squall.yaml": """
-            name: site
-            functions:
-              page:
-                handler: app.handler
-                triggers:
-                  - http: "GET /page"
-        """,
-        "app.py": f"def handler(event, context):\n    return {{'statusCode': 200, 'body': '{version}'}}\n",
-    }
 
 
 @dataclass(frozen=True)
@@ -61,8 +47,8 @@ def test_a_deploy_and_a_rollback_under_load_lose_no_request(tmp_path: Path, stor
     url = request.getfixturevalue("fresh_postgres_url") if store == "postgres" else None
     node = SquallServer(tmp_path / "data", store=url).start()
     try:
-        node.cli("deploy", str(write_project(tmp_path / "v1", project("v1"))), check=True)
-        v2 = write_project(tmp_path / "v2", project("v2"))
+        node.cli("deploy", str(write_project(tmp_path / "v1", page_site("'v1'"))), check=True)
+        v2 = write_project(tmp_path / "v2", page_site("'v2'"))
         answers: list[Answer] = []
         lock = threading.Lock()
         start = time.monotonic()
@@ -84,6 +70,7 @@ def test_a_deploy_and_a_rollback_under_load_lose_no_request(tmp_path: Path, stor
 
     failures = [a for a in answers if a.status != 200]
     assert not failures, failures[:5]
+    assert {a.body for a in answers} == {"v1", "v2"}
     assert len(answers) > 200  # the load really ran across both switches
     after_deploy = [a.body for a in answers if deployed <= a.sent < rolling_back]
     after_rollback = [a.body for a in answers if a.sent >= rolled_back]

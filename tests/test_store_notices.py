@@ -21,7 +21,7 @@ import pytest
 from squall.exceptions import Conflict, StoreError
 from squall.store.base import BaseStore, NewVersion
 from squall.store.events import EventResult, Lease, NewEvent, Outcome
-from squall.store.notices import RESYNC, Listener, queue_topic
+from squall.store.notices import RESYNC, queue_topic
 from squall.store.objects import ObjectInfo
 from squall.store.postgres import PostgresStore
 from squall.store.queues import NewMessage
@@ -128,6 +128,11 @@ WRITES: dict[str, tuple[Setup, Write, str]] = {
     "move a message to its dead-letter queue": (
         received, lambda s, receipts: s.move_messages("jobs", receipts, "jobs-dlq", now=NOW), "queue:jobs-dlq"),
     "commit a deploy": (nothing, lambda s, _: s.commit_deploy("p", [version()]), "deploy"),
+    "move an alias": (lambda s: s.commit_deploy("p", [version()]),
+                      lambda s, _: s.set_alias("fn", "stable", {1: 100}, reason="set", now=NOW), "deploy"),
+    "remove an alias": (lambda s: (s.commit_deploy("p", [version()]),
+                                   s.set_alias("fn", "stable", {1: 100}, reason="set", now=NOW)),
+                        lambda s, _: s.delete_alias("fn", "stable"), "deploy"),
     "set a secret": (nothing, lambda s, _: s.put_secret("TOKEN", b"sealed", now=NOW), "secrets"),
     "remove a secret": (lambda s: s.put_secret("TOKEN", b"sealed", now=NOW), lambda s, _: s.delete_secret("TOKEN"),
                         "secrets"),
@@ -151,7 +156,6 @@ def test_a_write_is_heard_by_another_store_object_where_notices_travel(store_fac
             assert heard.topics == []
     finally:
         listener.close()
-    assert isinstance(listener, Listener)
 
 
 @pytest.mark.parametrize("name", list(WRITES))
