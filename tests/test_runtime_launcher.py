@@ -53,7 +53,7 @@ def children_of(pid: int) -> list[int]:
 
 
 def test_the_next_cold_start_takes_the_spare_child(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text("import os\n\ndef handler(event, context):\n    return os.getpid()\n")
+    (tmp_path / "app.py").write_text("import os\n\ndef handler(event, context):\n    return int(os.readlink('/proc/self'))\n")  # host pid
 
     async def scenario() -> None:
         launcher = ZygoteLauncher(profiles={BASE_PROFILE: ()})

@@ -16,7 +16,7 @@ import pytest
 
 from squall.runtime import cgroups
 from squall.runtime.instance import InstanceSpec
-from squall.runtime.launcher import SubprocessLauncher, ZygoteLauncher
+from squall.runtime.launcher import SubprocessLauncher, ZygoteLauncher, pid_namespace_prefix
 from squall.runtime.pool import InstancePool
 from tests.support import wait_until
 
@@ -24,6 +24,16 @@ T = TypeVar("T")
 
 HANDLERS = '''
 import errno, os, socket, sys, threading, time
+
+def host_pid():
+    """This instance's pid as the host sees it (os.getpid() is 1 in its own PID namespace):
+    the name of its pids cgroup."""
+    for line in open("/proc/self/cgroup"):
+        _, controllers, path = line.strip().split(":", 2)
+        name = path.rsplit("/", 1)[-1]
+        if "pids" in controllers.split(",") and name.isdigit():
+            return int(name)
+    return os.getpid()
 
 def attempt(fn):
     try:
@@ -94,7 +104,7 @@ def handler(event, context):
     action = event.get("do")
     if action == "probe":
         return {
-            "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "pid": os.getpid(),
+            "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "pid": host_pid(),
             "environ": dict(os.environ), "cwd": os.getcwd(),
             "store": attempt(lambda: open(event["data"] + "/squall.db").read()),
             "token": attempt(lambda: open(event["data"] + "/admin-token").read()),
@@ -104,7 +114,7 @@ def handler(event, context):
             "write_code": attempt(lambda: open("written.txt", "w").write("x")),
             "tmp_write": attempt(lambda: open("/tmp/mine", "w").write("x")),
             "connect": attempt(lambda: socket.create_connection(("127.0.0.1", event["port"]), 2).close()),
-            "kill_parent": attempt(lambda: os.kill(os.getppid(), 9)),
+            "kill_zygote": attempt(lambda: os.kill(event["zygote"], 9)),
         }
     if action == "fill_tmp":
         return fill_tmp()
@@ -116,7 +126,7 @@ def handler(event, context):
         return thread_bomb()
     if action == "files":
         return open_files()
-    return {"pid": os.getpid()}
+    return {"pid": host_pid()}
 '''
 
 
@@ -164,9 +174,9 @@ class Layout:
         return InstanceSpec("f", version, "app.handler", str(self.code), int(sandbox_settings["memory_mb"]),
                             timeout, environ, (str(self.code), str(self.deps)), sandbox=sandbox_settings)
 
-    def probe(self, port: int = 9) -> dict[str, Any]:
+    def probe(self, port: int = 9, zygote: int = 0) -> dict[str, Any]:
         return {"do": "probe", "data": str(self.data), "other": str(self.other), "deps": str(self.deps),
-                "port": port}
+                "port": port, "zygote": zygote}
 
 
 @pytest.fixture
@@ -199,13 +209,24 @@ def test_data_dir_is_hidden_but_code_and_deps_stay_readable(layout: Layout) -> N
     assert seen["cwd"] == str(layout.code)
 
 
+def zygote_pid(pool: InstancePool) -> int:
+    launcher = pool.launcher
+    assert isinstance(launcher, ZygoteLauncher)
+    process = launcher.zygotes["base"].process
+    assert process is not None
+    return process.pid
+
+
 def test_runs_as_nobody_without_groups_and_cannot_kill_the_zygote(layout: Layout) -> None:
+    """Without a uid in its settings an instance runs as nobody; the zygote, outside its PID
+    namespace, has no pid it could name."""
     async def scenario(pool: InstancePool) -> None:
-        ok, seen = await call(pool, layout.spec(), layout.probe())
+        await pool.launcher.start()
+        ok, seen = await call(pool, layout.spec(), layout.probe(zygote=zygote_pid(pool)))
         assert ok, seen
         assert (seen["uid"], seen["gid"], seen["groups"]) == (65534, 65534, [])
         assert seen["environ"] == {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
-        assert not seen["kill_parent"]["ok"] and seen["kill_parent"]["errno"] == errno.EPERM
+        assert not seen["kill_zygote"]["ok"] and seen["kill_zygote"]["errno"] == errno.ESRCH
         ok, again = await call(pool, layout.spec(), {})
         assert ok and again["pid"] == seen["pid"]
     run_in_pool(scenario)
@@ -378,7 +399,7 @@ def test_a_platform_dir_under_tmp_stays_importable_and_its_data_dir_hidden(tmp_p
             print(json.dumps({{"value": late_module.VALUE, "handler": handler_module.NAME,
                               "data": sorted(os.listdir({str(checkout / "data")!r}))}}))
         """)
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+        result = subprocess.run([*pid_namespace_prefix(), sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                                 cwd="/", env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     finally:
         subprocess.run(["rm", "-rf", str(checkout)], check=True)

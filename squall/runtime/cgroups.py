@@ -1,25 +1,48 @@
-"""cgroup v1 groups of instances: a memory and a pids group per instance, nested in the
-zygote's own cgroup (`<controller>/<own group>/squall/<pid>`), created when the instance
-starts (or ahead of time by a spare child), removed when it is reaped, and read for
-out-of-memory kills. Used by squall/runtime/sandbox.py and the zygote."""
+"""cgroup v1 groups of instances: a memory, a pids and a freezer group per instance, nested
+in the zygote's own cgroup (`<controller>/<own group>/squall/<pid>`), created when the
+instance starts (or ahead of time by a spare child), frozen and thawed by the node while the
+instance is idle (`set_frozen`), emptied and removed when it is reaped, and read for
+out-of-memory kills. Used by squall/runtime/sandbox.py, the zygote and the instance handle.
+
+`<pid>` is always the instance's pid as the host (the zygote and the node) sees it: inside
+its own PID namespace an instance is pid 1, so the zygote's child records its host pid
+(`remember_host_pid`) before anything mounts a /proc of the new namespace."""
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import signal
 import time
 
 CGROUP_MOUNT = "/sys/fs/cgroup"
 CGROUP_GROUP = "squall"
+CONTROLLERS = ("memory", "pids", "freezer")
+FROZEN, THAWED = "FROZEN", "THAWED"
 
 _joined: dict[str, str] = {}
 """The groups this instance process joined, by controller (a spare child joins early)."""
 _pending: set[str] = set()
+_host_pid: int | None = None
+"""This instance's pid as the host sees it (its groups' name), when it differs from getpid()."""
+
+
+def remember_host_pid() -> int:
+    """Record this process's pid in the host's PID namespace: /proc/self of the /proc mounted
+    now (the host's, before the sandbox mounts its own) names it. Inside a PID namespace of
+    its own, os.getpid() is 1 and cannot name a group."""
+    global _host_pid
+    _host_pid = int(os.readlink("/proc/self"))
+    return _host_pid
+
+
+def own_name() -> int:
+    return _host_pid if _host_pid is not None else os.getpid()
 
 
 def cgroup_roots() -> dict[str, str]:
-    """Writable `squall` parent groups by controller ("memory", "pids"), nested in this
+    """Writable `squall` parent groups by controller ("memory", "pids", "freezer"), nested in this
     process's own cgroup; a controller that is missing or read-only is left out."""
     roots = {}
     try:
@@ -30,7 +53,7 @@ def cgroup_roots() -> dict[str, str]:
     for line in lines:
         _, controllers, path = line.split(":", 2)
         for controller in controllers.split(","):
-            if controller not in ("memory", "pids"):
+            if controller not in CONTROLLERS:
                 continue
             own = os.path.join(CGROUP_MOUNT, controller, path.lstrip("/"))
             root = os.path.join(own, CGROUP_GROUP)
@@ -68,9 +91,50 @@ def remove_cgroups(pid: int) -> None:
         except OSError:
             continue
         _pending.update(os.path.join(root, name) for name in names if name.isdigit() and not _alive(int(name)))
-    for group in sorted(_pending, key=lambda g: "/pids/" not in g):  # pids first: stops forks
+    ordered = sorted(_pending, key=lambda g: "/pids/" not in g)  # pids first: stops forks
+    for group in ordered:  # a frozen process dies only once thawed: thaw every group first
+        _stop_and_thaw(group)
+    for group in ordered:
         if _remove_group(group):
             _pending.discard(group)
+
+
+def _stop_and_thaw(group: str) -> None:
+    """No more forks in the group, SIGKILL to its members, then thaw it (a process frozen by
+    the cgroup freezer does not act on SIGKILL until it is thawed)."""
+    if os.path.exists(os.path.join(group, "pids.max")):
+        _write_quietly(group, "pids.max", "0")  # what is left of a fork bomb can fork no more
+    _kill_members(group)
+    if os.path.exists(os.path.join(group, "freezer.state")):
+        _write_quietly(group, "freezer.state", THAWED)
+
+
+def _write_quietly(group: str, name: str, value: str) -> None:
+    try:
+        with open(os.path.join(group, name), "w") as handle:
+            handle.write(value)
+    except OSError:
+        pass  # the group is gone already
+
+
+@functools.cache
+def _freezer_root() -> str | None:
+    return cgroup_roots().get("freezer")
+
+
+def set_frozen(pid: int, frozen: bool) -> bool:
+    """Freeze (or thaw) every process of instance `pid` with its cgroup freezer group, children
+    that left its session included; False when it has no freezer group (the caller then
+    signals its process group instead)."""
+    root = _freezer_root()
+    if root is None:
+        return False
+    try:
+        with open(os.path.join(root, str(pid), "freezer.state"), "w") as handle:
+            handle.write(FROZEN if frozen else THAWED)
+    except OSError:
+        return False
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -86,10 +150,6 @@ def _alive(pid: int) -> bool:
 def _remove_group(group: str, patience: float = 1.0) -> bool:
     """Kill the group's members until it can be removed; gives up after `patience` seconds
     (what is left of a fork bomb may take that long to die; the next reap retries)."""
-    try:
-        write_setting(group, "pids.max", 0)  # what is left of a fork bomb can fork no more
-    except OSError:
-        pass
     for inner, _dirs, _files in sorted(os.walk(group), reverse=True)[:-1]:  # nested groups first
         try:
             os.rmdir(inner)
@@ -105,7 +165,7 @@ def _remove_group(group: str, patience: float = 1.0) -> bool:
         except OSError as exc:
             if exc.errno != errno.EBUSY or time.monotonic() > deadline:
                 return False
-        _kill_members(group)
+        _stop_and_thaw(group)
         time.sleep(0.002)
 
 
@@ -134,7 +194,7 @@ def write_setting(group: str, name: str, value: int) -> None:
 
 
 def join_own_cgroups() -> None:
-    """Create this process's memory and pids groups and move into them, with no limits yet.
+    """Create this process's memory, pids and freezer groups and move into them, with no limits yet.
     A zygote's spare child calls this before it knows its function: the move waits for an
     RCU grace period on cgroup v1 (10+ ms), which then stays off the cold-start path."""
     try:
@@ -148,9 +208,9 @@ def instance_groups() -> dict[str, str]:
     Later calls return the same groups: once joined, /proc/self/cgroup names the instance's
     group, so the roots must not be computed again (they would nest a group in it)."""
     if not _joined:
-        pid = os.getpid()
+        pid = own_name()
         for controller, root in cgroup_roots().items():
             group = _make_group(root, pid)
-            write_setting(group, "cgroup.procs", pid)
+            write_setting(group, "cgroup.procs", 0)  # 0: this process (its host pid is not ours to name)
             _joined[controller] = group
     return dict(_joined)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from squall.runtime.cgroups import set_frozen
 from squall.runtime.output import OutputCollector
 from squall.runtime.protocol import LENGTHS, NONCE_SIZE, Frame, decode_frame, decode_lengths, encode_frame
 from squall.types import LogLine
@@ -163,13 +164,18 @@ class Instance:
         return InvokeOutcome(False, orjson.dumps(error), self._output.finish(), 0.0, init_ms=init_ms)
 
     def kill(self) -> None:
-        """Kill the process at once (SIGKILL); safe to call twice."""
+        """Kill the process at once (SIGKILL); safe to call twice. Its death ends its PID
+        namespace, and with it every process it started. A frozen instance is thawed after
+        the signal: the cgroup freezer holds SIGKILL until then."""
         self.state = InstanceState.DEAD
         if self.process.returncode is None:
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if self.frozen:
+            self._set_frozen(False)
+            self.frozen = False
         transport = getattr(self._writer, "transport", None)
         if transport is not None:
             transport.close()
@@ -198,9 +204,9 @@ class Instance:
             self.freeze()
 
     def freeze(self) -> None:
-        """Stop the instance's process group between invocations (as hosted platforms
-        freeze theirs): background threads and children get no CPU while it is idle."""
-        self._signal_group(signal.SIGSTOP)
+        """Freeze the instance between invocations (as hosted platforms do): background
+        threads and every process it started get no CPU while it is idle."""
+        self._set_frozen(True)
         self.frozen = True
 
     def thaw(self) -> None:
@@ -208,8 +214,15 @@ class Instance:
             self._freeze_timer.cancel()
             self._freeze_timer = None
         if self.frozen:
-            self._signal_group(signal.SIGCONT)
+            self._set_frozen(False)
             self.frozen = False
+
+    def _set_frozen(self, frozen: bool) -> None:
+        """The instance's cgroup freezer group holds all its processes, those that left its
+        session or process group too; without one (freezer not writable, or an instance
+        not forked by the zygote) its process group is stopped and continued instead."""
+        if not set_frozen(self.pid, frozen):
+            self._signal_group(signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def _signal_group(self, sig: int) -> None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 import orjson
 
+from squall.runtime.cgroups import set_frozen
 from squall.runtime.instance import Instance, InstanceSpec
 
 BOOT = "import sys; sys.path[:0] = sys.argv[1:]; from squall.runtime.bootstrap import main; main()"
@@ -40,19 +42,31 @@ def platform_sys_path() -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def pid_namespace_prefix() -> list[str]:
+    """`unshare --pid --fork --kill-child` (util-linux) when this process may make PID
+    namespaces: the interpreter then runs as pid 1 of its own, as a zygote's children do, and
+    dies (with everything it started) when `unshare` is killed. Used for sandboxed specs only.
+    Empty where not allowed: the sandbox of such an instance then refuses to run."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        return []
+    return [unshare, "--pid", "--fork", "--kill-child"]
+
+
 class SubprocessLauncher:
     """Starts `python -I -S` with an explicit import path: no user site, no PYTHON* variables."""
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
         self.path = platform_sys_path()
+        self.prefix = pid_namespace_prefix()
 
     async def start(self) -> None:
         return None
 
     async def launch(self, spec: InstanceSpec) -> Instance:
         process = await asyncio.create_subprocess_exec(
-            self.python, "-I", "-S", "-c", BOOT, *self.path,
+            *(self.prefix if spec.sandbox else ()), self.python, "-I", "-S", "-c", BOOT, *self.path,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, cwd=spec.code_dir, env=spec.environ,
             start_new_session=True)
@@ -282,9 +296,11 @@ async def _forked_child(pid: int, to_child: int, from_child: int, exited: asynci
 
 
 def _wait_orphan(pid: int) -> int:
-    """Exit code for a child whose zygote is gone: kill it so no orphan keeps running."""
+    """Exit code for a child whose zygote is gone: kill it so no orphan keeps running (and
+    thaw it: a child frozen by the cgroup freezer acts on SIGKILL only once thawed)."""
     try:
         os.kill(pid, 9)
     except ProcessLookupError:
         pass
+    set_frozen(pid, False)
     return -9

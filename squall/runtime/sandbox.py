@@ -4,8 +4,16 @@ before the user's code is imported (see docs/sandbox.md).
 `enter(settings)` runs inside a new instance process (forked from the zygote, still
 root), after the init frame and before the environment is set up. Its steps, in order:
 
+0. PID namespace: the instance must be pid 1 of a PID namespace of its own (the zygote
+   forks every child into a new one, `fork_in_new_pid_namespace`): it cannot see, signal
+   or ptrace any process but its own children, and when it dies the kernel kills every
+   process left in the namespace;
 1. mount namespace: `unshare(CLONE_NEWNS)`, then `/` is made recursively private, so
    that nothing below leaks back to the host;
+1b. private /run: an empty read-only tmpfs on `/run` (and on `/var/run` when it is not a
+   link to it), so that no Unix socket of the host's services (databases, D-Bus, Docker)
+   can be reached by its path; `/run/lock` is made in it for the scratch bind, and a
+   `/etc/resolv.conf` that points into `/run` is bound back;
 2. private scratch: a fresh tmpfs on `/tmp` (`size=tmp_mb`, mode 1777), also bound on
    the host's other world-writable places (`/var/tmp`, `/dev/shm`, `/run/lock`) so that
    all of them share one cap and nothing outlives the instance. This comes before the
@@ -14,25 +22,29 @@ root), after the init frame and before the environment is set up. Its steps, in 
    then each `code_dirs` entry bound back at its own path, read-only, and the tmpfs made
    read-only too. The code dirs are opened (O_PATH) in the new namespace before anything
    is hidden, and bound from those descriptors;
-4. `/proc` mounted again with `hidepid=invisible`: the function sees its own processes
-   only (not the server's command line);
+4. `/proc` mounted again for the instance's PID namespace, with `hidepid=invisible`: the
+   function sees its own processes only (not the server's, not other instances');
 5. `network: none`: `unshare(CLONE_NEWNET)`, a network namespace without interfaces;
-6. cgroup v1 memory and pids groups `<controller>/<our cgroup>/squall/<pid>` (nested in
-   the zygote's own group, which is `/` on most hosts), with `memory.limit_in_bytes`
+6. cgroup v1 memory, pids and freezer groups `<controller>/<our cgroup>/squall/<host pid>`
+   (nested in the zygote's own group, which is `/` on most hosts; squall/runtime/cgroups.py),
+   with `memory.limit_in_bytes`
    (and `memory.memsw.limit_in_bytes`) = `memory_mb` and `pids.max` = `nproc`. When the
    controllers are not writable (detected once per process) memory falls back to
    RLIMIT_AS and processes to RLIMIT_NPROC, both weaker (see `set_limits`);
 7. rlimits: RLIMIT_NOFILE = `nofile`, RLIMIT_FSIZE just above `tmp_mb` (so that a full
    `/tmp` answers ENOSPC, not EFBIG), RLIMIT_CORE = 0. RLIMIT_NPROC is left alone when the
-   pids cgroup works: it counts every process of the *uid*, and all instances share uid
-   nobody, so a per-instance value would let one function's fork bomb stop every other
-   function from starting a thread. The pids cgroup is the real, per-instance cap;
+   pids cgroup works: it counts every process of the *uid*, which all instances of a
+   function share, so a per-instance value would let one instance's fork bomb stop the
+   function's other instances from starting a thread. The pids cgroup is the real,
+   per-instance cap;
 8. inherited descriptors other than 0-2 and `keep_fds` are closed (the zygote's wake-up
    pipe and epoll descriptor must not reach user code);
-9. privileges: `setgroups([])`, `setgid(65534)`, `setuid(65534)` (all capabilities go),
-   then `PR_SET_NO_NEW_PRIVS`. Changing uid also leaves the process non-dumpable, so other
-   instances (same uid) cannot ptrace it or read its /proc files;
-10. a check that every code dir is still readable as nobody.
+9. privileges: `setgroups([])`, `setgid(gid)`, `setuid(uid)` (all capabilities go), then
+   `PR_SET_NO_NEW_PRIVS`. The node gives every function a uid and gid of its own
+   (squall/server/specs.py, `FunctionUids`; 65534 `nobody` when the settings name none),
+   so that even a process the function `execve`s (dumpable again) is out of reach of every
+   other function: another uid may not ptrace it, signal it or read its /proc files;
+10. a check that every code dir is still readable with that uid.
 
 A step the machine does not allow raises `SandboxError`, so an instance never runs
 unsandboxed by accident; with `"required": False` in the settings such a step is skipped
@@ -45,26 +57,30 @@ The cgroups of an instance are removed by the zygote when it reaps the instance
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
-import signal
 import resource
+import select
+import signal
 import stat
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from squall.runtime.cgroups import instance_groups, write_setting
+from squall.runtime.cgroups import instance_groups, remember_host_pid, write_setting
 
 NOBODY = 65534
 MB = 1024 * 1024
 SCRATCH_ALIASES = ("/var/tmp", "/dev/shm", "/run/lock")
+RUN_DIRS = ("/run", "/var/run")
+"""Where the host's services put their Unix sockets: an empty tmpfs in the sandbox."""
+RESOLV_CONF = "/etc/resolv.conf"
 RLIMIT_AS_MARGIN_MB = 128
 """RLIMIT_AS fallback: the address space already mapped at `enter` (interpreter, preloaded
 modules) plus `memory_mb` plus this much for thread stacks and malloc arenas, which reserve
 address space they do not use. Virtual size overstates memory use, so the fallback is loose."""
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -80,23 +96,44 @@ PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter is linked with
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
-_parent: int | None = None
-"""The process whose end kills this one (`die_with_parent`), armed again after a uid change."""
+_parent_fd: int | None = None
+"""A pidfd of the parent whose end kills this process (`die_with_parent`), kept until the
+death signal is armed again after the uid change (then closed)."""
 
 
-def die_with_parent(parent: int | None = None) -> None:
-    """Have the kernel SIGKILL this process when its parent `parent` ends (at once if it
-    already has). Changing the uid clears the setting: `drop_privileges` arms it again."""
-    global _parent
-    _parent = parent if parent is not None else _parent
-    if _parent is None:
+def die_with_parent(parent_fd: int | None = None) -> None:
+    """Have the kernel SIGKILL this process when its parent ends (at once if it already has).
+    The parent is named by a pidfd (`os.pidfd_open`) it opened on itself before the fork:
+    from inside a PID namespace of its own the parent is outside, and getppid() is 0 whether
+    it lives or not. Changing the uid clears the setting: `drop_privileges` arms it again."""
+    global _parent_fd
+    _parent_fd = parent_fd if parent_fd is not None else _parent_fd
+    if _parent_fd is None:
         return
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != _parent:
+    if select.select([_parent_fd], [], [], 0)[0]:  # a pidfd is readable once its process ended
         os._exit(0)
+
+
+def fork_in_new_pid_namespace(own_namespace: int) -> int:
+    """os.fork(), the child being pid 1 of a new PID namespace; `own_namespace` is a descriptor
+    of the caller's own (`/proc/self/ns/pid`), to which its later children return. A machine
+    that does not allow it (no CAP_SYS_ADMIN) gets a plain fork: the child's sandbox then
+    refuses to run (`require_own_pid_namespace`)."""
+    if _libc.unshare(CLONE_NEWPID) != 0:
+        return os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        _libc.setns(own_namespace, CLONE_NEWPID)
+        raise
+    if pid != 0:  # the next unshare needs the caller's children back in its own namespace
+        _check(_libc.setns(own_namespace, CLONE_NEWPID), "setns(CLONE_NEWPID)")
+    return pid
 
 
 class SandboxError(Exception):
@@ -115,6 +152,8 @@ class Settings:
     nofile: int
     nproc: int
     required: bool
+    uid: int = NOBODY
+    gid: int = NOBODY
 
     @classmethod
     def parse(cls, settings: dict[str, Any]) -> Settings:
@@ -123,7 +162,8 @@ class Settings:
                    code_dirs=tuple(os.path.realpath(d) for d in settings.get("code_dirs", ())),
                    hidden_dirs=tuple(os.path.realpath(d) for d in settings.get("hidden_dirs", ())),
                    nofile=int(settings.get("nofile", 1024)), nproc=int(settings.get("nproc", 1024)),
-                   required=bool(settings.get("required", True)))
+                   required=bool(settings.get("required", True)),
+                   uid=int(settings.get("uid", NOBODY)), gid=int(settings.get("gid", NOBODY)))
 
 
 def enter(settings: dict[str, Any], keep_fds: Iterable[int] = ()) -> None:
@@ -131,17 +171,21 @@ def enter(settings: dict[str, Any], keep_fds: Iterable[int] = ()) -> None:
     s = Settings.parse(settings)
     binds = s.code_dirs + platform_dirs()
     bind_fds: list[int] = []  # opened inside the new namespace: a bind needs a mount of ours
+    if s.uid == 0 or s.gid == 0:
+        raise SandboxError(f"refusing to run a function as uid {s.uid} / gid {s.gid} (root)")
     steps: list[tuple[str, Callable[[], None]]] = [
+        ("pid namespace", require_own_pid_namespace),
         ("mount namespace", private_mount_namespace),
         ("code dirs", lambda: bind_fds.extend(_open_paths(binds))),
+        ("private /run", private_run),
         ("private /tmp", lambda: private_tmp(s.tmp_mb)),
         ("hidden dirs", lambda: hide_dirs(s.hidden_dirs, dict(zip(binds, bind_fds)), s.code_dirs, bind_fds)),
         ("private /proc", private_proc),
         ("network", lambda: isolate_network(s.network)),
         ("limits", lambda: set_limits(s)),
         ("descriptors", lambda: close_inherited_fds(set(keep_fds))),
-        ("privileges", drop_privileges),
-        ("readable code", lambda: check_readable(s.code_dirs)),
+        ("privileges", lambda: drop_privileges(s.uid, s.gid)),
+        ("readable code", lambda: check_readable(s.code_dirs, s.uid)),
     ]
     try:
         for name, step in steps:
@@ -157,9 +201,42 @@ def enter(settings: dict[str, Any], keep_fds: Iterable[int] = ()) -> None:
 
 # -- the steps ---------------------------------------------------------------
 
+def require_own_pid_namespace() -> None:
+    """The instance must be pid 1 of its own PID namespace (made by the zygote's fork). Its
+    host pid, which names its cgroups, is read first, while /proc is still the host's."""
+    remember_host_pid()
+    if os.getpid() != 1:
+        raise SandboxError(f"the instance is pid {os.getpid()}, not pid 1 of a PID namespace of its own "
+                           "(the zygote forks each instance into one; it needs CAP_SYS_ADMIN)")
+
+
 def private_mount_namespace() -> None:
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def private_run() -> None:
+    """An empty read-only tmpfs on /run (and /var/run unless it links there): no host Unix
+    socket stays reachable by path. /run/lock is made for the scratch bind of `private_tmp`;
+    a resolv.conf that lives in /run (systemd-resolved) is bound back, so DNS keeps working."""
+    resolv = os.path.realpath(RESOLV_CONF)
+    keep = resolv if any(_inside(resolv, run) for run in RUN_DIRS) and os.path.isfile(resolv) else None
+    keep_fd = os.open(keep, os.O_PATH | os.O_CLOEXEC) if keep else None
+    try:
+        for run in RUN_DIRS:
+            if os.path.isdir(run) and not os.path.islink(run):
+                mount("tmpfs", run, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,nr_inodes=1024,mode=0755")
+                os.mkdir(os.path.join(run, "lock"), 0o755)
+        if keep is not None and keep_fd is not None:
+            os.makedirs(os.path.dirname(keep), mode=0o755, exist_ok=True)
+            os.close(os.open(keep, os.O_WRONLY | os.O_CREAT, 0o644))
+            mount(f"/proc/self/fd/{keep_fd}", keep, None, MS_BIND)
+        for run in RUN_DIRS:
+            if os.path.isdir(run) and not os.path.islink(run):
+                mount(None, run, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    finally:
+        if keep_fd is not None:
+            os.close(keep_fd)
 
 
 def private_tmp(tmp_mb: int) -> None:
@@ -183,7 +260,7 @@ def hide_dirs(hidden: Iterable[str], bind_fds: dict[str, int], code_dirs: Iterab
         code = set(code_dirs)
         blocked = {_blocked_ancestor(path) for path in bind_fds}
         covers = sorted(set(hidden) | {b for b in blocked if b is not None}, key=len)
-        replaced = [*covers, "/tmp", *SCRATCH_ALIASES]  # the private /tmp hid what was under it too
+        replaced = [*covers, "/tmp", *SCRATCH_ALIASES, *RUN_DIRS]  # the private /tmp and /run hid what was under them
         binds = {path: fd for path, fd in bind_fds.items()
                  if path in code or any(_inside(path, cover) for cover in replaced)}
         _hide_dirs(covers, binds)
@@ -241,8 +318,8 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def private_proc() -> None:
-    """A /proc of our own where the function sees only processes of its uid (Linux >= 5.8
-    gives each proc mount its own options)."""
+    """A /proc of our own PID namespace, where the function sees only processes of its uid
+    (Linux >= 5.8 gives each proc mount its own options)."""
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible")
 
 
@@ -278,7 +355,7 @@ def set_limits(s: Settings) -> None:
 
 
 def close_inherited_fds(keep: set[int]) -> None:
-    keep |= {0, 1, 2}
+    keep |= {0, 1, 2} | ({_parent_fd} if _parent_fd is not None else set())  # closed by drop_privileges
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd not in keep:
@@ -288,26 +365,27 @@ def close_inherited_fds(keep: set[int]) -> None:
                 pass  # the descriptor of the listing itself, already closed
 
 
-def drop_privileges() -> None:
+def drop_privileges(uid: int = NOBODY, gid: int = NOBODY) -> None:
+    global _parent_fd
     os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
+    os.setgid(gid)
+    os.setuid(uid)
     die_with_parent()  # the uid change cleared it
+    if _parent_fd is not None:  # armed again: the pidfd must not reach user code
+        os.close(_parent_fd)
+        _parent_fd = None
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 
-def check_readable(code_dirs: Iterable[str]) -> None:
+def check_readable(code_dirs: Iterable[str], uid: int = NOBODY) -> None:
     for path in code_dirs:
         try:
             os.listdir(path)
         except OSError as exc:
-            raise SandboxError(f"code dir {path} is not readable by uid {NOBODY} ({exc.strerror}): "
+            raise SandboxError(f"code dir {path} is not readable by uid {uid} ({exc.strerror}): "
                                f"its parent folders must be traversable by others (chmod o+x)") from exc
 
 
-# -- cgroups -----------------------------------------------------------------
-
-@functools.cache
 # -- helpers -----------------------------------------------------------------
 
 def _open_paths(paths: Iterable[str]) -> list[int]:

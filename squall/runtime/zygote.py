@@ -11,6 +11,13 @@ SOCK_SEQPACKET socket (one message per packet):
                       {"exited": pid, "status": waitpid status}   when a child ends
 
 The zygote never runs user code: the child does, after the fork.
+
+Every child (spare or on request) is forked into a PID namespace of its own, as its pid 1
+(`fork_in_new_pid_namespace`): the pids the zygote reports are the host's, the child's
+cgroups are named by that host pid (`remember_host_pid`), and when the child dies the kernel
+kills whatever it left in its namespace. When the node goes (the socket closes) the zygote
+kills its children and thaws their freezer groups before it exits: a child frozen by the
+cgroup freezer would not act on the SIGKILL its parent's death sends it.
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ from typing import Any
 
 import orjson
 
-from squall.runtime.cgroups import join_own_cgroups, oom_killed, remove_cgroups
+from squall.runtime.cgroups import join_own_cgroups, oom_killed, remember_host_pid, remove_cgroups
 from squall.runtime.heap import fill_free_blocks
-from squall.runtime.sandbox import die_with_parent
+from squall.runtime.sandbox import die_with_parent, fork_in_new_pid_namespace
 
 MAX_FDS = 2
 SPARE_INTERVAL = 0.01
@@ -51,12 +58,16 @@ def preload(modules: list[str]) -> None:
             pass
 
 
-def detach(control: socket.socket, zygote: int) -> None:
-    """First steps of every forked child: leave the zygote's socket, session and signals, and
-    die with the zygote. The zygote ends when its node does (its socket closes); an instance
-    frozen at that moment (SIGSTOP) could never read the end of its pipe, and would stay
-    stopped for good: SIGKILL reaches it even stopped."""
+def detach(control: socket.socket, zygote: int, namespace: int) -> None:
+    """First steps of every forked child: note its host pid, leave the zygote's socket,
+    session, PID namespace descriptor and signals, and die with the zygote (`zygote` is a
+    pidfd of it). The zygote ends
+    when its node does (its socket closes); an instance frozen at that moment could never
+    read the end of its pipe, and would stay stopped for good: SIGKILL reaches it (a
+    cgroup-frozen one once the zygote has thawed it)."""
+    remember_host_pid()
     control.close()
+    os.close(namespace)
     os.setsid()
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
@@ -80,20 +91,20 @@ def become_instance(fd_in: int, fd_out: int) -> None:
         os._exit(70)
 
 
-def run_child(fd_in: int, fd_out: int, control: socket.socket, zygote: int) -> None:
+def run_child(fd_in: int, fd_out: int, control: socket.socket, zygote: int, namespace: int) -> None:
     """In a child forked on request: become an instance at once. Never returns."""
     try:
-        detach(control, zygote)
+        detach(control, zygote, namespace)
     finally:
         become_instance(fd_in, fd_out)
 
 
-def run_spare(link: socket.socket, control: socket.socket, zygote: int) -> None:
+def run_spare(link: socket.socket, control: socket.socket, zygote: int, namespace: int) -> None:
     """In a child forked ahead of time: do now what is slow and needs no spec (joining
     fresh cgroups costs an RCU grace period, 10+ ms, on cgroup v1), then wait for the
     pipes of the instance it will become. Never returns."""
     try:
-        detach(control, zygote)
+        detach(control, zygote, namespace)
         join_own_cgroups()
         _message, fds, _flags, _addr = socket.recv_fds(link, 16, MAX_FDS)
         link.close()
@@ -109,7 +120,11 @@ class Zygote:
 
     def __init__(self, control: socket.socket) -> None:
         self.control = control
-        self.pid = os.getpid()
+        self.pidfd = os.pidfd_open(os.getpid())
+        """A pidfd of the zygote itself, inherited by every child (`die_with_parent`)."""
+        self.pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.children: set[int] = set()
+        """Host pids of the children not reaped yet (spares included)."""
         self.wakeup_r, wakeup_w = os.pipe()
         os.set_blocking(wakeup_w, False)
         signal.set_wakeup_fd(wakeup_w)
@@ -131,15 +146,16 @@ class Zygote:
         self.next_spare_at = time.monotonic() + SPARE_INTERVAL
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            pid = os.fork()
+            pid = fork_in_new_pid_namespace(self.pid_namespace)
         except OSError:
             ours.close()
             theirs.close()
             return
         if pid == 0:
             ours.close()
-            run_spare(theirs, self.control, self.pid)
+            run_spare(theirs, self.control, self.pidfd, self.pid_namespace)
         theirs.close()
+        self.children.add(pid)
         self.spare = (pid, ours)
 
     def take_spare(self, fds: list[int]) -> int | None:
@@ -169,14 +185,15 @@ class Zygote:
         self.next_spare_at = max(self.next_spare_at, time.monotonic() + SPARE_AFTER_SPAWN)
         if pid is None:
             try:
-                pid = os.fork()
+                pid = fork_in_new_pid_namespace(self.pid_namespace)
             except OSError as exc:
                 for fd in fds:
                     os.close(fd)
                 self.send({"spawned": request.get("spawn"), "error": f"fork failed: {exc}"})
                 return
             if pid == 0:
-                run_child(fds[0], fds[1], self.control, self.pid)
+                run_child(fds[0], fds[1], self.control, self.pidfd, self.pid_namespace)
+            self.children.add(pid)
         for fd in fds:
             os.close(fd)
         self.send({"spawned": request["spawn"], "pid": pid})
@@ -189,6 +206,7 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            self.children.discard(pid)
             if self.spare is not None and self.spare[0] == pid:
                 self.spare[1].close()
                 self.spare = None
@@ -214,6 +232,16 @@ class Zygote:
                     return
                 self.spawn(orjson.loads(message), list(fds))
 
+    def end_children(self) -> None:
+        """The node is gone: kill every child and what it started (its cgroups, thawed)."""
+        for pid in self.children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in self.children:
+            remove_cgroups(pid)
+
 
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
@@ -222,8 +250,10 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     fill_free_blocks()
+    zygote = Zygote(control)
     try:
-        Zygote(control).serve()
+        zygote.serve()
     except (BrokenPipeError, ConnectionResetError):
         pass
+    zygote.end_children()
     os._exit(0)
