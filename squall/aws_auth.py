@@ -17,7 +17,11 @@ implementation; this module only rebuilds the request botocore signed:
 
 botocore trusts a signed `x-amz-content-sha256` instead of hashing the body, so
 that header is checked against the body here (`UNSIGNED-PAYLOAD` is accepted:
-the body is then unauthenticated, as on AWS). Presigned URLs (query-string auth)
+the body is then unauthenticated, as on AWS). A door checks in two steps so that
+it reads no body for a stranger: `check_headers` (key, date, scope; the signature
+too when the payload hash is in that header) before reading, then
+`PendingSignature.check_body` on the body read under the door's size cap.
+Presigned URLs (query-string auth)
 and the `Date` header in place of `X-Amz-Date` are not supported.
 """
 
@@ -104,6 +108,8 @@ def _parse_authorization(value: str) -> _Authorization:
     if len(scope) != 5 or scope[4] != "aws4_request" or not all(scope):
         raise _incomplete("Credential must have exactly 5 slash-delimited elements, "
                           f"e.g. keyid/date/region/service/aws4_request, got '{params['Credential']}'.")
+    if not params["Credential"].isascii():
+        raise _incomplete(f"Credential must be ASCII text, got '{params['Credential']}'.")
     headers = ";".join(sorted(h.strip().lower() for h in params["SignedHeaders"].split(";")))
     return _Authorization(scope[0], scope[1], scope[2], scope[3], headers, params["Signature"].lower())
 
@@ -183,17 +189,43 @@ def _check_content_sha256(headers: Mapping[str, str], body: bytes) -> None:
                            400)
 
 
-def verify_sigv4(method: str, url: str, headers: Mapping[str, str], body: bytes,
-                 secret_for: Callable[[str], str | None], now: datetime, *,
-                 service: str | None = None) -> SignedIdentity:
-    """Check the request's SigV4 signature; return the signer or raise `AwsAuthError`.
+@dataclass(frozen=True, slots=True)
+class PendingSignature:
+    """A request checked in all but its body: the signer's key is known, the date and scope
+    are right, and, when the client signed the payload's hash in `x-amz-content-sha256`
+    (or `UNSIGNED-PAYLOAD`), the signature too. `check_body` finishes the check."""
 
-    `url` is the URL the client signed: scheme, the `Host` header, and the raw
-    (percent-encoded) path and query as received. Header names may be in any case.
-    `secret_for(access_key_id)` gives the secret key, or None for an unknown key.
-    `now` is the server's clock; requests more than 15 minutes off are refused.
-    `service`, when given, must be the service named in the credential scope.
-    """
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    auth: _Authorization
+    amz_date: str
+    secret: str
+    signature_checked: bool
+
+    @property
+    def identity(self) -> SignedIdentity:
+        return SignedIdentity(self.auth.access_key_id, self.auth.region, self.auth.service)
+
+    def check_body(self, body: bytes) -> SignedIdentity:
+        """The signer, once `body` is the one they signed; else `AwsAuthError`."""
+        if not self.signature_checked:
+            _check_signature(self, body)
+        _check_content_sha256(self.headers, body)
+        return self.identity
+
+
+def _check_signature(pending: PendingSignature, body: bytes) -> None:
+    expected = _expected_signature(pending.method, pending.url, pending.headers, body, pending.auth,
+                                   pending.amz_date, pending.secret)
+    if not hmac.compare_digest(pending.auth.signature.encode("ascii", "replace"), expected.encode("ascii")):
+        raise _invalid()
+
+
+def check_headers(method: str, url: str, headers: Mapping[str, str], secret_for: Callable[[str], str | None],
+                  now: datetime, *, service: str | None = None) -> PendingSignature:
+    """Everything `verify_sigv4` checks that does not need the body, so that a door refuses an
+    unknown signer, a stale date or a wrong scope before it reads a byte of the body."""
     lowered = {name.lower(): value for name, value in headers.items()}
     authorization = lowered.get("authorization", "").strip()
     if not authorization:
@@ -211,11 +243,25 @@ def verify_sigv4(method: str, url: str, headers: Mapping[str, str], body: bytes,
     secret = secret_for(auth.access_key_id)
     if not secret:
         raise AwsAuthError("UnrecognizedClientException", UNKNOWN_KEY)
-    expected = _expected_signature(method, url, lowered, body, auth, amz_date, secret)
-    if not hmac.compare_digest(auth.signature.encode("ascii", "replace"), expected.encode("ascii")):
-        raise _invalid()
-    _check_content_sha256(lowered, body)
-    return SignedIdentity(auth.access_key_id, auth.region, auth.service)
+    pending = PendingSignature(method, url, lowered, auth, amz_date, secret, signature_checked=False)
+    if "x-amz-content-sha256" not in lowered:
+        return pending
+    _check_signature(pending, b"")  # botocore signs the claimed hash, not the body
+    return PendingSignature(method, url, lowered, auth, amz_date, secret, signature_checked=True)
+
+
+def verify_sigv4(method: str, url: str, headers: Mapping[str, str], body: bytes,
+                 secret_for: Callable[[str], str | None], now: datetime, *,
+                 service: str | None = None) -> SignedIdentity:
+    """Check the request's SigV4 signature; return the signer or raise `AwsAuthError`.
+
+    `url` is the URL the client signed: scheme, the `Host` header, and the raw
+    (percent-encoded) path and query as received. Header names may be in any case.
+    `secret_for(access_key_id)` gives the secret key, or None for an unknown key.
+    `now` is the server's clock; requests more than 15 minutes off are refused.
+    `service`, when given, must be the service named in the credential scope.
+    """
+    return check_headers(method, url, headers, secret_for, now, service=service).check_body(body)
 
 
 def asgi_headers(scope: Mapping[str, Any]) -> dict[str, str]:
@@ -244,17 +290,24 @@ def asgi_signed_url(scope: Mapping[str, Any], headers: Mapping[str, str] | None 
     return f"{scope.get('scheme', 'http')}://{host}{path}" + (f"?{query}" if query else "")
 
 
+def check_asgi_headers(scope: Mapping[str, Any], secret_for: Callable[[str], str | None], now: datetime, *,
+                       service: str | None = None) -> PendingSignature:
+    """`check_headers` for an ASGI request, before its body is read (see `verify_asgi`)."""
+    headers = asgi_headers(scope)
+    return check_headers(scope["method"], asgi_signed_url(scope, headers), headers, secret_for, now,
+                         service=service)
+
+
 def verify_asgi(scope: Mapping[str, Any], body: bytes, secret_for: Callable[[str], str | None],
                 now: datetime, *, service: str | None = None) -> SignedIdentity:
-    """`verify_sigv4` for an ASGI request: `verify_asgi(request.scope, await request.body(), ...)`.
+    """`verify_sigv4` for an ASGI request: `verify_asgi(request.scope, body, ...)`.
 
     Uses `raw_path` (Starlette's `request.url` is built from the decoded path and
     would not verify). Behind a proxy that rewrites the path or Host the signature
-    cannot match.
+    cannot match. A door should rather call `check_asgi_headers` before reading the
+    body, then `check_body` on what it read.
     """
-    headers = asgi_headers(scope)
-    return verify_sigv4(scope["method"], asgi_signed_url(scope, headers), headers, body, secret_for,
-                        now, service=service)
+    return check_asgi_headers(scope, secret_for, now, service=service).check_body(body)
 
 
 def aws_error_body(error: AwsAuthError) -> dict[str, str]:

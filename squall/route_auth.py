@@ -2,8 +2,8 @@
 
 Each check returns `None` when the request may pass and an `AuthFailure`
 otherwise: 401 when the credential is missing, 403 when it is wrong, and 403
-when the route's secret is not configured on the server (a misconfigured route
-never lets a request through). Comparisons run in constant time. `headers` is
+when the route's secret is not configured on the server or names a platform
+variable such as AWS_REGION (a misconfigured route never lets a request through). Comparisons run in constant time. `headers` is
 the event's header mapping: names lowercased.
 """
 
@@ -15,6 +15,15 @@ from dataclasses import dataclass
 from typing import Mapping
 
 NOT_CONFIGURED = "Route secret is not configured"
+PLATFORM_ENV_PREFIXES = ("AWS_", "SQUALL_", "LAMBDA_", "_")
+PLATFORM_ENV_NAMES = frozenset({"PATH", "LANG", "TZ", "HOME"})
+"""Variables the platform sets in every instance (squall/server/specs.py): their values are
+known or guessable (AWS_REGION is us-east-1), so a route's secret may not be one of them."""
+
+
+def is_platform_variable(name: str) -> bool:
+    """Whether `name` is (or may become) a variable the platform sets for every function."""
+    return name in PLATFORM_ENV_NAMES or name.upper().startswith(PLATFORM_ENV_PREFIXES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ from typing import Annotated, Any, ClassVar, Iterable, Iterator, Sequence
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
+from squall.route_auth import PLATFORM_ENV_NAMES, PLATFORM_ENV_PREFIXES, is_platform_variable
+
 SQUALL_ERROR = "squall"
 """pydantic error type of `fail()`; its context holds `message`, `loc` and `see`."""
 TRIGGER_KIND_ERROR = "trigger_kind"
@@ -185,10 +187,16 @@ def _check_auth_type(value: Any) -> AuthType:
 
 
 def _check_secret_env(value: Any) -> str:
-    if is_env_name(value):
-        return str(value)
-    raise ValueError("must be the name of the environment variable holding the secret "
-                     f"(letters, digits and _, not starting with a digit), got {show(value)}")
+    if not is_env_name(value):
+        raise ValueError("must be the name of the environment variable holding the secret "
+                         f"(letters, digits and _, not starting with a digit), got {show(value)}")
+    if is_platform_variable(str(value)):
+        raise ValueError(f"{show(value)} is a variable the platform sets for every function (names starting "
+                         f"with {', '.join(PLATFORM_ENV_PREFIXES[:-1])} or {PLATFORM_ENV_PREFIXES[-1]}, and "
+                         f"{', '.join(sorted(PLATFORM_ENV_NAMES))}), "
+                         "whose value a caller can know: name a secret the function lists under secrets: "
+                         "or a variable of its env:")
+    return str(value)
 
 
 def _check_header(value: Any) -> str:

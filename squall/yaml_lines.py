@@ -12,7 +12,7 @@ so a hint can repeat `1.10` rather than the 1.1 it was read as.
 
 Hostile input is cheap to refuse: nesting deeper than MAX_DEPTH is an error; each node is
 walked once however many aliases reach it; merge keys are flattened with repeated keys
-dropped. As in PyYAML, aliases share objects, so the data may be cyclic (`&t [*t]`) or reach
+dropped; an integer too long for Python to convert is an error at its line. As in PyYAML, aliases share objects, so the data may be cyclic (`&t [*t]`) or reach
 one object along very many paths: code that renders a value must stop early (see
 squall.triggers.show).
 """
@@ -29,6 +29,8 @@ from squall.triggers import Loc, dotted, show
 __all__ = ["MAX_DEPTH", "Lines", "YamlMapping", "read_yaml", "line_of"]
 
 MAX_DEPTH = 100
+MAX_INT_BITS = 1000
+"""Integers longer than this (about 1e301, past any float) are refused where they are written."""
 """Lists and mappings nested deeper than this are refused (a manifest needs about 6)."""
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -50,6 +52,12 @@ class _TooDeep(Exception):
     def __init__(self, line: int) -> None:
         super().__init__(line)
         self.line = line
+
+
+class _BadScalar(Exception):
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = node.start_mark.line + 1, message
 
 
 class _Loader(yaml.SafeLoader):
@@ -86,7 +94,22 @@ class _Loader(yaml.SafeLoader):
                 data.written[key] = str(value_node.value)
 
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """An integer, or an error naming its line when it is beyond MAX_INT_BITS (or too long
+        for Python to convert: integer text over 4300 digits)."""
+        try:
+            value = int(super().construct_yaml_int(node))
+        except ValueError:
+            value = None
+        if value is None or value.bit_length() > MAX_INT_BITS:
+            text = str(node.value)
+            raise _BadScalar(node, f"the number {text[:20]}{'...' if len(text) > 20 else ''} ({len(text)} "
+                                   "characters) is too large: no setting takes a number beyond 1e300")
+        return value
+
+
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_text_keyed_map)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def read_yaml(text: str, file: str) -> tuple[Lines, Any] | None:
@@ -105,6 +128,8 @@ def read_yaml(text: str, file: str) -> tuple[Lines, Any] | None:
         return lines, loader.construct_document(node)
     except _TooDeep as exc:
         raise ManifestError(_TOO_DEEP, file=file, line=exc.line) from None
+    except _BadScalar as exc:
+        raise ManifestError(exc.message, file=file, line=exc.line, field=_field_on(lines, exc.line)) from None
     except RecursionError:
         raise ManifestError(_TOO_DEEP, file=file, line=loader.get_mark().line + 1) from None
     except yaml.MarkedYAMLError as exc:
@@ -143,6 +168,12 @@ def _walk(node: yaml.Node, path: Loc, lines: Lines, file: str, seen: set[yaml.No
             keys[key] = line
             lines.setdefault((*path, key), line)
             _walk(value, (*path, key), lines, file, seen)
+
+
+def _field_on(lines: Lines, line: int) -> str | None:
+    """The deepest key or item that starts on `line`, dotted, if any."""
+    here = [loc for loc, at in lines.items() if at == line and loc]
+    return dotted(max(here, key=len)) if here else None
 
 
 def line_of(lines: Lines, loc: Loc) -> int:

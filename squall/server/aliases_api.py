@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from squall import releases
 from squall.exceptions import BadInput
+from squall.server.bodies import MAX_JSON_REQUEST_BYTES, request_body
 from squall.server.events_api import json_object
 from squall.server.node import Node
 from squall.server.responses import json_response
@@ -65,7 +66,7 @@ class AliasesApi:
         return json_response({"function": name, "name": alias})
 
     async def rollback(self, request: Request) -> Response:
-        body = await json_object(request) if await request.body() else {}
+        body = await json_object(request) if await request_body(request, MAX_JSON_REQUEST_BYTES) else {}
         alias = alias_name(body.get("alias") or LIVE_ALIAS)
         to = body.get("to")
         if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 1):

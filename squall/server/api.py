@@ -1,4 +1,7 @@
-"""The platform API under `/_squall/api/` (admin token required) and `/_squall/health`."""
+"""The platform API under `/_squall/api/` (admin token required) and `/_squall/health`.
+
+The admin token is checked before any body is read, and every body is read through
+squall/server/bodies.py under its endpoint's cap (a deploy's bundle: 256 MB)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from squall import __version__
 from squall.exceptions import BadInput, NotFound, SquallError
 from squall.runtime.instance import Instance
 from squall.server.aliases_api import AliasesApi
+from squall.server.bodies import MAX_DEPLOY_BYTES, request_body
 from squall.server.deploy import Deployer
 from squall.server.events_api import EventsApi
 from squall.server.node import ActiveFunction, Node
@@ -108,7 +112,7 @@ class PlatformApi:
         return json_response({"status": "ok", "version": __version__})
 
     async def deploy(self, request: Request) -> Response:
-        bundle = await request.body()
+        bundle = await request_body(request, MAX_DEPLOY_BYTES)
         return json_response(await self.deployer.deploy(bundle))
 
     async def list_functions(self, request: Request) -> Response:

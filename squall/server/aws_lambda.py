@@ -12,7 +12,8 @@ unchanged with `endpoint_url=URL + "/_squall/aws/lambda"`:
 * `FunctionName` is a name, a full ARN or a partial ARN (`ACCOUNT:function:NAME`), with an
   optional `:QUALIFIER`: `$LATEST` (the `live` alias), an alias or a version number.
 * Requests are signed with SigV4 and verified with botocore's signer
-  (squall/aws_auth.py); the admin credential is access key id `admin` with the admin
+  (squall/aws_auth.py), from the headers before the body is read; the body is read up to
+  the payload limit (6 MB, 1 MB for `Event`) and then checked against the signature; the admin credential is access key id `admin` with the admin
   token as its secret. Errors have Lambda's shape: `x-amzn-ErrorType` and
   `{"Type": "User", "message": ...}`.
 """
@@ -28,9 +29,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from squall.aws_auth import AwsAuthError, verify_asgi
+from squall.aws_auth import AwsAuthError, check_asgi_headers
 from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.exceptions import NotFound, PayloadTooLarge, Throttled
+from squall.server.bodies import BodyTooLarge, read_body
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Invocation, Node
 
 PREFIX = "/_squall/aws/lambda"
@@ -62,14 +64,26 @@ class LambdaApi:
         return self.token if hmac.compare_digest(access_key, ADMIN_ACCESS_KEY) else None
 
     async def invoke(self, request: Request) -> Response:
-        body = await request.body()
+        """Authenticate from the headers, then read at most the invocation type's payload limit,
+        then check the body against the signature, then invoke."""
         try:
-            verify_asgi(request.scope, body, self.secret_for, datetime.now(timezone.utc))
+            pending = check_asgi_headers(request.scope, self.secret_for, datetime.now(timezone.utc))
+            body = await self.read_payload(request)
+            pending.check_body(body)
             return await self._invoke(request, body)
         except AwsAuthError as exc:
             return LambdaError(exc.status, exc.code, exc.message).response()
         except LambdaError as exc:
             return exc.response()
+
+    @staticmethod
+    async def read_payload(request: Request) -> bytes:
+        limit = MAX_ASYNC_PAYLOAD if request.headers.get("x-amz-invocation-type") == "Event" else MAX_PAYLOAD_BYTES
+        try:
+            return await read_body(request.scope, request.receive, limit)
+        except BodyTooLarge:
+            raise LambdaError(413, "RequestTooLargeException",
+                              f"Request must be smaller than {limit} bytes for the InvokeFunction operation") from None
 
     async def _invoke(self, request: Request, body: bytes) -> Response:
         function, qualifier = await self.resolve(request.path_params["name"], request.query_params.get("Qualifier"))

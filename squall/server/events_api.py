@@ -34,9 +34,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from squall.events.buckets import MAX_OBJECT_BYTES
 from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.events.local_triggers import trigger_event
 from squall.exceptions import BadInput
+from squall.server.bodies import MAX_JSON_REQUEST_BYTES, check_declared_length, request_body
 from squall.server.node import Node
 from squall.server.releases import split_target
 from squall.server.responses import event_payload, invocation_response, json_response
@@ -61,9 +63,9 @@ def event_info(event: Event, with_payload: bool = False) -> dict[str, Any]:
 
 
 async def json_object(request: Request) -> dict[str, Any]:
-    """The request body, which must be a JSON object."""
+    """The request body, which must be a JSON object (read up to MAX_JSON_REQUEST_BYTES)."""
     try:
-        data = orjson.loads(await request.body())
+        data = orjson.loads(await request_body(request, MAX_JSON_REQUEST_BYTES))
     except orjson.JSONDecodeError as exc:
         raise BadInput(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -73,7 +75,7 @@ async def json_object(request: Request) -> dict[str, Any]:
 
 async def id_list(request: Request) -> list[str] | None:
     """`ids` of a JSON body such as {"ids": ["..."]}; None (meaning all) when absent."""
-    body = await request.body()
+    body = await request_body(request, MAX_JSON_REQUEST_BYTES)
     try:
         data = orjson.loads(body) if body else {}
     except orjson.JSONDecodeError as exc:
@@ -142,6 +144,7 @@ class EventsApi:
         bucket, key = request.path_params["bucket"], request.path_params["key"]
         buckets = self.engine.buckets
         if request.method == "PUT":
+            check_declared_length(request.scope, MAX_OBJECT_BYTES)
             info = await buckets.put(bucket, key, request.stream(),
                                      request.headers.get("content-type", "application/octet-stream"))
             return json_response({"bucket": bucket, "key": key, "size": info.size, "etag": info.etag})

@@ -1,7 +1,8 @@
 """The HTTP gateway: user routes -> function -> HTTP API 2.0 event -> invoke -> HTTP response.
 
 A raw ASGI app (no framework on the hot path). Everything outside `/_squall/`
-lands here.
+lands here. A route's api_key is checked before the body is read; the body is read through
+squall/server/bodies.py, at most 6 MB (an hmac route checks it once read).
 """
 
 from __future__ import annotations
@@ -15,47 +16,38 @@ from squall.http_event import (
     HttpRequest,
     HttpResponse,
     build_event_v2,
+    event_headers,
     json_error,
     method_not_allowed,
     parse_lambda_response,
 )
 from squall.request_ids import new_request_id
-from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256
+from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256, is_platform_variable
 from squall.routing import MethodNotAllowed, RouteMatch
+from squall.server.bodies import BodyTooLarge, read_body
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
 
 LIMIT_MB = MAX_PAYLOAD_BYTES // (1024 * 1024)
 Scope = dict[str, Any]
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(receive: Any, limit: int) -> bytes:
-    """The whole request body; raises BodyTooLarge past `limit` bytes (without buffering more)."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge()
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
 def check_route_auth(auth: Mapping[str, Any] | None, function: ActiveFunction, headers: Mapping[str, str],
                      body: bytes) -> AuthFailure | None:
-    """Apply the route's declared `auth`, if any; the secret is the function's env variable."""
+    """Apply the route's declared `auth`, if any; the secret is the function's env variable
+    (never a platform variable: the manifest refuses those, and so does this, for old versions)."""
     if not auth:
         return None
-    secret = function.spec.environ.get(str(auth.get("secret_env", "")), "")
+    name = str(auth.get("secret_env", ""))
+    secret = "" if is_platform_variable(name) else function.spec.environ.get(name, "")
     header = str(auth.get("header", ""))
     if auth.get("type") == "api_key":
         return check_api_key(headers, header, secret)
     return check_hmac_sha256(headers, body, header, str(auth.get("prefix", "")), secret)
+
+
+def needs_body(auth: Mapping[str, Any] | None) -> bool:
+    """Whether the route's auth checks the body (hmac); an api_key is checked before reading it."""
+    return auth is not None and bool(auth) and auth.get("type") != "api_key"
 
 
 class Gateway:
@@ -80,8 +72,13 @@ class Gateway:
         function = self.node.pick(*match.route.target)
         if function is None:
             return self.unserved(*match.route.target)
+        auth = match.route.auth
+        if auth and not needs_body(auth):
+            failure = check_route_auth(auth, function, event_headers(scope["headers"]), b"")
+            if failure is not None:
+                return json_error(failure.status, failure.message)
         try:
-            body = await read_body(receive, MAX_PAYLOAD_BYTES)
+            body = await read_body(scope, receive, MAX_PAYLOAD_BYTES)
         except BodyTooLarge:
             return json_error(413, f"Request body is larger than the {LIMIT_MB} MB limit")
         return await self.invoke(scope, path, match, function, body)
@@ -97,9 +94,10 @@ class Gateway:
         request = http_request(scope, path, body)
         request_id = new_request_id()
         event = build_event_v2(request, match, request_id=request_id, account_id=self.node.settings.account_id)
-        failure = check_route_auth(match.route.auth, function, event["headers"], body)
-        if failure is not None:
-            return json_error(failure.status, failure.message)
+        if needs_body(match.route.auth):
+            failure = check_route_auth(match.route.auth, function, event["headers"], body)
+            if failure is not None:
+                return json_error(failure.status, failure.message)
         try:
             invocation = await self.node.invoke(function, orjson.dumps(event), request_id)
         except Throttled:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from squall.exceptions import BadInput, PayloadTooLarge
+from squall.server.bodies import request_body
 from squall.server.node import MAX_PAYLOAD_BYTES, Invocation
 
 
@@ -24,11 +25,8 @@ def error_response(status: int, kind: str, message: str, **extra: Any) -> Respon
 
 async def event_payload(request: Request, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
     """The request body as an event: valid JSON (an empty body is `{}`), at most `limit`
-    bytes (6 MB for a synchronous invoke, 1 MB for an asynchronous one)."""
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"the event is {len(body)} bytes, over the limit of {limit} bytes")
-    body = body or b"{}"
+    bytes (6 MB for a synchronous invoke, 1 MB for an asynchronous one), read no further than that."""
+    body = await request_body(request, limit) or b"{}"
     try:
         orjson.loads(body)
     except orjson.JSONDecodeError as exc:

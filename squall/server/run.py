@@ -15,6 +15,7 @@ from squall.runtime.launcher import ZygoteLauncher
 from squall.runtime.pool import InstancePool
 from squall.secrets import load_secret_key
 from squall.server.app import StartupHook, build_app
+from squall.server.connections import BoundedServer, bounded_protocol, raise_open_file_limit, serve_limits
 from squall.server.node import Node
 from squall.server.specs import NodeSettings
 from squall.store import open_store
@@ -76,9 +77,13 @@ def make_node(data_dir: Path, store_url: str | None, api_url: str = "") -> Node:
 
 
 def run_app(app: Any, host: str, port: int) -> None:
-    config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-                            log_level="warning", access_log=False, server_header=False, date_header=False)
-    uvicorn.Server(config).run()
+    """Serve `app` with uvicorn, its connections bounded (squall/server/connections.py) after
+    the open-file soft limit is raised to the hard limit (docs/limits.md)."""
+    limits = serve_limits(raise_open_file_limit())
+    config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http=bounded_protocol(limits), ws="none",
+                            lifespan="on", log_level="warning", access_log=False, server_header=False,
+                            date_header=False)
+    BoundedServer(config).run()
 
 
 def serve(data_dir: Path, host: str, port: int, store_url: str | None,

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from squall.exceptions import NotFound, PayloadTooLarge, SquallError
 from squall.secrets import KEY_ENV, KEY_FILE, MAX_SECRET_BYTES, check_secret_name, check_secret_value
-from squall.server.gateway import BodyTooLarge, read_body
+from squall.server.bodies import BodyTooLarge, read_body
 from squall.server.node import Node
 from squall.server.responses import json_response
 
@@ -64,7 +64,7 @@ class SecretsApi:
     async def set_secret(self, request: Request) -> Response:
         name = check_secret_name(request.path_params["name"])
         try:
-            body = await read_body(request.receive, MAX_SECRET_BYTES)
+            body = await read_body(request.scope, request.receive, MAX_SECRET_BYTES)
         except BodyTooLarge:
             raise PayloadTooLarge(f"the value is over {MAX_SECRET_BYTES} bytes, the most a secret holds (put "
                                   "larger data in a bucket and keep its key as the secret)") from None

@@ -28,10 +28,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from squall import credentials
-from squall.aws_auth import AwsAuthError, verify_asgi
+from squall.aws_auth import AwsAuthError, check_asgi_headers
 from squall.exceptions import Conflict, StoreError
 from squall.request_ids import new_request_id
-from squall.server.gateway import BodyTooLarge, read_body
+from squall.server.bodies import MAX_TABLE_REQUEST_BYTES, BodyTooLarge, read_body, request_body
 from squall.server.node import Node
 from squall.server.responses import error_response, json_response
 from squall.server.sdk_api import SdkApi, unauthorized
@@ -47,8 +47,7 @@ TARGET_PREFIX = "DynamoDB_20120810."
 AMZ_JSON = "application/x-amz-json-1.0"
 EXPIRY_INTERVAL = 30.0
 EXPIRY_BATCH = 1000
-MAX_REQUEST_BYTES = 16 * 1024 * 1024
-"""Largest DynamoDB request (BatchWriteItem of 25 items of 400 KB, with room)."""
+MAX_REQUEST_BYTES = MAX_TABLE_REQUEST_BYTES
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:
@@ -149,21 +148,22 @@ class TablesApi:
     async def dynamodb(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """The DynamoDB door as a plain ASGI app: app.py routes its path here past the
         platform's router (a quarter of the cost of a request at thousands per second)."""
-        try:
-            body = await read_body(receive, MAX_REQUEST_BYTES)
-        except BodyTooLarge:
-            body = None
-        response = await self.dynamodb_answer(scope, body)
+        response = await self.dynamodb_answer(scope, receive)
         await response(scope, receive, send)
 
-    async def dynamodb_answer(self, scope: dict[str, Any], body: bytes | None) -> Response:
+    async def dynamodb_answer(self, scope: dict[str, Any], receive: Any) -> Response:
+        """Authenticate from the headers, read at most MAX_REQUEST_BYTES, check the body against
+        the signature, then run the operation."""
         headers = {"x-amzn-RequestId": new_request_id()}
         try:
             if scope["method"] != "POST":
                 raise TableError("The DynamoDB endpoint takes POST requests")
-            if body is None:
-                raise ValidationError(f"The request is larger than {MAX_REQUEST_BYTES} bytes")
-            identity = verify_asgi(scope, body, self.secret_for, datetime.now(UTC))
+            pending = check_asgi_headers(scope, self.secret_for, datetime.now(UTC))
+            try:
+                body = await read_body(scope, receive, MAX_REQUEST_BYTES)
+            except BodyTooLarge:
+                raise ValidationError(f"The request is larger than {MAX_REQUEST_BYTES} bytes") from None
+            identity = pending.check_body(body)
             target = _header(scope, b"x-amz-target")
             if not target.startswith(TARGET_PREFIX):
                 raise TableError(f"Unknown X-Amz-Target {target!r}: expected {TARGET_PREFIX}<Operation>")
@@ -188,7 +188,10 @@ class TablesApi:
 
     async def answer(self, request: Request, caller: Caller) -> Response:
         try:
-            return json_response(await self.run(request.path_params["operation"], await request.body(), caller))
+            body = await request_body(request, MAX_REQUEST_BYTES)
+            return json_response(await self.run(request.path_params["operation"], body, caller))
+        except BodyTooLarge as exc:
+            return error_response(413, "RequestTooLarge", str(exc))
         except TableError as exc:
             status = 403 if isinstance(exc, AccessDenied) else 500 if exc.code == "InternalServerError" else 400
             return error_response(status, exc.code, exc.message, **_extra(exc))

@@ -1,0 +1,227 @@
+"""The node's HTTP connections, bounded before any request reaches the app.
+
+uvicorn's httptools protocol parses requests fast but bounds nothing: a request head may grow
+without limit (httptools buffers a header until its end), a connection that never finishes
+its head is never closed, and every connection costs a file descriptor. `BoundedHttpProtocol`
+adds, at the cost of one comparison per received chunk:
+
+* a request head (request line and headers) of at most `max_head_bytes`, with at most
+  `max_headers` headers: past either the client gets 431 and the connection is closed;
+* a head that is not complete `head_timeout` seconds after its first byte (or after the
+  connection opened), and a body that stalls (no byte for `body_idle_timeout` seconds while
+  the app waits for it), close the connection (408 for the head); idle keep-alive
+  connections are closed by uvicorn's own `timeout_keep_alive`;
+* at most `max_connections` open connections in all and `max_per_client` from one client
+  address: a connection past either gets 503 at once and is closed;
+* a response sent before the request's body was read (a refusal) lets the client send up to
+  DRAIN_BYTES more, thrown away, so that it can read the answer (closing at once could reset
+  the connection before the client reads it); past that the connection is closed, so an
+  unread body is not streamed in for nothing.
+
+`BoundedServer` sweeps the connections for the two timeouts once a second. `serve_limits()`
+reads the settings from the environment (docs/limits.md); `raise_open_file_limit()` lifts
+the open-file soft limit to the hard limit at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from squall.exceptions import BadInput
+
+FILE_RESERVE = 512
+"""Descriptors kept for everything but client connections (store, instances, logs)."""
+
+DRAIN_BYTES = 8 * 1024 * 1024
+"""How much of an unread body is thrown away after a refusal before the connection is closed."""
+
+HEAD = "head"
+BODY = "body"
+IDLE = "idle"
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    max_head_bytes: int = 64 * 1024
+    max_headers: int = 100
+    head_timeout: float = 10.0
+    body_idle_timeout: float = 30.0
+    max_connections: int = 10000
+    max_per_client: int = 256
+
+
+ENV_NAMES = {
+    "max_head_bytes": "SQUALL_MAX_HEADER_BYTES", "max_headers": "SQUALL_MAX_HEADERS",
+    "head_timeout": "SQUALL_HEADER_TIMEOUT", "body_idle_timeout": "SQUALL_BODY_IDLE_TIMEOUT",
+    "max_connections": "SQUALL_MAX_CONNECTIONS", "max_per_client": "SQUALL_MAX_CONNECTIONS_PER_CLIENT",
+}
+
+
+def _positive(name: str, default: float, kind: type) -> Any:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < float("inf"):
+        raise BadInput(f"{name}={text!r} must be a number above 0")
+    return value
+
+
+def serve_limits(open_files: int) -> ConnectionLimits:
+    """The limits from SQUALL_MAX_HEADER_BYTES, SQUALL_MAX_HEADERS, SQUALL_HEADER_TIMEOUT,
+    SQUALL_BODY_IDLE_TIMEOUT, SQUALL_MAX_CONNECTIONS and SQUALL_MAX_CONNECTIONS_PER_CLIENT (the
+    defaults of ConnectionLimits otherwise); the connection cap is kept FILE_RESERVE below the
+    open-file limit `open_files`."""
+    defaults = ConnectionLimits()
+    values = {field: _positive(env, getattr(defaults, field), type(getattr(defaults, field)))
+              for field, env in ENV_NAMES.items()}
+    values["max_connections"] = min(values["max_connections"], max(64, open_files - FILE_RESERVE))
+    return ConnectionLimits(**values)
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft open-file limit (often 1024) to the hard limit; returns the soft limit in effect."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def _status(code: int, reason: str, message: str) -> bytes:
+    body = message.encode()
+    return (f"HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing; the refusal is on the protocol."""
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the bounds of the module docstring. `limits` and
+    `clients` (open connections per client address) are set by `bounded_protocol`."""
+
+    limits: ClassVar[ConnectionLimits]
+    clients: ClassVar[Counter[str]]
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.phase, self.since, self.head_bytes = HEAD, self.loop.time(), 0
+        self.refusal: bytes | None = None
+        self.client_ip: str | None = None
+        ip = self.client[0] if self.client else ""
+        if len(self.connections) > self.limits.max_connections:
+            self.refuse(503, "Service Unavailable", "the server has too many open connections; try again")
+        elif self.clients[ip] >= self.limits.max_per_client:
+            self.refuse(503, "Service Unavailable", f"too many open connections from {ip} "
+                        f"(at most {self.limits.max_per_client}); close some and try again")
+        else:
+            self.clients[ip] += 1
+            self.client_ip = ip
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.client_ip is not None:
+            left = self.clients[self.client_ip] - 1
+            if left > 0:
+                self.clients[self.client_ip] = left
+            else:
+                del self.clients[self.client_ip]
+            self.client_ip = None
+        super().connection_lost(exc)
+
+    def refuse(self, code: int, reason: str, message: str) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(_status(code, reason, message))
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.phase == IDLE:
+            self.phase, self.since, self.head_bytes = HEAD, self.loop.time(), 0
+        if self.phase == HEAD:
+            self.head_bytes += len(data)
+        else:
+            self.since = self.loop.time()
+        super().data_received(data)
+        if self.phase == HEAD and self.head_bytes > self.limits.max_head_bytes:
+            self.refuse(431, "Request Header Fields Too Large", self.head_too_large())
+
+    def head_too_large(self) -> str:
+        return (f"the request line and headers are over {self.limits.max_head_bytes} bytes, "
+                "the most this server reads")
+
+    def on_headers_complete(self) -> None:
+        self.phase, self.since, self.drained = BODY, self.loop.time(), 0
+        if len(self.headers) > self.limits.max_headers:
+            self.refusal = _status(431, "Request Header Fields Too Large",
+                                   f"the request has {len(self.headers)} headers, over the limit of "
+                                   f"{self.limits.max_headers}")
+            raise _Refused()
+        if self.head_bytes > self.limits.max_head_bytes and self.head_size() > self.limits.max_head_bytes:
+            self.refusal = _status(431, "Request Header Fields Too Large", self.head_too_large())
+            raise _Refused()
+        super().on_headers_complete()
+
+    def head_size(self) -> int:
+        """The request head's size as parsed (the last received chunk may hold some body too)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def send_400_response(self, msg: str) -> None:
+        if self.refusal is None:
+            super().send_400_response(msg)
+        elif not self.transport.is_closing():
+            self.transport.write(self.refusal)
+            self.transport.close()
+
+    def on_body(self, body: bytes) -> None:
+        if self.cycle.response_complete:  # answered without reading the body (a refusal)
+            self.drained += len(body)
+            if self.drained > DRAIN_BYTES:
+                self.transport.close()
+            return
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.phase = IDLE
+        super().on_message_complete()
+
+    def sweep(self, now: float) -> None:
+        """Close the connection if its head or its body is overdue."""
+        if self.phase == HEAD and now - self.since > self.limits.head_timeout:
+            self.refuse(408, "Request Timeout", f"the request head did not arrive within "
+                        f"{self.limits.head_timeout:g} seconds")
+        elif self.phase == BODY and now - self.since > self.limits.body_idle_timeout and not self.flow.read_paused:
+            self.transport.close()  # paused reading is the app's doing, not the client's
+
+
+def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpProtocol]:
+    """A protocol class for one server, with its own limits and per-client counts."""
+    return type("NodeHttpProtocol", (BoundedHttpProtocol,), {"limits": limits, "clients": Counter()})
+
+
+class BoundedServer(uvicorn.Server):
+    """uvicorn's server, also sweeping its connections for overdue heads and bodies each second."""
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % 10 == 0:
+            now = asyncio.get_running_loop().time()
+            for connection in list(self.server_state.connections):
+                if isinstance(connection, BoundedHttpProtocol):
+                    connection.sweep(now)
+        return await super().on_tick(counter)
+

@@ -1,0 +1,400 @@
+"""End to end: every door of a real `squall server` refuses an oversized or unauthenticated body
+before reading it, bounds request heads, closes slow and idle-forever connections, caps the
+connections of one client, and refuses bad input with a 4xx. Each attack runs while a bystander
+function keeps answering (tests/hostile/bystander.py).
+
+The server starts with the open-file soft limit at 1024 (a common default, the hard limit
+left as it is), so the half-open test shows the server raises it; the head and body timeouts
+are set short (SQUALL_HEADER_TIMEOUT, SQUALL_BODY_IDLE_TIMEOUT) so those tests run fast."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import boto3
+import httpx
+import psutil
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tests.hostile.bystander import bystander
+from tests.support import SquallServer, write_project
+
+pytestmark = pytest.mark.e2e
+
+PROJECT = {
+    "squall.yaml": """
+        name: doors
+        functions:
+          steady:
+            handler: app.steady
+            triggers: [{http: "GET /steady"}]
+          echo:
+            handler: app.echo
+            env: {DOOR_KEY: door-key-value}
+            triggers:
+              - http: "POST /echo"
+              - http: "POST /keyed"
+                auth: {type: api_key, secret_env: DOOR_KEY}
+    """,
+    "app.py": """
+        def steady(event, context):
+            return {"statusCode": 200, "body": "steady"}
+
+        def echo(event, context):
+            return {"statusCode": 200, "body": str(len(event.get("body") or ""))}
+    """,
+}
+HEADER_TIMEOUT = 2
+MB = 1024 * 1024
+HUGE = 1_500_000_000
+"""The Content-Length of the attacks: 1.5 GB, of which at most ATTACK_SEND is sent."""
+ATTACK_SEND = 300 * MB
+
+
+class LowFileLimitServer(SquallServer):
+    """A server started with the open-file soft limit at 1024."""
+
+    def start(self) -> SquallServer:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        try:
+            return super().start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
+    root = tmp_path_factory.mktemp("doors")
+    project = write_project(root / "project", PROJECT)
+    node = LowFileLimitServer(root / "data", environ={"SQUALL_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
+                                                      "SQUALL_BODY_IDLE_TIMEOUT": str(HEADER_TIMEOUT)})
+    (root / "data").mkdir()
+    node.start()
+    node.cli("deploy", str(project), check=True)
+    yield node
+    node.stop()
+
+
+@contextlib.contextmanager
+def peak_memory(server: SquallServer) -> Iterator[list[int]]:
+    """Sample the server's resident memory while the block runs: `[baseline, peak]` in bytes."""
+    assert server.process is not None
+    process = psutil.Process(server.process.pid)
+    seen = [process.memory_info().rss, process.memory_info().rss]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            seen[1] = max(seen[1], process.memory_info().rss)
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def connect(server: SquallServer, source: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", server.port))
+    return sock
+
+
+def head(method: str, path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def read_answer(sock: socket.socket, timeout: float = 20) -> bytes:
+    """What the server wrote before closing or going quiet (b"" if it closed without a word)."""
+    sock.settimeout(timeout)
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+            if b"\r\n\r\n" in data and data.split(b"\r\n\r\n", 1)[0].lower().find(b"content-length") >= 0:
+                length = int(data.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+                if len(data.split(b"\r\n\r\n", 1)[1]) >= length:
+                    break
+    return data
+
+
+def status_of(answer: bytes) -> int | None:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
+
+
+def send_until_answered(server: SquallServer, request_head: bytes, limit: int = ATTACK_SEND) -> tuple[bytes, int]:
+    """Send `request_head` then body bytes (up to `limit`) until the server answers or closes;
+    returns the answer and how many body bytes went out."""
+    sock = connect(server)
+    chunk = b"x" * MB
+    sent = 0
+    try:
+        sock.sendall(request_head)
+        sock.setblocking(False)
+        while sent < limit:
+            try:
+                if sock.recv(1, socket.MSG_PEEK):
+                    break
+            except BlockingIOError:
+                pass
+            except (ConnectionResetError, BrokenPipeError):
+                break
+            try:
+                sent += sock.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.001)
+            except (ConnectionResetError, BrokenPipeError):
+                break
+        sock.setblocking(True)
+        return read_answer(sock), sent
+    finally:
+        sock.close()
+
+
+def lambda_client(server: SquallServer, key: str = "admin") -> object:
+    return boto3.client("lambda", endpoint_url=f"{server.url}/_squall/aws/lambda", region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=server.token,
+                        config=Config(retries={"max_attempts": 0}))
+
+
+def dynamodb_client(server: SquallServer, key: str = "admin") -> object:
+    return boto3.client("dynamodb", endpoint_url=f"{server.url}/_squall/aws/dynamodb", region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=server.token,
+                        config=Config(retries={"max_attempts": 0}))
+
+
+# ---------------------------------------------------------------- item 5: bodies
+
+
+BODY_DOORS = [
+    ("lambda unsigned", "/_squall/aws/lambda/2015-03-31/functions/echo/invocations", {}, 403),
+    ("lambda unknown key", "/_squall/aws/lambda/2015-03-31/functions/echo/invocations",
+     {"authorization": "AWS4-HMAC-SHA256 Credential=stranger/20260101/us-east-1/lambda/aws4_request, "
+                       "SignedHeaders=host;x-amz-date, Signature=00", "x-amz-date": "20260101T000000Z"}, 403),
+    ("dynamodb unsigned", "/_squall/aws/dynamodb/", {"x-amz-target": "DynamoDB_20120810.ListTables"}, 400),
+    ("deploy without token", "/_squall/api/deploy", {}, 401),
+    ("invoke without token", "/_squall/api/functions/echo/invoke", {}, 401),
+    ("sdk without credential", "/_squall/sdk/topics/t/publish", {}, 401),
+    ("tables sdk without credential", "/_squall/sdk/tables/ListTables", {}, 401),
+    ("route with a wrong api key", "/keyed", {"x-api-key": "wrong"}, 403),
+]
+
+
+@pytest.mark.parametrize(("door", "path", "headers", "status"), BODY_DOORS, ids=[d[0] for d in BODY_DOORS])
+def test_a_stranger_s_huge_body_is_refused_before_it_is_read(server: SquallServer, door: str, path: str,
+                                                             headers: dict[str, str], status: int) -> None:
+    request = head("POST", path, {**headers, "content-length": str(HUGE)})
+    with bystander(server.url, "/steady"), peak_memory(server) as memory:
+        answer, sent = send_until_answered(server, request)
+    assert status_of(answer) == status, f"{door}: {answer[:300]!r}"
+    assert sent < ATTACK_SEND, f"{door}: the server read all {sent} bytes sent before answering"
+    assert memory[1] - memory[0] < 100 * MB, f"{door}: the server grew by {(memory[1] - memory[0]) // MB} MB"
+
+
+SIZED_DOORS = [
+    ("deploy over 256 MB", "/_squall/api/deploy", 256 * MB + 1),
+    ("invoke over 6 MB", "/_squall/api/functions/echo/invoke", 6 * MB + 1),
+    ("event over 1 MB", "/_squall/api/functions/echo/events", MB + 1),
+    ("admin tables over 16 MB", "/_squall/api/tables/ListTables", 16 * MB + 1),
+    ("route over 6 MB", "/echo", 6 * MB + 1),
+]
+
+
+@pytest.mark.parametrize(("door", "path", "length"), SIZED_DOORS, ids=[d[0] for d in SIZED_DOORS])
+def test_an_admin_s_declared_oversize_body_is_refused_unread(server: SquallServer, door: str, path: str,
+                                                             length: int) -> None:
+    """The head alone declares the size: a door that waited for the body would never answer."""
+    request = head("POST", path, {"authorization": f"Bearer {server.token}", "content-length": str(length)})
+    with bystander(server.url, "/steady"):
+        sock = connect(server)
+        try:
+            sock.sendall(request)
+            answer = read_answer(sock, timeout=HEADER_TIMEOUT * 5)
+        finally:
+            sock.close()
+    assert status_of(answer) == 413, f"{door}: {answer[:300]!r}"
+
+
+def chunked(total: int, piece: int = MB) -> Iterator[bytes]:
+    for _ in range(total // piece):
+        yield b"x" * piece
+
+
+@pytest.mark.parametrize(("door", "path", "limit"), [
+    ("invoke", "/_squall/api/functions/echo/invoke", 6 * MB),
+    ("route", "/echo", 6 * MB),
+    ("admin tables", "/_squall/api/tables/ListTables", 16 * MB),
+], ids=["invoke", "route", "admin tables"])
+def test_a_chunked_body_is_cut_off_at_the_door_s_limit(server: SquallServer, door: str, path: str,
+                                                       limit: int) -> None:
+    with bystander(server.url, "/steady"), peak_memory(server) as memory:
+        try:
+            response = httpx.post(server.url + path, content=chunked(200 * MB), timeout=30,
+                                  headers={"authorization": f"Bearer {server.token}"})
+            status: int | str = response.status_code
+        except httpx.TransportError as exc:  # closed while we were still sending: also a refusal
+            status = type(exc).__name__
+    assert status in (413, "WriteError", "RemoteProtocolError", "ReadError"), f"{door}: {status}"
+    assert memory[1] - memory[0] < limit + 60 * MB, f"{door}: grew {(memory[1] - memory[0]) // MB} MB"
+
+
+def test_boto3_still_invokes_and_a_signed_oversized_lambda_payload_is_413(server: SquallServer) -> None:
+    client = lambda_client(server)
+    assert client.invoke(FunctionName="steady", Payload=b"{}")["StatusCode"] == 200  # type: ignore[attr-defined]
+    with pytest.raises(ClientError) as caught:
+        client.invoke(FunctionName="echo", Payload=b'"' + b"x" * (6 * MB) + b'"')  # type: ignore[attr-defined]
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
+def test_boto3_still_reaches_dynamodb_and_an_oversized_request_is_refused(server: SquallServer) -> None:
+    client = dynamodb_client(server)
+    assert "TableNames" in client.list_tables()  # type: ignore[attr-defined]
+    with pytest.raises(ClientError) as caught:
+        client.put_item(TableName="t", Item={"k": {"S": "x" * (17 * MB)}})  # type: ignore[attr-defined]
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "larger than" in caught.value.response["Error"]["Message"]
+
+
+# ---------------------------------------------------------------- item 11: heads and connections
+
+
+@pytest.mark.parametrize("size", [1 * MB, 64 * MB], ids=["1MB", "64MB"])
+def test_a_huge_header_gets_431_and_never_reaches_the_function(server: SquallServer, size: int) -> None:
+    request = head("POST", "/echo", {"content-length": "2"})[:-2]
+    with bystander(server.url, "/steady"), peak_memory(server) as memory:
+        sock = connect(server)
+        try:
+            sock.settimeout(20)
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                sock.sendall(request + b"x-big: " + b"a" * size + b"\r\n\r\n{}")
+            answer = read_answer(sock)
+        finally:
+            sock.close()
+    assert status_of(answer) == 431, answer[:300]
+    assert memory[1] - memory[0] < 50 * MB
+
+
+def test_too_many_headers_get_431(server: SquallServer) -> None:
+    with bystander(server.url, "/steady"):
+        response = httpx.get(server.url + "/steady", headers={f"x-h{i}": "v" for i in range(200)}, timeout=20)
+    assert response.status_code == 431
+
+
+def test_headers_within_the_limits_still_pass(server: SquallServer) -> None:
+    response = httpx.post(server.url + "/echo", content=b"{}", timeout=20,
+                          headers={"x-big": "a" * 32000, **{f"x-h{i}": "v" for i in range(50)}})
+    assert response.status_code == 200 and response.text == "2"
+
+
+def test_a_slowloris_head_is_closed_with_408(server: SquallServer) -> None:
+    with bystander(server.url, "/steady"):
+        sock = connect(server)
+        try:
+            sock.sendall(b"GET /steady HTTP/1.1\r\nHost: x\r\n")
+            answer = b""
+            sock.settimeout(0.3)
+            for _ in range(HEADER_TIMEOUT * 30):  # a header byte every 0.3 s, for up to 9 timeouts
+                try:
+                    sock.sendall(b"x")
+                    answer = sock.recv(65536)
+                    break
+                except TimeoutError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+        finally:
+            sock.close()
+    assert status_of(answer) == 408, answer[:300]
+
+
+def test_a_stalled_body_is_closed(server: SquallServer) -> None:
+    with bystander(server.url, "/steady"):
+        sock = connect(server)
+        try:
+            sock.sendall(head("POST", "/echo", {"content-length": "100"}) + b"{")
+            answer = read_answer(sock, timeout=HEADER_TIMEOUT * 10)
+            closed = answer == b"" or status_of(answer) is not None
+            with contextlib.suppress(OSError):
+                sock.settimeout(1)
+                closed = closed and sock.recv(1) == b""
+        finally:
+            sock.close()
+    assert closed and status_of(answer) in (None, 408), answer[:300]
+
+
+def test_half_open_connections_of_one_client_do_not_lock_others_out(server: SquallServer) -> None:
+    """1100 idle connections from 127.0.0.2: over the 1024 open files the server started with."""
+    sockets: list[socket.socket] = []
+    try:
+        with bystander(server.url, "/steady"):
+            for _ in range(1100):
+                try:
+                    sockets.append(connect(server, source="127.0.0.2"))
+                except OSError:
+                    break
+            time.sleep(1)
+            refused = sum(1 for sock in sockets[-50:] if status_of(read_answer(sock, timeout=2)) == 503)
+            assert httpx.get(server.url + "/steady", timeout=10).status_code == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert len(sockets) == 1100
+    assert refused == 50, f"only {refused} of the last 50 connections past the per-client cap got 503"
+
+
+# ---------------------------------------------------------------- item 14: bad input is a 4xx
+
+
+def test_a_non_ascii_access_key_is_a_4xx_on_the_aws_doors(server: SquallServer) -> None:
+    authorization = ("AWS4-HMAC-SHA256 Credential=adm\u00efn/20260101/us-east-1/lambda/aws4_request, "
+                     "SignedHeaders=host;x-amz-date, Signature=00").encode("latin-1")
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()).encode()
+    for path in ("/_squall/aws/lambda/2015-03-31/functions/echo/invocations", "/_squall/aws/dynamodb/"):
+        response = httpx.post(server.url + path, content=b"{}", timeout=10,
+                              headers=[(b"authorization", authorization), (b"x-amz-date", now)])
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+        assert "Credential" in response.text or "security token" in response.text
+
+
+# ---------------------------------------------------------------- item 15: route auth and platform variables
+
+
+def test_route_auth_naming_a_platform_variable_is_refused_at_deploy(server: SquallServer, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "open", {
+        "squall.yaml": """
+            name: open
+            functions:
+              door:
+                handler: app.h
+                triggers:
+                  - http: "GET /region-keyed"
+                    auth: {type: api_key, secret_env: AWS_REGION}
+        """,
+        "app.py": "def h(event, context):\n    return {'statusCode': 200, 'body': 'opened'}\n",
+    })
+    result = server.cli("deploy", str(project))
+    assert result.returncode != 0
+    assert "squall.yaml:7" in result.stderr and "functions.door.triggers[0].auth.secret_env" in result.stderr
+    assert "AWS_REGION" in result.stderr and "platform" in result.stderr
+    response = httpx.get(server.url + "/region-keyed", headers={"x-api-key": "us-east-1"}, timeout=10)
+    assert response.status_code == 404
