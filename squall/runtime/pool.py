@@ -7,6 +7,7 @@ and its cap is reached, `invoke` raises `Throttled` at once rather than waiting.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -14,12 +15,14 @@ from typing import Awaitable, Callable
 
 import orjson
 
-from squall.exceptions import Throttled
+from squall.exceptions import BadInput, Throttled
 from squall.runtime.instance import SHUTDOWN_GRACE, Instance, InstanceSpec, InstanceState, InvokeOutcome
 from squall.runtime.launcher import InstanceLauncher
 from squall.types import LogLine
 
 Key = tuple[str, int]
+MAX_INSTANCES_ENV = "SQUALL_MAX_INSTANCES"
+"""The setting of the per-node instance cap (default 512)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,16 @@ class PoolLimits:
     per_function: int = 1000
     per_node: int = 512
     idle_timeout: float = 86400.0
+
+    @classmethod
+    def from_environ(cls) -> PoolLimits:
+        """The defaults, with `per_node` from SQUALL_MAX_INSTANCES when set (a whole number, 1 or more)."""
+        text = os.environ.get(MAX_INSTANCES_ENV, "").strip()
+        if not text:
+            return cls()
+        if not text.isdigit() or int(text) < 1:
+            raise BadInput(f"{MAX_INSTANCES_ENV}={text!r} is not a number of instances (1 or more)")
+        return cls(per_node=int(text))
 
 
 @dataclass
@@ -46,9 +59,9 @@ class PoolStats:
 class InstancePool:
     """Instances per (function, version). All methods run on the event loop's thread."""
 
-    def __init__(self, launcher: InstanceLauncher, limits: PoolLimits = PoolLimits()) -> None:
+    def __init__(self, launcher: InstanceLauncher, limits: PoolLimits | None = None) -> None:
         self.launcher = launcher
-        self.limits = limits
+        self.limits = limits if limits is not None else PoolLimits.from_environ()
         self._idle: dict[Key, list[Instance]] = defaultdict(list)
         self._counts: dict[Key, int] = defaultdict(int)
         self._live: set[Instance] = set()
@@ -116,7 +129,12 @@ class InstancePool:
             self._counts[key] -= 1
             raise
         self._live.add(instance)
-        outcome = await instance.init(spec.init_timeout)
+        try:
+            outcome = await instance.init(spec.init_timeout)
+        except BaseException:  # cancelled while it started: it must not stay counted forever
+            instance.state = InstanceState.DEAD
+            self._release(instance)
+            raise
         outcome.init_ms = instance.init_ms = (time.perf_counter() - started) * 1000
         if not outcome.ok:
             self._release(instance)

@@ -34,9 +34,11 @@ from squall.bundle import (
     touch_folder,
     unpack_bundle,
 )
-from squall.exceptions import Conflict, DeployRejected
+from squall.exceptions import Conflict, DeployRejected, Throttled
 from squall.manifest import Manifest, load_manifest
 from squall.provenance import SERVER_DEPLOYER, Provenance, manifest_digest
+from squall.runtime.instance import InvokeOutcome
+from squall.runtime.pool import MAX_INSTANCES_ENV
 from squall.server.node import Node, build_route_table
 from squall.store.base import FunctionVersion, NewVersion
 from squall.store.releases import LIVE_ALIAS
@@ -194,19 +196,42 @@ class Deployer:
         """Start one instance of each changed function, numbered as the version it will
         become, so that it serves the first request warm. Any init error rejects the deploy, but
         for a function that cannot start yet because a secret it lists is not set (no process
-        is started for it; `warnings()` reports it)."""
+        is started for it; `warnings()` reports it). Whatever fails, every instance the check
+        started is retired before the error leaves: a rejected deploy holds no instance."""
+        self.check_room(len(changed))
         probes = [self.node.make_active(_unsaved_version(project, f)) for f in changed]
-        outcomes = await asyncio.gather(*(self.node.pool.prewarm(p.spec) for p in probes))
         keys = {p.spec.key for p in probes}
+        try:
+            outcomes = await asyncio.gather(*(self.node.pool.prewarm(p.spec) for p in probes), return_exceptions=True)
+        except BaseException:  # the deploy itself was cancelled
+            self.retire(keys)
+            raise
+        raised = [o for o in outcomes if isinstance(o, BaseException)]
         # A function that cannot start yet (a secret it lists is not set) is reported, not refused.
-        failures = [(p.name, o.error()) for p, o in zip(probes, outcomes) if not o.ok and not p.spec.init_error]
+        failures = [(p.name, o.error()) for p, o in zip(probes, outcomes)
+                    if isinstance(o, InvokeOutcome) and not o.ok and not p.spec.init_error]
+        if raised or failures:
+            self.retire(keys)
+        if raised:
+            raise _check_failure(raised, len(probes))
         if failures:
-            for key in keys:
-                self.node.pool.retire(key)
             lines = [f'function "{name}": {err.get("errorType")}: {err.get("errorMessage")}'
                      for name, err in failures]
             raise DeployRejected("deploy rejected, nothing was changed:\n" + "\n".join(lines))
         return keys
+
+    def retire(self, keys: set[tuple[str, int]]) -> None:
+        """Stop the check's instances of a rejected deploy (those still starting stop when they are up)."""
+        for key in keys:
+            self.node.pool.retire(key)
+
+    def check_room(self, changed: int) -> None:
+        """Refuse at once a deploy whose import check needs more instances than this node may run."""
+        cap = self.node.pool.limits.per_node
+        if changed > cap:
+            raise DeployRejected(f"deploy rejected, nothing was changed: its import check starts one instance "
+                                 f"per changed function ({changed}), and this node runs at most {cap} instances "
+                                 f"({MAX_INSTANCES_ENV}); deploy the project in parts")
 
     # -- housekeeping (runs in a worker thread, after the deploy is stored) ------
     def housekeeping(self, staged: StagedProject) -> tuple[dict[str, list[int]], str | None]:
@@ -250,6 +275,16 @@ class Deployer:
             if active is not None and active.spec.init_error is not None:
                 found.append(f'function "{active.name}": {active.spec.init_error[1]}')
         return found
+
+
+def _check_failure(raised: list[BaseException], checked: int) -> BaseException:
+    """The error of an import check that could not start every instance: a clear 429 when the node
+    had no room (busy with other calls: trying again later may pass), else the first error."""
+    throttled = [exc for exc in raised if isinstance(exc, Throttled)]
+    if not throttled:
+        return raised[0]
+    return Throttled(f"deploy rejected, nothing was changed: {len(throttled)} of the {checked} changed functions "
+                     f"could not start for their import check ({throttled[0]}); try again when the node is less busy")
 
 
 def _unsaved_version(project: str, staged: StagedFunction) -> FunctionVersion:
