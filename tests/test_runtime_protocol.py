@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from squall.runtime.output import OutputCollector, parse_line
-from squall.runtime.protocol import LENGTHS, decode_frame, decode_lengths, encode_frame
+from squall.runtime.protocol import (
+    LENGTHS,
+    MAX_HEAD_BYTES,
+    MAX_PAYLOAD_BYTES,
+    FrameTooLarge,
+    check_lengths,
+    decode_frame,
+    decode_lengths,
+    encode_frame,
+)
 from squall.types import LogLevel
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(),
@@ -24,6 +34,13 @@ def test_frames_round_trip(header: dict, payload: bytes, marker: bytes) -> None:
     assert LENGTHS.size + head_len + payload_len == len(body)
     frame = decode_frame(body[LENGTHS.size:LENGTHS.size + head_len], body[LENGTHS.size + head_len:])
     assert frame.header == header and frame.payload == payload
+
+
+def test_frame_lengths_over_the_limits_are_refused() -> None:
+    check_lengths(MAX_HEAD_BYTES, MAX_PAYLOAD_BYTES)
+    for head_len, payload_len in ((MAX_HEAD_BYTES + 1, 0), (10, MAX_PAYLOAD_BYTES + 1), (10, 2**32 - 1)):
+        with pytest.raises(FrameTooLarge):
+            check_lengths(head_len, payload_len)
 
 
 def test_lambda_formatted_lines_keep_their_level() -> None:

@@ -15,7 +15,17 @@ import orjson
 
 from squall.runtime.cgroups import set_frozen
 from squall.runtime.output import OutputCollector
-from squall.runtime.protocol import LENGTHS, NONCE_SIZE, Frame, decode_frame, decode_lengths, encode_frame
+from squall.runtime.protocol import (
+    LENGTHS,
+    MAX_PAYLOAD_BYTES,
+    NONCE_SIZE,
+    Frame,
+    FrameTooLarge,
+    check_lengths,
+    decode_frame,
+    decode_lengths,
+    encode_frame,
+)
 from squall.types import LogLine
 
 READ_CHUNK = 256 * 1024
@@ -143,7 +153,7 @@ class Instance:
         self._writer.write(encode_frame(header))
         try:
             frame = await asyncio.wait_for(self._read_frame(), timeout)
-        except (asyncio.TimeoutError, InstanceDied, ConnectionError) as exc:
+        except (asyncio.TimeoutError, InstanceDied, ConnectionError, FrameTooLarge) as exc:
             return await self._failed_init(exc, timeout, started)
         self.init_ms = float(frame.header.get("init_ms", 0.0))
         if frame.kind != "ready":
@@ -158,6 +168,8 @@ class Instance:
         init_ms = (time.perf_counter() - started) * 1000
         if isinstance(exc, asyncio.TimeoutError):
             message = f"Init timed out after {timeout:.2f} seconds"
+        elif isinstance(exc, FrameTooLarge):
+            message = f"Runtime sent a {exc}"
         else:
             message = f"Runtime exited during init: {await self._exit_reason()}"
         error = {"errorMessage": message, "errorType": "Runtime.InitError", "requestId": "", "stackTrace": []}
@@ -189,7 +201,7 @@ class Instance:
             try:
                 self._writer.write(encode_frame({"t": "shutdown", "deadline_ms": deadline_ms}))
                 await asyncio.wait_for(self._read_frame(), grace)
-            except (asyncio.TimeoutError, InstanceDied, ConnectionError):
+            except (asyncio.TimeoutError, InstanceDied, ConnectionError, FrameTooLarge):
                 pass
         self.kill()
         await self.process.wait()
@@ -249,6 +261,12 @@ class Instance:
             await self._collect_rest()
             return self._platform_error(request_id, started, "Sandbox.Timedout",
                                         f"Task timed out after {timeout:.2f} seconds")
+        except FrameTooLarge:  # killed before its bytes are read: the node never holds them
+            self.kill()
+            await self._collect_rest()
+            return self._platform_error(request_id, started, "Function.ResponseSizeTooLarge",
+                                        "Response payload size exceeded maximum allowed payload size "
+                                        f"({MAX_PAYLOAD_BYTES} bytes).")
         except (InstanceDied, ConnectionError, RuntimeError):  # uvloop: RuntimeError on a closed pipe
             self.kill()
             await self._collect_rest()
@@ -287,10 +305,14 @@ class Instance:
 
     # -- reading the output stream ------------------------------------------
     async def _collect_rest(self, wait: float = 0.5) -> None:
-        """After a kill: keep what the process printed before it died as log lines."""
+        """After a kill: keep what the process printed before it died as log lines (the output
+        cap applies; a process it left behind that keeps writing is read for `wait` seconds
+        at most, one chunk at a time)."""
         deadline = time.monotonic() + wait
         try:
             while (left := deadline - time.monotonic()) > 0:
+                self._output.feed(self._buffer)
+                self._buffer.clear()
                 await asyncio.wait_for(self._fill(), left)
         except (asyncio.TimeoutError, InstanceDied, ConnectionError):
             pass
@@ -304,7 +326,8 @@ class Instance:
         self._buffer += chunk
 
     async def _read_frame(self) -> Frame:
-        """Collect output as log lines until the next frame, then decode and return it."""
+        """Collect output as log lines until the next frame, then decode and return it. Raises
+        FrameTooLarge, from the frame's lengths alone, for a frame over the protocol's limits."""
         buffer, nonce = self._buffer, self._nonce
         keep = len(nonce) - 1
         while True:
@@ -321,6 +344,11 @@ class Instance:
         while len(buffer) < fixed:
             await self._fill()
         head_len, payload_len = decode_lengths(memoryview(buffer)[len(nonce):fixed])
+        try:
+            check_lengths(head_len, payload_len)
+        except FrameTooLarge:
+            buffer.clear()  # the frame's start is not output to log
+            raise
         while len(buffer) < fixed + head_len + payload_len:
             await self._fill()
         head = bytes(buffer[fixed:fixed + head_len])

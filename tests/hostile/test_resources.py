@@ -123,3 +123,60 @@ def test_a_deploy_check_without_room_retires_every_instance_it_started(
     with small_node.api() as api:
         assert [f["name"] for f in api.get("/_squall/api/functions").json()["functions"]
                 if f["name"].startswith("f")] == ["f0", "f1", "f2"]
+
+
+# -- 7: a forged result frame claiming 1.5 GB ------------------------------------------
+FORGER = {
+    "squall.yaml": """
+        name: forger
+        functions:
+          forge:
+            handler: app.forge
+            timeout: 10
+          big:
+            handler: app.big
+          steady:
+            handler: app.steady
+            triggers: [{http: "GET /steady"}]
+    """,
+    "app.py": '''
+import gc, os, struct
+
+def big(event, context):
+    return "y" * (7 * 1024 * 1024)  # an honest result over the limit
+
+def forge(event, context):
+    """Write a result frame on the instance's own channel whose header claims 1.5 GB, then
+    300 MB of it, as fast as the node takes them."""
+    channel = next(o for o in gc.get_objects() if type(o).__name__ == "Channel")
+    head = b'{"t":"result","ok":true,"duration_ms":1}'
+    os.write(1, channel.nonce + struct.pack(">II", len(head), 1_500_000_000) + head)
+    chunk = b"x" * (1024 * 1024)
+    for _ in range(300):
+        os.write(1, chunk)
+    return "not reached"
+
+def steady(event, context):
+    return {"statusCode": 200, "body": "ok"}
+''',
+}
+
+
+def test_a_forged_frame_header_is_refused_before_its_bytes_are_read(tmp_path: Path) -> None:
+    node = SquallServer(tmp_path / "data").start()
+    try:
+        node.cli("deploy", str(write_project(tmp_path / "forger", FORGER)), check=True)
+        with bystander(node.url, "/steady"), PeakMemory(server_pid(node)) as memory, node.api() as api:
+            answer = api.post("/_squall/api/functions/forge/invoke", json={}, timeout=60).json()
+            again = api.post("/_squall/api/functions/forge/invoke", json={}, timeout=60).json()
+            honest = api.post("/_squall/api/functions/big/invoke", json={}, timeout=60).json()
+    finally:
+        node.stop()
+
+    print(f"server RSS {memory.before / MB:.0f} MB before, peak {memory.peak / MB:.0f} MB during the attack")
+    error = answer["payload"]
+    assert answer["ok"] is False and error["errorType"] == "Function.ResponseSizeTooLarge", answer
+    assert "6291456 bytes" in error["errorMessage"]
+    assert again["payload"]["errorType"] == "Function.ResponseSizeTooLarge"  # a fresh instance, refused again
+    assert honest["payload"]["errorType"] == "Function.ResponseSizeTooLarge"
+    assert memory.growth_mb < 64, f"the server grew by {memory.growth_mb:.0f} MB"
