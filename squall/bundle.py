@@ -1,28 +1,40 @@
-"""Project bundles: pack a project folder into one tar.gz, unpack it safely, hash code trees,
-and install a project's requirements.txt into a cached dependency folder.
+"""Project bundles: pack a project folder into one tar.gz, unpack it safely and within
+bounds (`UnpackLimits`: the unpacked size and the number of entries, counted while
+streaming), and hash code trees in chunks. Installing a project's requirements.txt is
+squall/deps.py's.
 
 A bundle also carries BUNDLE_INFO, what the client resolved: the project's name and the
 deploy's provenance (squall/provenance.py), which the server validates."""
 
 from __future__ import annotations
 
+import bz2
 import fnmatch
+import gzip
 import hashlib
 import io
 import json
+import lzma
 import os
-import shutil
-import subprocess
-import sys
 import tarfile
-from pathlib import Path, PurePath
-from typing import Any
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePath, PurePosixPath
+from typing import IO, Any, Mapping
 
-from squall.exceptions import BundleError
+from squall.exceptions import BundleError, SquallError
 from squall.manifest import load_manifest
 
-MAX_BUNDLE_BYTES = 256 * 1024 * 1024
-PIP_TIMEOUT = 600
+MB = 1024 * 1024
+MAX_BUNDLE_BYTES = 256 * MB
+"""A bundle's size as uploaded (compressed)."""
+MAX_UNPACKED_MB = 1024
+"""Default cap on the bytes a bundle unpacks to (SQUALL_BUNDLE_MAX_UNPACKED_MB)."""
+MAX_BUNDLE_ENTRIES = 50_000
+"""Default cap on the files and folders of a bundle (SQUALL_BUNDLE_MAX_FILES)."""
+MAX_HEADER_BYTES = 1 * MB
+"""Cap on one tar extended header (pax, GNU long name): tarfile reads each one whole into memory."""
+CHUNK = 1 * MB
 IGNORED_DIRS = {".git", ".hg", ".svn", ".squall", "__pycache__", ".venv", "venv", "node_modules",
                 ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", ".tox"}
 BUNDLE_INFO = ".squall-bundle.json"
@@ -101,18 +113,160 @@ def pack_project(project_dir: Path, provenance: dict[str, Any] | None = None) ->
     return buffer.getvalue()
 
 
-def unpack_bundle(data: bytes, dest: Path) -> None:
-    """Extract a bundle into `dest`, refusing links, devices and paths that leave `dest`."""
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleError(f"bundle is over the {MAX_BUNDLE_BYTES // 2**20} MB limit")
+class BundleTooLarge(BundleError):
+    """A bundle over one of its limits (HTTP 413, CLI exit 2)."""
+
+    status_code = 413
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """What one bundle may unpack to: `max_bytes` of file content, `max_entries` files and folders."""
+
+    max_bytes: int = MAX_UNPACKED_MB * MB
+    max_entries: int = MAX_BUNDLE_ENTRIES
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> UnpackLimits:
+        """The node's limits: SQUALL_BUNDLE_MAX_UNPACKED_MB and SQUALL_BUNDLE_MAX_FILES, else the defaults."""
+        return cls(max_bytes=_positive(environ, "SQUALL_BUNDLE_MAX_UNPACKED_MB", MAX_UNPACKED_MB) * MB,
+                   max_entries=_positive(environ, "SQUALL_BUNDLE_MAX_FILES", MAX_BUNDLE_ENTRIES))
+
+    def size_error(self, name: str, size: int) -> BundleTooLarge:
+        return BundleTooLarge(f"the bundle unpacks to more than {self.max_bytes // MB} MB (the limit on a bundle's "
+                              f"unpacked size, SQUALL_BUNDLE_MAX_UNPACKED_MB) at entry {name!r} "
+                              f"({_mb(size)}); nothing was deployed")
+
+    def stream_error(self) -> BundleTooLarge:
+        return BundleTooLarge(f"the bundle unpacks to more than {self.max_bytes // MB} MB with its tar headers "
+                              f"(the limit on a bundle's unpacked size, SQUALL_BUNDLE_MAX_UNPACKED_MB); "
+                              f"nothing was deployed")
+
+    def entries_error(self) -> BundleTooLarge:
+        return BundleTooLarge(f"the bundle holds more than {self.max_entries} files and folders (the limit on a "
+                              f"bundle's file count, SQUALL_BUNDLE_MAX_FILES); nothing was deployed")
+
+
+def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            for member in tar.getmembers():
-                if not (member.isfile() or member.isdir()):
-                    raise BundleError(f"bundle entry {member.name!r} is not a regular file")
-            tar.extractall(dest, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as exc:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise SquallError(f"{name}={raw!r}: expected a whole number above 0")
+    return value
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:,.1f} MB" if size >= MB else f"{size:,} bytes"
+
+
+class _GuardedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses, before tarfile reads them into memory, extended headers over
+    MAX_HEADER_BYTES and GNU sparse members (whose extension blocks tarfile collects)."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) and self.size > MAX_HEADER_BYTES:
+            raise BundleTooLarge(f"the bundle has a tar extended header of {_mb(self.size)}, over the "
+                                 f"{MAX_HEADER_BYTES // MB} MB limit on one header; nothing was deployed")
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise BundleError(f"bundle entry {self.name!r} is a sparse file; only regular files and folders "
+                              "are allowed")
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
+class _Counted(io.RawIOBase):
+    """The decompressed bundle, read no further than `limit` bytes (headers and padding
+    included): whatever tarfile does, it never sees more than that."""
+
+    def __init__(self, inner: IO[bytes], limit: int, error: BundleTooLarge) -> None:
+        self.inner, self.left, self.error = inner, limit, error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer)
+        data = self.inner.read(min(len(view), self.left + 1))
+        if len(data) > self.left:
+            raise self.error
+        self.left -= len(data)
+        view[:len(data)] = data
+        return len(data)
+
+
+def _decompressed(data: bytes) -> IO[bytes]:
+    """A streaming reader of the tar inside `data` (gzip, bzip2, xz or none)."""
+    raw = io.BytesIO(data)
+    if data[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]  # a binary file object
+    if data[:3] == b"BZh":
+        return bz2.BZ2File(raw)
+    if data[:6] == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw)
+    return raw
+
+
+def unpack_bundle(data: bytes, dest: Path, limits: UnpackLimits = UnpackLimits()) -> None:
+    """Extract a bundle into `dest` as a stream, one entry at a time: regular files and folders
+    only, no path that leaves `dest`, at most `limits.max_entries` entries and
+    `limits.max_bytes` of content, counted from each entry's declared size and again from the
+    bytes actually written. Files become 0644 (0755 when executable), folders 0755. Raises
+    BundleTooLarge (413) over a limit, BundleError (400) for anything else wrong; `dest` may
+    then hold part of the bundle (the caller removes it)."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleTooLarge(f"bundle is over the {MAX_BUNDLE_BYTES // MB} MB limit")
+    overhead = limits.max_entries * 3 * tarfile.BLOCKSIZE + 2 * MAX_HEADER_BYTES + tarfile.RECORDSIZE
+    stream = io.BufferedReader(_Counted(_decompressed(data), limits.max_bytes + overhead, limits.stream_error()))
+    written, entries = 0, 0
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_GuardedTarInfo) as tar:
+            for member in tar:
+                entries += 1
+                if entries > limits.max_entries:
+                    raise limits.entries_error()
+                target = _member_path(dest, member)
+                if member.isdir():
+                    target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                    continue
+                if written + member.size > limits.max_bytes:
+                    raise limits.size_error(member.name, member.size)
+                written = _extract_file(tar, member, target, written, limits)
+    except (tarfile.TarError, EOFError, OSError, RecursionError, zlib.error, lzma.LZMAError) as exc:
         raise BundleError(f"the uploaded bundle is not a valid tar.gz: {exc}") from exc
+
+
+def _member_path(dest: Path, member: tarfile.TarInfo) -> Path:
+    """Where `member` goes under `dest`; BundleError for a link, a device or a path that leaves `dest`."""
+    if not (member.isfile() or member.isdir()):
+        raise BundleError(f"bundle entry {member.name!r} is not a regular file or folder "
+                          "(links and devices are refused)")
+    rel = PurePosixPath(member.name)
+    if rel.is_absolute() or ".." in rel.parts or "\0" in member.name or not rel.parts or rel.parts == (".",):
+        raise BundleError(f"bundle entry {member.name!r} is not a path inside the project")
+    return dest.joinpath(*(part for part in rel.parts if part != "."))
+
+
+def _extract_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, written: int,
+                  limits: UnpackLimits) -> int:
+    """Write one file, counting what is actually written; the new total."""
+    source = tar.extractfile(member)
+    assert source is not None  # a regular file
+    target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    mode = 0o755 if member.mode & 0o111 else 0o644
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with open(fd, "wb") as out:
+        while chunk := source.read(CHUNK):
+            written += len(chunk)
+            if written > limits.max_bytes:
+                raise limits.size_error(member.name, member.size)
+            out.write(chunk)
+    os.chmod(target, mode)
+    return written
 
 
 def bundle_info(root: Path) -> dict[str, Any]:
@@ -137,47 +291,18 @@ def bundle_provenance(root: Path) -> Any:
 
 
 def hash_tree(root: Path, files: list[Path] | None = None) -> str:
-    """sha256 over the relative paths and contents of the files under `root`."""
+    """sha256 over the relative paths and contents of the files under `root` (read in chunks)."""
     digest = hashlib.sha256()
     for rel in files if files is not None else project_files(root):
         digest.update(rel.as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256((root / rel).read_bytes()).digest())
+        digest.update(file_digest(root / rel))
     return digest.hexdigest()
 
 
-def requirement_lines(requirements: Path) -> list[str]:
-    if not requirements.is_file():
-        return []
-    lines = (line.split("#", 1)[0].strip() for line in requirements.read_text().splitlines())
-    return [line for line in lines if line]
-
-
-def install_requirements(requirements: Path, deps_root: Path) -> str | None:
-    """Install `requirements` into `deps_root/<hash>` once (cached by content); returns the
-    hash, or None when there is nothing to install. Raises BundleError with pip's output."""
-    lines = requirement_lines(requirements)
-    if not lines:
-        return None
-    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:32]
-    target = deps_root / digest
-    if touch_folder(target):
-        return digest
-    staging = deps_root / f".{digest}.tmp-{os.getpid()}"
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "--no-input", "--target", str(staging), "-r", str(requirements)]
-    try:
-        result = subprocess.run(command, check=False, cwd=requirements.parent, capture_output=True, text=True,
-                                timeout=PIP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise BundleError(f"installing requirements.txt took longer than {PIP_TIMEOUT} s; "
-                          "nothing was deployed") from None
-    if result.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        tail = (result.stderr or result.stdout).strip().splitlines()[-15:]
-        raise BundleError("installing requirements.txt failed:\n" + "\n".join(tail))
-    staging.rename(target)
-    return digest
+def file_digest(path: Path) -> bytes:
+    """sha256 of one file's content, read in chunks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").digest()
 
 
 def touch_folder(folder: Path) -> bool:

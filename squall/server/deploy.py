@@ -26,17 +26,19 @@ from typing import Any
 import orjson
 
 from squall.bundle import (
+    UnpackLimits,
     bundle_project_name,
     bundle_provenance,
     hash_tree,
-    install_requirements,
     project_files,
     touch_folder,
     unpack_bundle,
 )
+from squall.deps import install_requirements
 from squall.exceptions import Conflict, DeployRejected, Throttled
 from squall.manifest import Manifest, load_manifest
 from squall.provenance import SERVER_DEPLOYER, Provenance, manifest_digest
+from squall.runtime.build import hidden_data_dirs
 from squall.runtime.instance import InvokeOutcome
 from squall.runtime.pool import MAX_INSTANCES_ENV
 from squall.server.node import Node, build_route_table
@@ -142,12 +144,12 @@ class Deployer:
     def stage(self, bundle: bytes) -> StagedProject:
         with tempfile.TemporaryDirectory(dir=self.data_dir / "tmp") as tmp:
             root = Path(tmp)
-            unpack_bundle(bundle, root)
+            unpack_bundle(bundle, root, UnpackLimits.from_environ())
             manifest = load_manifest(root, default_name=bundle_project_name(root))
             provenance = Provenance.from_bundle(bundle_provenance(root))
             provenance = replace(provenance, manifest_digest=manifest_digest(manifest.path.read_bytes()),
                                  deployed_by=provenance.deployed_by or SERVER_DEPLOYER)
-            deps = install_requirements(root / "requirements.txt", self.data_dir / "deps")
+            deps = install_requirements(root, self.data_dir / "deps", hidden_data_dirs(self.data_dir))
             functions = [self.stage_function(manifest, name, deps) for name in manifest.functions]
             return StagedProject(manifest.name, functions, self.removed_functions(manifest), manifest.resources(),
                                  provenance, manifest.keep_versions)
