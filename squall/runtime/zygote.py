@@ -66,6 +66,7 @@ def detach(control: socket.socket, zygote: int, namespace: int) -> None:
     read the end of its pipe, and would stay stopped for good: SIGKILL reaches it (a
     cgroup-frozen one once the zygote has thawed it)."""
     remember_host_pid()
+    os.umask(0o022)  # the node's own is 077 (its data dir is its alone); files a function makes are as usual
     control.close()
     os.close(namespace)
     os.setsid()

@@ -66,9 +66,19 @@ def code_grace_seconds() -> float:
     return seconds
 
 
+def private_data_dir(data_dir: Path) -> None:
+    """The data dir mode 0700 (an existing one too), and everything the node writes from now
+    on 0600 / 0700 (umask 077): store, token, keys, bucket objects and logs are the node's
+    alone. Code and dependency folders are made readable on purpose (instances reach them
+    through binds of their own, docs/sandbox.md)."""
+    os.umask(0o077)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+
+
 def make_node(data_dir: Path, store_url: str | None, api_url: str = "") -> Node:
     grace = code_grace_seconds()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_data_dir(data_dir)
     store = open_store(store_url, data_dir)
     pool = InstancePool(ZygoteLauncher())
     return Node(NodeSettings(data_dir=data_dir.resolve(), api_url=api_url, sdk_key=sdk_key(store),

@@ -1,9 +1,14 @@
 """How a stored function version becomes an InstanceSpec on this node: code and dependency
-paths, limits, hooks, which zygote forks it, its sandbox and its whole environment."""
+paths, limits, hooks, which zygote forks it, its sandbox (with the function's own uid, see
+`FunctionUids`) and its whole environment."""
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -11,10 +16,68 @@ from pathlib import Path
 from typing import Any
 
 from squall import credentials
+from squall.exceptions import BadInput, SquallError
 from squall.runtime.instance import InstanceSpec
 from squall.runtime.launcher import choose_profile
 from squall.secrets import SecretKey
 from squall.store.base import FunctionVersion
+
+
+UID_RANGE_ENV = "SQUALL_UID_RANGE"
+DEFAULT_UID_RANGE = "100000-165535"
+
+
+class FunctionUids:
+    """The uid (and the gid of the same number) each function's instances run as: one per
+    (stage, function), handed out in order from a range (SQUALL_UID_RANGE, `FIRST-LAST`,
+    default 100000-165535) for the life of the server process, never twice. Numbers that
+    name a user or group of the host are skipped. One object serves the root node and all its
+    stage nodes, so no two functions of one server share a uid: none can ptrace, signal or
+    read the /proc files of another's processes. Nodes sharing a host need disjoint ranges."""
+
+    def __init__(self, first: int, last: int) -> None:
+        if not 0 < first <= last or last >= 2**32 - 1:
+            raise BadInput(f"{UID_RANGE_ENV}: {first}-{last} is not a range of uids (FIRST-LAST, 0 < FIRST <= LAST)")
+        self.first, self.last = first, last
+        self._next = first
+        self._given: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> FunctionUids:
+        text = environ.get(UID_RANGE_ENV, "").strip() or DEFAULT_UID_RANGE
+        first, _, last = text.partition("-")
+        try:
+            return cls(int(first), int(last))
+        except ValueError:
+            raise BadInput(f"{UID_RANGE_ENV}={text!r} is not a range of uids such as {DEFAULT_UID_RANGE}") from None
+
+    def uid_of(self, stage: str, function: str) -> int:
+        """The uid of `function` in `stage`: the one it got before, else the next free one."""
+        key = (stage, function)
+        with self._lock:
+            uid = self._given.get(key)
+            if uid is None:
+                uid = self._given[key] = self._take()
+            return uid
+
+    def _take(self) -> int:
+        while self._next <= self.last:
+            uid, self._next = self._next, self._next + 1
+            if not _names_an_account(uid):
+                return uid
+        raise SquallError(f"no uid left in {UID_RANGE_ENV} {self.first}-{self.last} for another function "
+                          f"({len(self._given)} have one): give the server a larger range")
+
+
+def _names_an_account(number: int) -> bool:
+    for lookup in (pwd.getpwuid, grp.getgrgid):
+        try:
+            lookup(number)
+            return True
+        except KeyError:
+            pass
+    return False
 
 
 @dataclass(frozen=True)
@@ -37,6 +100,17 @@ class NodeSettings:
     code_grace_seconds: float = 600.0
     """How long an unused code or dependency folder is kept after its last use (a deploy
     through another node sharing the data dir may be about to refer to it)."""
+    server_data_dir: Path | None = None
+    """The server's whole data dir when this node serves a stage (its `data_dir` is then
+    DATA/stages/NAME inside it); None for the root node, whose data_dir it is."""
+    uids: FunctionUids = field(default_factory=FunctionUids.from_env, compare=False, repr=False)
+    """Hands out the functions' uids; stage nodes share the root node's."""
+
+    @property
+    def hidden_dir(self) -> Path:
+        """What every instance of this node hides: the server's whole data dir (store, token,
+        keys, buckets, every stage's code), of which only its own code and deps come back."""
+        return self.server_data_dir or self.data_dir
 
 
 def instance_spec(settings: NodeSettings, version: FunctionVersion) -> InstanceSpec:
@@ -61,10 +135,11 @@ def instance_spec(settings: NodeSettings, version: FunctionVersion) -> InstanceS
 def sandbox(settings: NodeSettings, version: FunctionVersion, sys_path: tuple[str, ...]) -> dict[str, Any]:
     """What the instance locks itself into (see squall/runtime/sandbox.py)."""
     config = version.config
+    uid = settings.uids.uid_of(settings.stage, version.function)
     return {
         "memory_mb": int(config["memory"]), "tmp_mb": int(config.get("ephemeral_storage", 512)),
         "network": config.get("network", "default"), "code_dirs": list(sys_path),
-        "hidden_dirs": [str(settings.data_dir)], "nofile": 1024, "nproc": 1024,
+        "hidden_dirs": [str(settings.hidden_dir)], "nofile": 1024, "nproc": 1024, "uid": uid, "gid": uid,
     }
 
 

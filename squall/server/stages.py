@@ -119,7 +119,7 @@ class StageSet:
         data_dir = root.data_dir / "stages" / name
         store = await asyncio.to_thread(open_stage_store, self.root.store, name, data_dir)
         from squall.server.run import sdk_key
-        node_settings = replace(root, data_dir=data_dir, api_url=f"{root.api_url}{STAGES_PREFIX}{name}" if root.api_url
+        node_settings = replace(root, data_dir=data_dir, server_data_dir=root.hidden_dir, api_url=f"{root.api_url}{STAGES_PREFIX}{name}" if root.api_url
                                 else "", sdk_key=await asyncio.to_thread(sdk_key, store), stage=name,
                                 stage_env=dict(settings.get("env") or {}))
         node = Node(node_settings, store, InstancePool(BorrowedLauncher(self.root.pool.launcher)))
