@@ -19,7 +19,6 @@ from typing import Any, Iterator
 import psutil
 import pytest
 
-from squall.runtime.build import BUILD_UID
 from tests.hostile.bystander import bystander
 from tests.support import SquallServer, write_project
 
@@ -27,6 +26,8 @@ pytestmark = pytest.mark.e2e
 
 MB = 1024 * 1024
 LIMITS = {"SQUALL_BUILD_TIMEOUT_SECONDS": "30", "SQUALL_BUILD_MEMORY_MB": "320", "SQUALL_BUILD_DISK_MB": "64"}
+BUILD_UID = 65533
+"""The build uid by default (SQUALL_BUILD_UID; squall/runtime/build.py): neither root nor nobody."""
 LEFTOVER = "6131"
 """The argument of the `sleep` a hostile build leaves running: how the tests find it afterwards."""
 
