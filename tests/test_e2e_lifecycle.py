@@ -27,6 +27,12 @@ PROJECT = {
     "app.py": """
         import os, threading, time
 
+        def host_pid():  # os.getpid() is 1: each instance is pid 1 of its own PID namespace
+            for line in open("/proc/self/cgroup"):
+                _, controllers, path = line.strip().split(":", 2)
+                if "pids" in controllers.split(","):
+                    return int(path.rsplit("/", 1)[-1])
+
         ticks = 0
         started = False
 
@@ -37,7 +43,7 @@ PROJECT = {
                 time.sleep(0.01)
 
         def warm(event, context):
-            return {"pid": os.getpid()}
+            return {"pid": host_pid()}
 
         def ticker(event, context):
             global started
@@ -97,6 +103,13 @@ HOOKS = {
     """,
     "app.py": """
         import os
+
+        def host_pid():  # os.getpid() is 1: each instance is pid 1 of its own PID namespace
+            for line in open("/proc/self/cgroup"):
+                _, controllers, path = line.strip().split(":", 2)
+                if "pids" in controllers.split(","):
+                    return int(path.rsplit("/", 1)[-1])
+
         state = {"inits": 0, "calls": 0}
 
         def init(context):
@@ -111,7 +124,7 @@ HOOKS = {
 
         def handler(event, context):
             state["calls"] += 1
-            return {"inits": state["inits"], "calls": state["calls"], "pid": os.getpid(),
+            return {"inits": state["inits"], "calls": state["calls"], "pid": host_pid(),
                     "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")}
     """,
 }

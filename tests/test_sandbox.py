@@ -114,7 +114,7 @@ def handler(event, context):
             "write_code": attempt(lambda: open("written.txt", "w").write("x")),
             "tmp_write": attempt(lambda: open("/tmp/mine", "w").write("x")),
             "connect": attempt(lambda: socket.create_connection(("127.0.0.1", event["port"]), 2).close()),
-            "kill_zygote": attempt(lambda: os.kill(event["zygote"], 9)),
+            "kill_zygote": attempt(lambda: os.kill(event["zygote"], 9)) if event.get("zygote") else None,
         }
     if action == "fill_tmp":
         return fill_tmp()
