@@ -406,3 +406,22 @@ def test_a_platform_dir_under_tmp_stays_importable_and_its_data_dir_hidden(tmp_p
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"value": 42, "handler": "handler", "data": ["code"]}
+
+
+def test_function_uids_are_one_per_stage_and_function_and_never_shared() -> None:
+    from squall.exceptions import BadInput, SquallError
+    from squall.server.specs import FunctionUids
+
+    uids = FunctionUids(200000, 200002)
+    first = uids.uid_of("default", "a")
+    assert [uids.uid_of("default", "a"), uids.uid_of("staging", "a"), uids.uid_of("default", "b")] \
+        == [first, first + 1, first + 2]
+    with pytest.raises(SquallError, match="no uid left in SQUALL_UID_RANGE 200000-200002"):
+        uids.uid_of("default", "c")
+    with pytest.raises(SquallError, match="no uid left"):
+        FunctionUids(65534, 65534).uid_of("default", "a")  # names `nobody`: skipped
+    assert FunctionUids.from_env({}).first == 100000 and FunctionUids.from_env({}).last == 165535
+    assert FunctionUids.from_env({"SQUALL_UID_RANGE": "300000-300009"}).uid_of("s", "f") == 300000
+    for bad in ("abc", "5-3", "0-10", "100000"):
+        with pytest.raises(BadInput, match="SQUALL_UID_RANGE"):
+            FunctionUids.from_env({"SQUALL_UID_RANGE": bad})
