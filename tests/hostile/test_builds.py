@@ -149,19 +149,18 @@ def package(name: str, modules: dict[str, str], backend_extra: str = "") -> dict
     return {"pyproject.toml": PYPROJECT, "backend.py": BACKEND.format(name=name) + backend_extra, **modules}
 
 
-def project(root: Path, name: str, vendor: dict[str, str], handler: str) -> Path:
-    """Project `name`: function `name` (handler `handler`, a module-level expression), its
-    requirements.txt `./vendor`, and `vendor/` holding `vendor` (package files)."""
+def project(root: Path, name: str, vendor: dict[str, str], handler: str, folder: str = "vendor") -> Path:
+    """Project `name`: function `name` (handler `handler`, an expression), its
+    requirements.txt `./<folder>`, and `<folder>/` holding `vendor` (package files)."""
     files = {
         "squall.yaml": f"name: {name}\nfunctions:\n  {name}:\n    handler: app.handler\n",
         "app.py": f"def handler(event, context):\n    return {handler}\n",
-        "requirements.txt": "./vendor\n",
-        **{f"vendor/{rel}": text for rel, text in vendor.items()},
+        "requirements.txt": f"./{folder}\n",
     }
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text if rel.startswith("vendor/") else textwrap.dedent(text))
+    write_project(root, files)
+    for rel, text in vendor.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / rel).write_text(text)
     return root
 
 
@@ -225,7 +224,7 @@ def test_a_build_backend_runs_unprivileged_and_sees_no_data_dir_token_or_key(
 
 def test_installed_dependencies_are_root_owned_and_read_only(server: SquallServer, tmp_path: Path) -> None:
     lib = project(tmp_path / "ro", "readonly", package("rolib", {"rolib.py": "ANSWER = 42\n"}),
-                  "__import__('rolib').ANSWER")
+                  "__import__('rolib').ANSWER", folder="rolib")
     with bystander(server.url, "/steady"):
         assert deploy(server, lib).returncode == 0
     assert invoke(server, "readonly") == 42
@@ -238,18 +237,25 @@ def test_installed_dependencies_are_root_owned_and_read_only(server: SquallServe
         assert info.st_mode & 0o222 == 0, f"{path} is writable: {oct(info.st_mode)}"
 
 
-@pytest.mark.parametrize(("attack", "limit"), [
-    ("import time\ntime.sleep(3600)\n", "longer than the 30 s build time limit (SQUALL_BUILD_TIMEOUT_SECONDS)"),
-    ("hoard = []\nwhile True:\n    hoard.append(b'x' * (16 * 1024 * 1024))\n",
-     "ran out of memory: a build may use 320 MB (the build memory limit, SQUALL_BUILD_MEMORY_MB"),
-    ("with open('/tmp/fill', 'wb') as f:\n    for _ in range(256):\n        f.write(b'x' * (1024 * 1024))\n",
-     "ran out of disk space: a build may write 64 MB (the build disk limit, SQUALL_BUILD_DISK_MB)"),
-], ids=["time", "memory", "disk"])
+ATTACKS = {
+    "time": ("import time\ntime.sleep(3600)\n",
+             "longer than the 30 s build time limit (SQUALL_BUILD_TIMEOUT_SECONDS)"),
+    "memory": ("hoard = []\nwhile True:\n    hoard.append(b'x' * (16 * 1024 * 1024))\n",
+               "ran out of memory: a build may use 320 MB (the build memory limit, SQUALL_BUILD_MEMORY_MB"),
+    "disk": ("with open('/tmp/fill', 'wb') as f:\n    for _ in range(256):\n        f.write(b'x' * (1024 * 1024))\n",
+             "ran out of disk space: a build may write 64 MB (the build disk limit, SQUALL_BUILD_DISK_MB)"),
+}
+"""What a hostile build backend does, and what the refused deploy must say."""
+
+
+@pytest.mark.parametrize("kind", sorted(ATTACKS))
 def test_a_build_over_a_limit_fails_the_deploy_naming_the_limit(server: SquallServer, tmp_path: Path,
-                                                              attack: str, limit: str) -> None:
+                                                              kind: str) -> None:
+    attack, limit = ATTACKS[kind]
     hook = f"\n\ndef extra_files():\n    leave_a_process_running()\n{textwrap.indent(attack, '    ')}    return {{}}\n"
     helpers = PROBE.format(data="/nonexistent", server_pid=0, leftover=LEFTOVER).split("def extra_files")[0]
-    hostile = project(tmp_path / "hostile", "hostile", package("hostilepkg", {}, helpers + hook), "1")
+    hostile = project(tmp_path / "hostile", "hostile", package("hostilepkg", {}, helpers + hook), "1",
+                      folder=f"hostile-{kind}")  # a line of its own: no cached install to fall back on
     before = stored(server)
     with bystander(server.url, "/steady"):
         result = deploy(server, hostile)
