@@ -12,7 +12,8 @@ so a hint can repeat `1.10` rather than the 1.1 it was read as.
 
 Hostile input is cheap to refuse: nesting deeper than MAX_DEPTH is an error; each node is
 walked once however many aliases reach it; merge keys are flattened with repeated keys
-dropped; an integer too long for Python to convert is an error at its line. As in PyYAML, aliases share objects, so the data may be cyclic (`&t [*t]`) or reach
+dropped; an integer too long for Python to convert, a date that is no date and a string
+holding a lone surrogate are errors at their line. As in PyYAML, aliases share objects, so the data may be cyclic (`&t [*t]`) or reach
 one object along very many paths: code that renders a value must stop early (see
 squall.triggers.show).
 """
@@ -108,8 +109,17 @@ class _Loader(yaml.SafeLoader):
         return value
 
 
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        """A date or time, or an error naming its line when it is not a real one (2026-13-45)."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise _BadScalar(node, f"{show(str(node.value))} is not a date: {exc}") from None
+
+
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_text_keyed_map)
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
 
 
 def read_yaml(text: str, file: str) -> tuple[Lines, Any] | None:
@@ -118,7 +128,11 @@ def read_yaml(text: str, file: str) -> tuple[Lines, Any] | None:
     Lines are taken before the data is constructed: construction flattens merge keys (`<<`)
     into the node tree, which would look like duplicate keys.
     """
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise ManifestError(f"is not valid YAML: character {exc.character:#06x} is not allowed in YAML text",
+                            file=file, line=text.count("\n", 0, exc.position) + 1) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -150,7 +164,9 @@ def _walk(node: yaml.Node, path: Loc, lines: Lines, file: str, seen: set[yaml.No
     if node in seen:
         return
     seen.add(node)
-    if isinstance(node, yaml.SequenceNode):
+    if isinstance(node, yaml.ScalarNode):
+        _check_text(node, path, file)
+    elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines.setdefault((*path, index), item.start_mark.line + 1)
             _walk(item, (*path, index), lines, file, seen)
@@ -161,6 +177,7 @@ def _walk(node: yaml.Node, path: Loc, lines: Lines, file: str, seen: set[yaml.No
             if not isinstance(key_node, yaml.ScalarNode):
                 raise ManifestError("a key must be a name, not a list or mapping", file=file,
                                     line=line, field=dotted(path) or None)
+            _check_text(key_node, path, file)
             key = str(key_node.value)
             if key in keys and key_node.tag != _MERGE_TAG:
                 raise ManifestError(f"duplicate key {show(key)}: it is already set on line "
@@ -168,6 +185,18 @@ def _walk(node: yaml.Node, path: Loc, lines: Lines, file: str, seen: set[yaml.No
             keys[key] = line
             lines.setdefault((*path, key), line)
             _walk(value, (*path, key), lines, file, seen)
+
+
+def _check_text(node: yaml.ScalarNode, path: Loc, file: str) -> None:
+    """Refuse a scalar holding a lone surrogate (a "\\ud800" escape): it is not Unicode text."""
+    text = node.value
+    if isinstance(text, str) and not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ManifestError(f"holds {text[exc.start]!r}, which is not a Unicode character (a lone "
+                                "surrogate escape)", file=file, line=node.start_mark.line + 1,
+                                field=dotted(path) or None) from None
 
 
 def _field_on(lines: Lines, line: int) -> str | None:

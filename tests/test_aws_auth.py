@@ -41,6 +41,7 @@ from squall.aws_auth import (
     asgi_signed_url,
     aws_error_body,
     aws_error_headers,
+    check_headers,
     verify_asgi,
     verify_sigv4,
 )
@@ -460,3 +461,43 @@ def test_boto3_against_starlette_with_verify_asgi(asgi_server: str) -> None:
         for client in (good, bad, dynamodb):
             client.close()
 
+
+
+# --- checked before the body is read ------------------------------------------------------------------
+
+def test_a_non_ascii_access_key_is_an_incomplete_signature_not_a_type_error() -> None:
+    signed = invoke()
+    signed.headers["Authorization"] = signed.headers["Authorization"].replace("Credential=admin",
+                                                                              "Credential=adm\u00efn")
+    error = refused(signed)
+    assert error.code == "IncompleteSignatureException" and "ASCII" in error.message
+    assert signed.calls == []
+
+
+def test_an_unknown_key_is_refused_from_the_headers_alone() -> None:
+    signed = sign("POST", f"{LAMBDA}/2015-03-31/functions/my-fn/invocations", b"{}", key="stranger")
+    with pytest.raises(AwsAuthError) as caught:
+        check_headers(signed.method, signed.url, signed.headers, signed.secret_for, signed.signed_at)
+    assert caught.value.code == "UnrecognizedClientException"
+
+
+def test_a_signed_payload_hash_lets_the_signature_be_checked_before_the_body() -> None:
+    body = b'{"a": 1}'
+    signed = sign("POST", f"{LAMBDA}/2015-03-31/functions/my-fn/invocations", body,
+                  {"X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest()})
+    pending = check_headers(signed.method, signed.url, signed.headers, signed.secret_for, signed.signed_at)
+    assert pending.signature_checked
+    assert pending.check_body(body) == SignedIdentity("admin", "us-east-1", "lambda")
+    with pytest.raises(AwsAuthError) as caught:
+        pending.check_body(b'{"a": 2}')
+    assert caught.value.code == "XAmzContentSHA256Mismatch"
+
+
+def test_without_a_payload_hash_header_the_body_is_checked_after_reading() -> None:
+    signed = invoke()
+    pending = check_headers(signed.method, signed.url, signed.headers, signed.secret_for, signed.signed_at)
+    assert not pending.signature_checked
+    assert pending.check_body(signed.body).access_key_id == "admin"
+    with pytest.raises(AwsAuthError) as caught:
+        pending.check_body(b'{"a": 2}')
+    assert caught.value.code == "InvalidSignatureException"

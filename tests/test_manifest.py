@@ -871,3 +871,39 @@ def test_runtime_keys_have_defaults_and_min_instances_fits_concurrency() -> None
                        "    min_instances: 3\n")
     assert caught.value.field == "functions.f.min_instances"
     assert "concurrency (2)" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["AWS_REGION", "AWS_SECRET_ACCESS_KEY", "SQUALL_FUNCTION_TOKEN", "LAMBDA_TASK_ROOT",
+                                  "_HANDLER", "PATH", "TZ"])
+def test_auth_may_not_name_a_platform_variable(name: str) -> None:
+    error = auth_error(f"{{type: api_key, secret_env: {name}}}")
+    assert (error.file, error.line, error.field) == ("squall.yaml", 7, "functions.f.triggers[0].auth.secret_env")
+    assert name in error.message and "platform sets" in error.message
+
+
+@pytest.mark.parametrize("number", ["9" * 100_000, "-" + "9" * 5000, "0x" + "f" * 3000, "0b" + "1" * 1200])
+def test_a_huge_integer_is_a_manifest_error_at_its_line(number: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(one_function(f"timeout: 1\nmemory: {number}\n"), file="proj/squall.yaml")
+    error = caught.value
+    assert (error.file, error.line, error.field) == ("proj/squall.yaml", 6, "functions.f.memory")
+    assert "too large" in error.message and len(str(error)) < 300
+
+
+def test_a_date_that_is_no_date_is_a_manifest_error_at_its_line() -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(one_function("env: {WHEN: 2026-13-45}\n"))
+    assert (caught.value.line, caught.value.field) == (5, "functions.f.env.WHEN")
+    assert "not a date" in caught.value.message
+
+
+def test_a_lone_surrogate_is_a_manifest_error_at_its_line() -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(one_function('env: {K: "\\ud800"}\n'))
+    assert (caught.value.line, caught.value.field) == (5, "functions.f.env.K")
+
+
+def test_a_control_character_is_a_manifest_error_at_its_line() -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest("name: demo\nfunctions:\n  f: \x1f\n")
+    assert caught.value.line == 3 and "not valid YAML" in caught.value.message

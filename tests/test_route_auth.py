@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256
+from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256, is_platform_variable
 
 SECRET = "It's a Secret to Everybody"
 BODY = b"Hello, World!"
@@ -86,3 +86,14 @@ def test_hmac_round_trip(secret: str, body: bytes) -> None:
     headers = {"x-sig": f"v1={signature}"}
     assert check_hmac_sha256(headers, body, "x-sig", "v1=", secret) is None
     assert check_hmac_sha256(headers, body + b"x", "x-sig", "v1=", secret) is not None
+
+
+@pytest.mark.parametrize("name", ["AWS_REGION", "AWS_LAMBDA_FUNCTION_NAME", "SQUALL_STAGE", "LAMBDA_TASK_ROOT",
+                                  "_HANDLER", "_X_AMZN_TRACE_ID", "PATH", "TZ", "HOME", "LANG", "aws_region"])
+def test_platform_variables_are_recognised(name: str) -> None:
+    assert is_platform_variable(name)
+
+
+@pytest.mark.parametrize("name", ["STATUS_KEY", "GH_SECRET", "MY_AWS_KEY", "PATHS", "SQUALLY"])
+def test_the_function_s_own_names_are_not_platform_variables(name: str) -> None:
+    assert not is_platform_variable(name)

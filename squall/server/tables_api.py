@@ -54,6 +54,24 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
     return next((value.decode("latin-1") for key, value in scope["headers"] if key.lower() == name), "")
 
 
+class UnknownOperation(TableError):
+    """An operation the table service does not have: the caller's mistake (DynamoDB's 400)."""
+
+    code = "UnknownOperationException"
+
+
+class NotJson(TableError):
+    """A request body that is not JSON, or holds a value of the wrong JSON type where the table
+    service expects another (DynamoDB's 400 SerializationException)."""
+
+    code = "SerializationException"
+
+
+WRONG_SHAPE = (TypeError, AttributeError, KeyError, ValueError)
+"""What the table service raises when a request's JSON has a list where it reads a number or a
+string (it trusts the shapes boto3 sends): the caller's mistake, answered 400."""
+
+
 class NodeCatalog:
     """Table definitions as the node's resources hold them; changes go to the store first."""
 
@@ -108,6 +126,7 @@ class TablesApi:
         settings = node.settings
         self.service = TableService(node.store, NodeCatalog(node), region=settings.region,
                                     account=settings.account_id)
+        self.operations = frozenset(self.service.operations)
 
     def routes(self, admin_only: Callable[[Endpoint], Endpoint]) -> list[Route]:
         return [
@@ -116,16 +135,22 @@ class TablesApi:
         ]
 
     async def run(self, operation: str, body: bytes, caller: Caller) -> dict[str, Any]:
+        if operation not in self.operations:
+            raise UnknownOperation(f"Operation {operation} is not supported by squall's tables; supported: "
+                                   f"{', '.join(sorted(self.operations))}")
         try:
             request = orjson.loads(body or b"{}")
         except orjson.JSONDecodeError as exc:
-            raise TableError(f"The request body is not valid JSON: {exc}") from None
+            raise NotJson(f"The request body is not valid JSON: {exc}") from None
         try:
             if self.node.store.calls_are_local:
                 return self.service.call(operation, request, caller)
             return await asyncio.to_thread(self.service.call, operation, request, caller)
         except StoreError as exc:
             raise TableError(f"The table store failed: {exc}") from None
+        except WRONG_SHAPE as exc:  # a request field of the wrong JSON type, as DynamoDB answers it
+            raise NotJson(f"The request has a value of the wrong type or shape for {operation}: "
+                          f"{type(exc).__name__}: {exc}") from None
 
     # -- DynamoDB's protocol ----------------------------------------------------
     def secret_for(self, access_key: str) -> str | None:

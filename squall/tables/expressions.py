@@ -215,6 +215,8 @@ class Parser:
     """Recursive descent over one expression's tokens."""
 
     def __init__(self, text: str, kind: str, placeholders: Placeholders) -> None:
+        if not isinstance(text, str):  # the request's JSON may hold anything
+            raise ValidationError(f"Invalid {kind}: the expression must be a string, got {type(text).__name__}")
         if not text or not text.strip():
             raise ValidationError(f"Invalid {kind}: The expression can not be empty;")
         if len(text.encode("utf-8")) > MAX_EXPRESSION_BYTES:
