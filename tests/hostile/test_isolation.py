@@ -349,9 +349,9 @@ def gone(process: psutil.Process) -> bool:
 def test_a_setsid_grandchild_is_frozen_with_its_instance_and_dies_with_the_node() -> None:
     with started_server(SQUALL_UID_RANGE="170000-170999") as node:  # not the other server's uids
         with bystander(node.url, "/steady"):
-            before = {p.pid for p in psutil.process_iter()}
+            existing = {p.pid for p in psutil.process_iter()}
             uid = invoke(node, "spawn", {})["uid"]
-            [grandchild] = wait_until(lambda: [p for p in grandchildren(uid) if p.pid not in before])
+            [grandchild] = wait_until(lambda: [p for p in grandchildren(uid) if p.pid not in existing])
             time.sleep(0.5)  # idle: the instance is frozen 50 ms after its call
             before = wakeups(grandchild)
             time.sleep(0.5)
