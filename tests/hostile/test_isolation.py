@@ -128,6 +128,8 @@ PROJECT = {
         name: isolation
         stages:
           staging: {}
+        buckets:
+          uploads: {}
         functions:
           steady:
             handler: app.steady
@@ -216,6 +218,7 @@ def test_the_data_dir_and_the_files_the_node_writes_are_its_alone(server: Squall
     logs, ...) has no group or other bits. Code and deps trees are readable on purpose:
     instances reach them only through their binds."""
     invoke(server, "whoami", {})
+    server.cli("bucket", "put", "uploads", "note.txt", "-", input="a bucket object", check=True)
     data = server.data_dir
     info = data.stat()
     assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
@@ -229,8 +232,8 @@ def test_the_data_dir_and_the_files_the_node_writes_are_its_alone(server: Squall
             path = Path(folder) / name
             mode = stat.S_IMODE(path.stat().st_mode)
             assert mode & 0o077 == 0, f"{path} is mode {mode:o}"
-            checked.append(path.name)
-    assert "squall.db" in checked
+            checked.append(path.relative_to(data).parts[0])
+    assert {"squall.db", "buckets", "stages"} <= set(checked), checked
 
 
 # -- 2. a sibling's child process -------------------------------------------------------------
