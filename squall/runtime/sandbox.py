@@ -8,8 +8,10 @@ root), after the init frame and before the environment is set up. Its steps, in 
    forks every child into a new one, `fork_in_new_pid_namespace`): it cannot see, signal
    or ptrace any process but its own children, and when it dies the kernel kills every
    process left in the namespace;
-1. mount namespace: `unshare(CLONE_NEWNS)`, then `/` is made recursively private, so
-   that nothing below leaks back to the host;
+1. mount and IPC namespaces: `unshare(CLONE_NEWNS | CLONE_NEWIPC)`, then `/` is made
+   recursively private, so that nothing below leaks back to the host; System V shared
+   memory, semaphores and message queues, and POSIX message queues, are the instance's own
+   (about 20 us more than the mount namespace alone);
 1b. private /run: an empty read-only tmpfs on `/run` (and on `/var/run` when it is not a
    link to it), so that no Unix socket of the host's services (databases, D-Bus, Docker)
    can be reached by its path; `/run/lock` is made in it for the scratch bind, and a
@@ -80,6 +82,7 @@ modules) plus `memory_mb` plus this much for thread stacks and malloc arenas, wh
 address space they do not use. Virtual size overstates memory use, so the fallback is loose."""
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 0x1
@@ -211,7 +214,7 @@ def require_own_pid_namespace() -> None:
 
 
 def private_mount_namespace() -> None:
-    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(CLONE_NEWNS | CLONE_NEWIPC)")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 

@@ -112,6 +112,14 @@ def sockets(event, context):
     return {path: attempt(lambda path=path: connect_unix(path)) for path in event["paths"]}
 
 
+def ipc(event, context):
+    """Make a System V shared memory segment any uid may open, or look for one by its key."""
+    libc.shmget.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
+    flags = 0o1000 | 0o666 if event.get("create") else 0  # IPC_CREAT
+    ident = libc.shmget(event["key"], 4096 if event.get("create") else 0, flags)
+    return {"id": ident, "errno": ctypes.get_errno() if ident < 0 else 0}
+
+
 def spawn(event, context):
     """Leave a grandchild in a session of its own, waking up in a loop, and return (or end
     the instance, when asked)."""
@@ -151,6 +159,10 @@ PROJECT = {
             network: none
           spawn:
             handler: app.spawn
+          ipc_maker:
+            handler: app.ipc
+          ipc_finder:
+            handler: app.ipc
     """,
     "app.py": APP,
 }
@@ -285,6 +297,17 @@ def test_each_function_and_stage_gets_its_own_uid(server: SquallServer) -> None:
     for uid in uids.values():
         with pytest.raises(KeyError):
             pwd.getpwuid(uid)  # a bare number: no account of the host has it
+
+
+def test_a_functions_system_v_ipc_is_its_own(server: SquallServer) -> None:
+    key = 0x5A11 + os.getpid() % 1000
+    with bystander(server.url, "/steady"):
+        made = invoke(server, "ipc_maker", {"key": key, "create": True})
+        found = invoke(server, "ipc_finder", {"key": key})
+        again = invoke(server, "ipc_maker", {"key": key})
+    assert made["id"] >= 0, made
+    assert again["id"] == made["id"], "the maker's own instance finds its segment"
+    assert found == {"id": -1, "errno": errno.ENOENT}, "another function found the segment"
 
 
 # -- 3. host Unix sockets ---------------------------------------------------------------------
