@@ -332,14 +332,16 @@ def test_a_stalled_body_is_closed(server: SquallServer) -> None:
         sock = connect(server)
         try:
             sock.sendall(head("POST", "/echo", {"content-length": "100"}) + b"{")
-            answer = read_answer(sock, timeout=HEADER_TIMEOUT * 10)
-            closed = answer == b"" or status_of(answer) is not None
-            with contextlib.suppress(OSError):
-                sock.settimeout(1)
-                closed = closed and sock.recv(1) == b""
+            sock.settimeout(HEADER_TIMEOUT * 10)
+            try:
+                closed = sock.recv(65536) == b""
+            except ConnectionResetError:
+                closed = True
+            except TimeoutError:
+                closed = False
         finally:
             sock.close()
-    assert closed and status_of(answer) in (None, 408), answer[:300]
+    assert closed, "a body stalled for 10 times the idle timeout still held its connection"
 
 
 def test_half_open_connections_of_one_client_do_not_lock_others_out(server: SquallServer) -> None:
@@ -366,9 +368,9 @@ def test_half_open_connections_of_one_client_do_not_lock_others_out(server: Squa
 
 
 def test_a_non_ascii_access_key_is_a_4xx_on_the_aws_doors(server: SquallServer) -> None:
-    authorization = ("AWS4-HMAC-SHA256 Credential=adm\u00efn/20260101/us-east-1/lambda/aws4_request, "
-                     "SignedHeaders=host;x-amz-date, Signature=00").encode("latin-1")
     now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()).encode()
+    authorization = (f"AWS4-HMAC-SHA256 Credential=adm\u00efn/{now[:8].decode()}/us-east-1/lambda/aws4_request, "
+                     "SignedHeaders=host;x-amz-date, Signature=00").encode("latin-1")
     for path in ("/_squall/aws/lambda/2015-03-31/functions/echo/invocations", "/_squall/aws/dynamodb/"):
         response = httpx.post(server.url + path, content=b"{}", timeout=10,
                               headers=[(b"authorization", authorization), (b"x-amz-date", now)])

@@ -9,6 +9,7 @@ log holds no traceback."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterator
 from urllib.parse import quote
 
@@ -246,12 +247,13 @@ def test_the_route_gateway_answers_bad_input_with_a_4xx(server: SquallServer, ht
 def test_the_doors_kept_serving_and_a_bad_access_key_is_a_4xx(server: SquallServer, http: httpx.Client) -> None:
     """Odd credentials on both AWS doors, while the bystander answers."""
     with bystander(server.url, "/steady"):
+        now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         for key in ("adm\u00efn", "\u2603", "a" * 5000, ""):
             for path in ("/_squall/aws/lambda/2015-03-31/functions/steady/invocations", "/_squall/aws/dynamodb/"):
-                auth = (f"AWS4-HMAC-SHA256 Credential={key}/20260101/us-east-1/x/aws4_request, "
+                auth = (f"AWS4-HMAC-SHA256 Credential={key}/{now[:8]}/us-east-1/x/aws4_request, "
                         "SignedHeaders=host;x-amz-date, Signature=00").encode("utf-8")
                 response = http.post(path, content=b"{}", headers=[(b"authorization", auth),
-                                                                   (b"x-amz-date", b"20260101T000000Z")])
+                                                                   (b"x-amz-date", now.encode())])
                 assert 400 <= response.status_code < 500, (key, path, response.text)
 
 
