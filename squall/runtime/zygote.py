@@ -61,10 +61,9 @@ def preload(modules: list[str]) -> None:
 def detach(control: socket.socket, zygote: int, namespace: int) -> None:
     """First steps of every forked child: note its host pid, leave the zygote's socket,
     session, PID namespace descriptor and signals, and die with the zygote (`zygote` is a
-    pidfd of it). The zygote ends
-    when its node does (its socket closes); an instance frozen at that moment could never
-    read the end of its pipe, and would stay stopped for good: SIGKILL reaches it (a
-    cgroup-frozen one once the zygote has thawed it)."""
+    pidfd of it). The zygote ends when its node does (its socket closes); an instance
+    frozen at that moment could never read the end of its pipe, and would stay stopped for
+    good: SIGKILL reaches it (a cgroup-frozen one once the zygote has thawed it)."""
     remember_host_pid()
     os.umask(0o022)  # the node's own is 077 (its data dir is its alone); files a function makes are as usual
     control.close()
