@@ -41,8 +41,14 @@ PROJECT = {
     "app.py": """
         import json, os, time
 
+        def host_pid():  # os.getpid() is 1: each instance is pid 1 of its own PID namespace
+            for line in open("/proc/self/cgroup"):
+                _, controllers, path = line.strip().split(":", 2)
+                if "pids" in controllers.split(","):
+                    return int(path.rsplit("/", 1)[-1])
+
         def echo(event, context):
-            return {"event": event, "pid": os.getpid(), "ppid": os.getppid(),
+            return {"event": event, "pid": host_pid(), "ppid": os.getppid(),
                     "context": {"aws_request_id": context.aws_request_id,
                                 "function_name": context.function_name,
                                 "function_version": context.function_version,
