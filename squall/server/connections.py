@@ -12,7 +12,8 @@ adds, at the cost of one comparison per received chunk:
   the app waits for it), close the connection (408 for the head); idle keep-alive
   connections are closed by uvicorn's own `timeout_keep_alive`;
 * at most `max_connections` open connections in all and `max_per_client` from one client
-  address: a connection past either gets 503 at once and is closed;
+  address (loopback excepted: the node's own instances): a connection past either gets 503
+  at once and is closed;
 * a response sent before the request's body was read (a refusal) lets the client send up to
   DRAIN_BYTES more, thrown away, so that it can read the answer (closing at once could reset
   the connection before the client reads it); past that the connection is closed, so an
@@ -40,6 +41,9 @@ from squall.exceptions import BadInput
 FILE_RESERVE = 512
 """Descriptors kept for everything but client connections (store, instances, logs)."""
 
+NODE_ADDRESSES = frozenset({"127.0.0.1", "::1"})
+"""Loopback, whence the node's own function instances call the SDK and AWS doors (each may
+keep connections open): not capped per client, only by the global cap."""
 DRAIN_BYTES = 8 * 1024 * 1024
 """How much of an unread body is thrown away after a refusal before the connection is closed."""
 
@@ -128,7 +132,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         ip = self.client[0] if self.client else ""
         if len(self.connections) > self.limits.max_connections:
             self.refuse(503, "Service Unavailable", "the server has too many open connections; try again")
-        elif self.clients[ip] >= self.limits.max_per_client:
+        elif self.clients[ip] >= self.limits.max_per_client and ip not in NODE_ADDRESSES:
             self.refuse(503, "Service Unavailable", f"too many open connections from {ip} "
                         f"(at most {self.limits.max_per_client}); close some and try again")
         else:
