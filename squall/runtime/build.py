@@ -28,8 +28,9 @@ root:
    into the output folder through the descriptor opened in step 3, as root: read-only
    files in a folder only root can write.
 
-The build uid (`SQUALL_BUILD_UID`, default 65533) is not `nobody`: instances (uid 65534)
-can neither signal nor trace a build, and a build cannot touch an instance.
+The build uid (`SQUALL_BUILD_UID`, default 65533) is none of the functions' uids
+(`SQUALL_UID_RANGE`, default 100000-165535): instances can neither signal nor trace a
+build, and a build cannot touch an instance.
 """
 
 from __future__ import annotations
@@ -114,15 +115,6 @@ class BuildLimits:
                                   + (" and below 65535, not root's" if name == "uid" else ""))
             values[name] = value
         return cls(**values)
-
-
-def hidden_data_dirs(data_dir: Path) -> list[Path]:
-    """The folders a build must not see: the node's data dir and, for a stage's node
-    (`<root>/stages/<name>`), the server's own data dir holding the admin token and keys."""
-    found = [data_dir.resolve()]
-    if data_dir.parent.name == "stages":
-        found.append(data_dir.parent.parent.resolve())
-    return found
 
 
 # -- the node's side ----------------------------------------------------------

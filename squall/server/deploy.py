@@ -38,7 +38,6 @@ from squall.deps import install_requirements
 from squall.exceptions import Conflict, DeployRejected, Throttled
 from squall.manifest import Manifest, load_manifest
 from squall.provenance import SERVER_DEPLOYER, Provenance, manifest_digest
-from squall.runtime.build import hidden_data_dirs
 from squall.runtime.instance import InvokeOutcome
 from squall.runtime.pool import MAX_INSTANCES_ENV
 from squall.server.node import Node, build_route_table
@@ -149,7 +148,7 @@ class Deployer:
             provenance = Provenance.from_bundle(bundle_provenance(root))
             provenance = replace(provenance, manifest_digest=manifest_digest(manifest.path.read_bytes()),
                                  deployed_by=provenance.deployed_by or SERVER_DEPLOYER)
-            deps = install_requirements(root, self.data_dir / "deps", hidden_data_dirs(self.data_dir))
+            deps = install_requirements(root, self.data_dir / "deps", [self.node.settings.hidden_dir])
             functions = [self.stage_function(manifest, name, deps) for name in manifest.functions]
             return StagedProject(manifest.name, functions, self.removed_functions(manifest), manifest.resources(),
                                  provenance, manifest.keep_versions)
