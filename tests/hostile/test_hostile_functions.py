@@ -14,8 +14,11 @@ import httpx
 import psutil
 import pytest
 
+from tests.hostile.bystander import bystander
 from tests.support import SquallServer, wait_until, write_project
 from tests.test_sandbox import HANDLERS
+
+pytestmark = pytest.mark.e2e
 
 EXTRA = '''
 import ctypes, json
@@ -154,7 +157,7 @@ def test_data_dir_store_and_token_are_not_readable(server: SquallServer) -> None
 
 
 def test_runs_as_its_own_uid_with_read_only_code_and_no_platform_secrets(server: SquallServer) -> None:
-    seen = invoke(server, "hostile", probe_event(server))["payload"]
+    seen = while_serving(server, "hostile", probe_event(server))["payload"]
     assert 100000 <= seen["uid"] <= 165535 and seen["gid"] == seen["uid"] and seen["groups"] == []  # its own
     assert not seen["write_code"]["ok"] and seen["write_code"]["errno"] in (errno.EROFS, errno.EACCES)
     assert seen["tmp_write"]["ok"]
@@ -170,7 +173,7 @@ def test_runs_as_its_own_uid_with_read_only_code_and_no_platform_secrets(server:
 
 
 def test_network_none_cannot_reach_the_server(server: SquallServer) -> None:
-    seen = invoke(server, "offline", probe_event(server))["payload"]
+    seen = while_serving(server, "offline", probe_event(server))["payload"]
     assert not seen["connect"]["ok"] and seen["connect"]["errno"] in (errno.ENETUNREACH, errno.ECONNREFUSED)
 
 
@@ -239,7 +242,8 @@ def test_dying_instances_are_reported_and_replaced(server: SquallServer, action:
 
 
 def test_http_caller_gets_502_when_the_instance_dies(server: SquallServer) -> None:
-    response = httpx.post(f"{server.url}/hostile", json={"do": "exit"}, timeout=30)
+    with bystander(server.url, "/steady"):
+        response = httpx.post(f"{server.url}/hostile", json={"do": "exit"}, timeout=30)
     assert response.status_code == 502
     lines = server.wait_logs("hostile", response.headers["apigw-requestid"])
     assert any("exit status 3" in line["message"] for line in lines)
@@ -278,7 +282,7 @@ def test_no_instance_cgroups_are_left_behind(server: SquallServer) -> None:
     from squall.runtime import cgroups
 
     before = pid_of(server)
-    invoke(server, "hostile", {"do": "exit"})
+    while_serving(server, "hostile", {"do": "exit"})
     groups = [Path(root) / str(before) for root in cgroups.cgroup_roots().values()]
     assert groups
     wait_until(lambda: not any(group.exists() for group in groups), timeout=10)
