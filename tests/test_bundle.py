@@ -228,3 +228,21 @@ def test_package_names_and_urls_are_not_local(tmp_path: Path) -> None:
 def test_no_requirements_means_nothing_to_install(tmp_path: Path) -> None:
     assert read_requirements(write_project(tmp_path / "a", {"app.py": ""})).empty
     assert read_requirements(write_project(tmp_path / "b", {"requirements.txt": "# nothing\n\n"})).empty
+
+
+# -- build settings ---------------------------------------------------------------
+
+def test_build_limits_come_from_the_settings_and_bad_ones_are_named() -> None:
+    from squall.exceptions import SquallError
+    from squall.runtime.build import BuildLimits
+
+    assert BuildLimits.from_environ({}) == BuildLimits()
+    limits = BuildLimits.from_environ({"SQUALL_BUILD_TIMEOUT_SECONDS": "30", "SQUALL_BUILD_MEMORY_MB": "512",
+                                       "SQUALL_BUILD_DISK_MB": "64", "SQUALL_BUILD_UID": "4242"})
+    assert (limits.seconds, limits.memory_mb, limits.disk_mb, limits.uid) == (30, 512, 64, 4242)
+    with pytest.raises(SquallError, match="SQUALL_BUILD_MEMORY_MB='lots': expected a number above 0"):
+        BuildLimits.from_environ({"SQUALL_BUILD_MEMORY_MB": "lots"})
+    with pytest.raises(SquallError, match="SQUALL_BUILD_UID='0'"):
+        BuildLimits.from_environ({"SQUALL_BUILD_UID": "0"})
+    with pytest.raises(SquallError, match="SQUALL_BUILD_UID 100005 is inside SQUALL_UID_RANGE 100000-165535"):
+        BuildLimits.from_environ({"SQUALL_BUILD_UID": "100005"}, instance_uids=range(100000, 165536))

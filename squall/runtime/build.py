@@ -100,7 +100,9 @@ class BuildLimits:
                 "disk_mb": "SQUALL_BUILD_DISK_MB", "uid": "SQUALL_BUILD_UID"}
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> BuildLimits:
+    def from_environ(cls, environ: Mapping[str, str] = os.environ, instance_uids: range = range(0)) -> BuildLimits:
+        """The node's settings (SETTINGS), else the defaults; SquallError for a value that is
+        not a number above 0, or a build uid among `instance_uids` (the functions' uids)."""
         values: dict[str, Any] = {}
         for name, variable in cls.SETTINGS.items():
             raw = environ.get(variable, "").strip()
@@ -110,11 +112,16 @@ class BuildLimits:
                 value = float(raw) if name == "seconds" else int(raw)
             except ValueError:
                 value = 0
-            if value <= 0 or (name == "uid" and value >= 65535):
+            if value <= 0 or (name == "uid" and value >= 2**32 - 1):
                 raise SquallError(f"{variable}={raw!r}: expected a number above 0"
-                                  + (" and below 65535, not root's" if name == "uid" else ""))
+                                  + (" (a uid other than root's)" if name == "uid" else ""))
             values[name] = value
-        return cls(**values)
+        limits = cls(**values)
+        if limits.uid in instance_uids:
+            raise SquallError(f"SQUALL_BUILD_UID {limits.uid} is inside SQUALL_UID_RANGE "
+                              f"{instance_uids.start}-{instance_uids.stop - 1}: a function running as that uid "
+                              f"could trace or signal the builds; choose a build uid outside the range")
+        return limits
 
 
 # -- the node's side ----------------------------------------------------------

@@ -38,6 +38,7 @@ from squall.deps import install_requirements
 from squall.exceptions import Conflict, DeployRejected, Throttled
 from squall.manifest import Manifest, load_manifest
 from squall.provenance import SERVER_DEPLOYER, Provenance, manifest_digest
+from squall.runtime.build import BuildLimits
 from squall.runtime.instance import InvokeOutcome
 from squall.runtime.pool import MAX_INSTANCES_ENV
 from squall.server.node import Node, build_route_table
@@ -148,10 +149,16 @@ class Deployer:
             provenance = Provenance.from_bundle(bundle_provenance(root))
             provenance = replace(provenance, manifest_digest=manifest_digest(manifest.path.read_bytes()),
                                  deployed_by=provenance.deployed_by or SERVER_DEPLOYER)
-            deps = install_requirements(root, self.data_dir / "deps", [self.node.settings.hidden_dir])
+            deps = install_requirements(root, self.data_dir / "deps", [self.node.settings.hidden_dir],
+                                        self.build_limits())
             functions = [self.stage_function(manifest, name, deps) for name in manifest.functions]
             return StagedProject(manifest.name, functions, self.removed_functions(manifest), manifest.resources(),
                                  provenance, manifest.keep_versions)
+
+    def build_limits(self) -> BuildLimits:
+        """The limits of a requirements build (SQUALL_BUILD_*), its uid apart from the functions'."""
+        uids = self.node.settings.uids
+        return BuildLimits.from_environ(instance_uids=range(uids.first, uids.last + 1))
 
     def stage_function(self, manifest: Manifest, name: str, deps: str | None) -> StagedFunction:
         spec = manifest.functions[name]
