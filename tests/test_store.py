@@ -276,6 +276,43 @@ def test_log_message_with_odd_characters_is_stored(store: BaseStore) -> None:
     assert record.message == (text if isinstance(store, SqliteStore) else text.replace("\x00", "\ufffd"))
 
 
+def test_the_oldest_batches_are_listed_with_their_end_and_size_then_deleted_by_id(store: BaseStore) -> None:
+    assert store.oldest_logs(10) == [] and store.log_bytes() == 0
+    store.append_logs([batch("a", "bb", ts=100.0), log(message="é", ts=50.0), log(message="later", ts=300.0)])
+    first, second, third = store.oldest_logs(10)
+    sizes = [len(orjson.dumps([{"ts": 100.0, "level": "INFO", "message": "a"},
+                               {"ts": 101.0, "level": "INFO", "message": "bb"}]))]
+
+    assert first.id < second.id < third.id
+    assert (first.ended, second.ended, third.ended) == (101.0, 50.0, 300.0)
+    assert abs(first.size - sizes[0]) <= 8 and second.size < first.size  # bytes of the lines as stored
+    assert second.size >= len("é".encode()) + len('[{"ts":50.0,"level":"INFO","message":""}]') - 4
+    assert store.log_bytes() == first.size + second.size + third.size
+    assert [b.id for b in store.oldest_logs(2)] == [first.id, second.id]
+
+    assert store.delete_logs([first.id, third.id]) == 2
+    assert store.delete_logs([first.id]) == 0  # deleted already
+    assert store.delete_logs([]) == 0
+    assert [r.message for r in store.read_logs("fn")] == ["é"]
+    assert store.oldest_logs(10) == [second] and store.log_bytes() == second.size
+
+
+def test_log_batches_stored_before_sizes_existed_get_their_size(store_factory: StoreFactory) -> None:
+    old, mark = store_at_step(store_factory, 10)
+    lines = '[{"ts":1.0,"level":"INFO","message":"hi"}]'
+    with raw_write(old) as conn:
+        conn.execute("INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines) "
+                     f"VALUES ('fn', 1, 'r1', 1.0, 2.0, {mark})", (lines,))
+
+    old.migrate()
+    old.append_logs([log(message="new", ts=3.0)])
+
+    stored, new_one = old.oldest_logs(10)
+    assert (stored.size, stored.ended) == (len(lines), 2.0)
+    assert old.log_bytes() == stored.size + new_one.size
+    assert [r.message for r in old.read_logs("fn")] == ["hi", "new"]
+
+
 # -- meta ----------------------------------------------------------------------
 def test_meta_get_set_and_replace(store: BaseStore) -> None:
     assert store.get_meta("secret") is None

@@ -222,3 +222,34 @@ def test_the_events_of_a_function_include_those_of_its_aliases_and_versions(stor
     assert store.redrive_events("my_fn", ["aliased"], now=NOW + 2, expires_at=NOW + 600) == 1
     assert store.purge_events("my_fn", None) == 2
     assert [e.id for e in store.list_events("myXfn", EventStatus.DEAD)] == ["other"]
+
+
+def test_a_late_result_never_ends_another_nodes_run_and_repeating_it_changes_nothing(store: BaseStore) -> None:
+    enqueue(store, event("taken"), event("mine"), event("twice"))
+    claim(store, owner="node-a")
+    store.requeue_expired(now=NOW + 2000)  # node-a's lease ended: the events are queued again
+    claim(store, now=NOW + 2000, owner="node-b")
+
+    late = [EventResult("taken", Outcome.SUCCEEDED), EventResult("mine", Outcome.DEAD, error="x")]
+    store.finish_events(late, now=NOW + 2001, owner="node-a")
+    assert {e.id: e.status for e in store.list_events("fn", EventStatus.RUNNING)} == {
+        "taken": EventStatus.RUNNING, "mine": EventStatus.RUNNING, "twice": EventStatus.RUNNING}
+
+    done = [EventResult("twice", Outcome.RETRY, run_at=NOW + 2100, error="again")]
+    store.finish_events(done, now=NOW + 2002, owner="node-b")
+    store.finish_events(done, now=NOW + 2003, owner="node-b")  # its answer was lost: written again
+    again = store.get_event("twice")
+    assert again is not None and (again.status, again.run_at, again.attempts) == (EventStatus.QUEUED, NOW + 2100, 2)
+
+
+def test_renewing_extends_only_the_owners_running_leases(store: BaseStore) -> None:
+    enqueue(store, event("a"), event("b"), event("c"))
+    claim(store, owner="node-a", limit=2)  # a and b
+    claim(store, owner="node-b")  # c
+
+    assert store.renew_leases(["a", "b", "c", "gone"], owner="node-a", until=NOW + 5000) == 2
+    assert store.renew_leases([], owner="node-a", until=NOW + 5000) == 0
+
+    leases = {e.id: e.run_at for e in store.list_events("fn", EventStatus.RUNNING)}
+    assert leases["a"] == leases["b"] == NOW + 5000 and leases["c"] < NOW + 5000
+    assert store.requeue_expired(now=NOW + 4000) == 1  # c's lease ended; a's and b's did not

@@ -87,6 +87,16 @@ class LogRecord:
     id: int = field(default=0)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredLogBatch:
+    """What the retention sweep sees of one stored log batch: its id, when its last line was
+    written, and its size (the bytes of its lines as stored)."""
+
+    id: int
+    ended: float
+    size: int
+
+
 def encode_log_batch(batch: LogBatch) -> bytes:
     """A log batch as one JSON object `{"function", "version", "request_id", "lines": [{"ts",
     "level", "message"}, ...]}` (orjson encodes the dataclasses itself, fast and GIL-short)."""
@@ -174,6 +184,21 @@ class BaseStore(EventQueue, ScheduleStore, ResourceStore, QueueStore, ObjectStor
         """Log lines of `function` from batches with id > after_id (and of `request_id`,
         when given), oldest first, lines with ts >= since when given; the lines of at most
         `limit` batches, each batch whole."""
+        raise NotImplementedError
+
+    def oldest_logs(self, limit: int) -> list[StoredLogBatch]:
+        """The `limit` stored log batches with the lowest ids (the first stored), lowest first.
+        Reads only what the retention sweep needs, never the lines."""
+        raise NotImplementedError
+
+    def delete_logs(self, ids: Sequence[int]) -> int:
+        """Delete the log batches `ids` in one short transaction; how many were deleted (a
+        batch another node's sweep deleted first is not counted). Nothing else is touched."""
+        raise NotImplementedError
+
+    def log_bytes(self) -> int:
+        """The size of every stored log batch together (the sum of their `size`): what the
+        server-wide log cap is measured against. Read from an index, not from the lines."""
         raise NotImplementedError
 
     # -- small settings ----------------------------------------------------

@@ -124,11 +124,19 @@ class EventQueue:
         waits for it). Concurrent claimers never get the same event."""
         raise NotImplementedError
 
-    def finish_events(self, results: Sequence[EventResult], *, now: float) -> None:
+    def finish_events(self, results: Sequence[EventResult], *, now: float, owner: str | None = None) -> None:
         """Apply `results` in one transaction: succeeded events are deleted (kept as
         succeeded while their idempotency key must still answer), retried and released
         ones queued again for their `run_at` (a release gives the attempt back), dead ones
-        kept as dead letters."""
+        kept as dead letters. Only events still running are touched, and with `owner` only
+        those running under its lease: a result written late never ends another node's run
+        of an event taken back from it. Applying the same results twice changes nothing more
+        (a write retried after its answer was lost is harmless)."""
+        raise NotImplementedError
+
+    def renew_leases(self, ids: Sequence[str], *, owner: str, until: float) -> int:
+        """Extend to `until` the lease of those of `ids` still running under `owner`'s lease;
+        how many. Events taken back from `owner` are left alone."""
         raise NotImplementedError
 
     def requeue_expired(self, *, now: float, owner: str | None = None) -> int:

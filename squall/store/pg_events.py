@@ -36,25 +36,26 @@ The arrays go in binary (`%b`): dumping them as text costs several times more.""
 
 _FINISH = """
     WITH done AS (
-        DELETE FROM events WHERE id = ANY(%(succeeded)b::text[]) AND status = 'running'
+        DELETE FROM events WHERE id = ANY(%(succeeded)b::text[]) AND status = 'running' AND {mine}
         AND idempotency_key IS NULL),
     kept AS (
         UPDATE events SET status = 'succeeded', finished_at = %(now)s, payload = '', lease_owner = NULL
-        WHERE id = ANY(%(succeeded)b::text[]) AND status = 'running' AND idempotency_key IS NOT NULL),
+        WHERE id = ANY(%(succeeded)b::text[]) AND status = 'running' AND {mine} AND idempotency_key IS NOT NULL),
     retried AS (
         UPDATE events SET status = 'queued', run_at = r.run_at, last_error = r.error, lease_owner = NULL
         FROM unnest(%(retry_ids)b::text[], %(retry_at)b::float8[], %(retry_errors)b::text[]) AS r(id, run_at, error)
-        WHERE events.id = r.id AND events.status = 'running'),
+        WHERE events.id = r.id AND events.status = 'running' AND {mine}),
     released AS (
         UPDATE events SET status = 'queued', run_at = r.run_at, attempts = events.attempts - 1, lease_owner = NULL
         FROM unnest(%(release_ids)b::text[], %(release_at)b::float8[]) AS r(id, run_at)
-        WHERE events.id = r.id AND events.status = 'running'),
+        WHERE events.id = r.id AND events.status = 'running' AND {mine}),
     died AS (
         UPDATE events SET status = 'dead', last_error = r.error, dead_reason = r.reason, finished_at = %(now)s,
         lease_owner = NULL
         FROM unnest(%(dead_ids)b::text[], %(dead_errors)b::text[], %(dead_reasons)b::text[]) AS r(id, error, reason)
-        WHERE events.id = r.id AND events.status = 'running')
-    SELECT pg_notify(%(channel)s, %(notice)s) WHERE %(notify)s"""
+        WHERE events.id = r.id AND events.status = 'running' AND {mine})
+    SELECT pg_notify(%(channel)s, %(notice)s) WHERE %(notify)s""".format(
+    mine="(%(owner)s::text IS NULL OR events.lease_owner = %(owner)s::text)")
 """`finish_events` in one statement (its parts touch distinct rows: one result per event).
 Succeeded events are deleted, or kept as succeeded while their idempotency key answers."""
 
@@ -91,7 +92,7 @@ class PostgresEventQueue(SqlEventQueue):
         with self._statement() as conn:
             return claimed_events(self._claim_rows(conn, owner, limit, now, lease_until))
 
-    def finish_events(self, results: Sequence[EventResult], *, now: float) -> None:
+    def finish_events(self, results: Sequence[EventResult], *, now: float, owner: str | None = None) -> None:
         if not results:
             return
         by_outcome: dict[Outcome, list[EventResult]] = {outcome: [] for outcome in Outcome}
@@ -100,7 +101,7 @@ class PostgresEventQueue(SqlEventQueue):
         retry, release, dead = by_outcome[Outcome.RETRY], by_outcome[Outcome.RELEASE], by_outcome[Outcome.DEAD]
         with self._statement() as conn:
             conn.execute(_FINISH, {
-                "now": now, "succeeded": [r.id for r in by_outcome[Outcome.SUCCEEDED]],
+                "now": now, "owner": owner, "succeeded": [r.id for r in by_outcome[Outcome.SUCCEEDED]],
                 "retry_ids": [r.id for r in retry], "retry_at": [r.run_at for r in retry],
                 "retry_errors": [r.error for r in retry],
                 "release_ids": [r.id for r in release], "release_at": [r.run_at for r in release],

@@ -57,6 +57,7 @@ from squall.store.pg_events import PostgresEventQueue
 from squall.store.pg_notices import KEEPALIVES, PostgresListener, encode
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records, version_of
 from squall.store.sql_events import EVENT_COLUMNS, event_schema
+from squall.store.sql_logs import SqlLogs, log_size_schema
 from squall.store.sql_objects import object_schema
 from squall.store.sql_queues import queue_schema
 from squall.store.sql_releases import SqlReleases, release_schema
@@ -114,16 +115,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     secret_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 8: secrets
     table_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 9: table items
     release_schema(real="DOUBLE PRECISION", sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),  # 10
+    log_size_schema("octet_length(lines)", "BIGINT"),  # 11: log batch sizes, for retention
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
 
 _INSERT_LOG_BATCHES = """
-    INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines)
+    INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines, size)
     SELECT b ->> 'function', (b ->> 'version')::integer, b ->> 'request_id',
            (b -> 'lines' -> 0 ->> 'ts')::double precision, (b -> 'lines' -> -1 ->> 'ts')::double precision,
-           (b -> 'lines')::text
-    FROM json_array_elements(%s::json) WITH ORDINALITY AS t(b, n)
+           l.text, octet_length(l.text)
+    FROM json_array_elements(%s::json) WITH ORDINALITY AS t(b, n), LATERAL (SELECT (b -> 'lines')::text) AS l(text)
     WHERE json_array_length(b -> 'lines') > 0 ORDER BY n"""
 """The batches of one JSON document as rows (json, not jsonb: jsonb cannot hold the \\u0000
 escape a log line may contain; the lines are stored as the JSON text they arrived in)."""
@@ -137,7 +139,7 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(PostgresEventQueue, SqlReleases, BaseStore):
+class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
     MARK = "%s"

@@ -47,6 +47,10 @@ def event_schema(blob: str, real: str) -> tuple[str, ...]:
     return (EVENT_TABLE.format(blob=blob, real=real), *EVENT_INDEXES)
 
 
+_RUNNING_UNDER = "status = 'running' AND (? IS NULL OR lease_owner = ?)"
+"""An event still running (under the lease of the owner given, when one is)."""
+
+
 def event_of(row: Sequence[Any]) -> Event:
     (event_id, function, payload, source, status, attempts, max_attempts, created_at, run_at,
      expires_at, last_error, dead_reason, finished_at) = row
@@ -175,27 +179,36 @@ class SqlEventQueue(EventQueue):
             (lease_until, owner, *due)).fetchall()
         return [(*row, due[row[0]]) for row in rows]
 
-    def finish_events(self, results: Sequence[EventResult], *, now: float) -> None:
-        done = [(r.id,) for r in results if r.outcome is Outcome.SUCCEEDED]
-        kept = [(now, r.id) for r in results if r.outcome is Outcome.SUCCEEDED]
-        retry = [(r.run_at, r.error, r.id) for r in results if r.outcome is Outcome.RETRY]
-        release = [(r.run_at, r.id) for r in results if r.outcome is Outcome.RELEASE]
-        dead = [(r.error, (r.dead_reason or DeadReason.RETRIES_EXHAUSTED).value, now, r.id)
+    def finish_events(self, results: Sequence[EventResult], *, now: float, owner: str | None = None) -> None:
+        mine = (owner, owner)  # each row's own `(? IS NULL OR lease_owner = ?)`
+        done = [(r.id, *mine) for r in results if r.outcome is Outcome.SUCCEEDED]
+        kept = [(now, b"", r.id, *mine) for r in results if r.outcome is Outcome.SUCCEEDED]
+        retry = [(r.run_at, r.error, r.id, *mine) for r in results if r.outcome is Outcome.RETRY]
+        release = [(r.run_at, r.id, *mine) for r in results if r.outcome is Outcome.RELEASE]
+        dead = [(r.error, (r.dead_reason or DeadReason.RETRIES_EXHAUSTED).value, now, r.id, *mine)
                 for r in results if r.outcome is Outcome.DEAD]
         with self._write() as conn:
-            self._run_many(conn, "DELETE FROM events WHERE id = ? AND status = 'running' "
+            self._run_many(conn, f"DELETE FROM events WHERE id = ? AND {_RUNNING_UNDER} "
                                  "AND idempotency_key IS NULL", done)
             self._run_many(conn, "UPDATE events SET status = 'succeeded', finished_at = ?, payload = ?, "
-                                 "lease_owner = NULL WHERE id = ? AND status = 'running'",
-                           [(at, b"", event_id) for at, event_id in kept])
+                                 f"lease_owner = NULL WHERE id = ? AND {_RUNNING_UNDER}", kept)
             self._run_many(conn, "UPDATE events SET status = 'queued', run_at = ?, last_error = ?, "
-                                 "lease_owner = NULL WHERE id = ? AND status = 'running'", retry)
+                                 f"lease_owner = NULL WHERE id = ? AND {_RUNNING_UNDER}", retry)
             self._run_many(conn, "UPDATE events SET status = 'queued', run_at = ?, attempts = attempts - 1, "
-                                 "lease_owner = NULL WHERE id = ? AND status = 'running'", release)
+                                 f"lease_owner = NULL WHERE id = ? AND {_RUNNING_UNDER}", release)
             self._run_many(conn, "UPDATE events SET status = 'dead', last_error = ?, dead_reason = ?, "
-                                 "finished_at = ?, lease_owner = NULL WHERE id = ? AND status = 'running'", dead)
+                                 f"finished_at = ?, lease_owner = NULL WHERE id = ? AND {_RUNNING_UNDER}", dead)
             if release:  # this node could not run them (throttled, not deployed here yet): another may
                 self._notice(conn, EVENTS)
+
+    def renew_leases(self, ids: Sequence[str], *, owner: str, until: float) -> int:
+        if not ids:
+            return 0
+        marks = ", ".join("?" for _ in ids)
+        with self._write() as conn:
+            return int(conn.execute(self._sql(f"UPDATE events SET run_at = ? WHERE id IN ({marks}) "
+                                              "AND status = 'running' AND lease_owner = ?"),
+                                    (until, *ids, owner)).rowcount)
 
     def requeue_expired(self, *, now: float, owner: str | None = None) -> int:
         sql = ("UPDATE events SET status = 'queued', lease_owner = NULL, "

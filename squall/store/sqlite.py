@@ -32,6 +32,7 @@ from squall.store.base import (
 )
 from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records, version_of
 from squall.store.sql_events import event_schema
+from squall.store.sql_logs import SqlLogs, log_size_schema
 from squall.store.sql_objects import object_schema
 from squall.store.sql_queues import queue_schema
 from squall.store.sql_releases import SqlReleases, release_schema
@@ -82,19 +83,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     secret_schema(blob="BLOB", real="REAL"),  # 8: secrets
     table_schema(blob="BLOB", real="REAL"),  # 9: table items
     release_schema(real="REAL", sequence="INTEGER PRIMARY KEY AUTOINCREMENT"),  # 10: aliases, provenance
+    log_size_schema("length(CAST(lines AS BLOB))", "INTEGER"),  # 11: log batch sizes, for retention
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
 
 _INSERT_LOG_BATCHES = """
-    INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines)
+    INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines, size)
     SELECT value ->> '$.function', value ->> '$.version', value ->> '$.request_id',
-           value ->> '$.lines[0].ts', value ->> '$.lines[#-1].ts', value -> '$.lines'
+           value ->> '$.lines[0].ts', value ->> '$.lines[#-1].ts', value -> '$.lines',
+           length(CAST(value -> '$.lines' AS BLOB))
     FROM json_each(?) WHERE json_array_length(value -> '$.lines') > 0 ORDER BY key"""
 
 
 
-class SqliteStore(SqlReleases, BaseStore):
+class SqliteStore(SqlLogs, SqlReleases, BaseStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
 
     calls_are_local = True
