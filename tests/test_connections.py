@@ -1,0 +1,52 @@
+"""The connection limits' settings (squall/server/connections.py); the limits themselves are
+tested against a real server in tests/hostile/test_doors.py."""
+
+from __future__ import annotations
+
+import resource
+
+import pytest
+
+from squall.exceptions import BadInput
+from squall.server.connections import ConnectionLimits, raise_open_file_limit, serve_limits
+
+
+def test_defaults_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SQUALL_MAX_HEADER_BYTES", "SQUALL_MAX_HEADERS", "SQUALL_HEADER_TIMEOUT",
+                 "SQUALL_BODY_IDLE_TIMEOUT", "SQUALL_MAX_CONNECTIONS", "SQUALL_MAX_CONNECTIONS_PER_CLIENT"):
+        monkeypatch.delenv(name, raising=False)
+    assert serve_limits(open_files=1 << 20) == ConnectionLimits(
+        max_head_bytes=65536, max_headers=100, head_timeout=10.0, body_idle_timeout=30.0,
+        max_connections=10000, max_per_client=256)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SQUALL_MAX_HEADER_BYTES", "8192")
+    monkeypatch.setenv("SQUALL_HEADER_TIMEOUT", "2.5")
+    monkeypatch.setenv("SQUALL_MAX_CONNECTIONS_PER_CLIENT", "16")
+    limits = serve_limits(open_files=1 << 20)
+    assert (limits.max_head_bytes, limits.head_timeout, limits.max_per_client) == (8192, 2.5, 16)
+
+
+def test_the_connection_cap_stays_below_the_open_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SQUALL_MAX_CONNECTIONS", raising=False)
+    assert serve_limits(open_files=1024).max_connections == 512
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "lots", "inf", "1.5"])
+def test_a_bad_setting_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("SQUALL_MAX_HEADERS", value)
+    with pytest.raises(BadInput) as caught:
+        serve_limits(open_files=1 << 20)
+    assert "SQUALL_MAX_HEADERS" in str(caught.value)
+
+
+def test_the_open_file_soft_limit_is_raised_to_the_hard_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        expected = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        assert raise_open_file_limit() == expected
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (expected, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
