@@ -1,16 +1,55 @@
-"""Invocation logs: Lambda's START / END / REPORT lines around what an invocation printed, and
-the background writer that stores them, one batch (one row) per invocation."""
+"""Invocation logs: Lambda's START / END / REPORT lines around what an invocation printed; the
+background writer that stores them, one batch (one row) per invocation, in bounded memory;
+and the retention sweep that deletes what is too old or over the server's cap.
+
+Bounds (docs/limits.md, "Logs"):
+
+* the writer holds at most MAX_QUEUE_BYTES of encoded batches waiting for the store. A batch
+  that does not fit is stored shortened (its START, END and REPORT lines and a WARN line
+  saying how many bytes were dropped); small batches, those shortened ones included, may use
+  SMALL_RESERVE more, so other functions' logs keep flowing while one floods. A batch that
+  does not fit even so is dropped whole and counted; a WARN line under its function says how
+  many were, once there is room. The invocation path never waits for the store;
+* one store write joins batches up to MAX_DOCUMENT_BYTES; a failed write is retried with
+  backoff for STORE_RETRY_FOR seconds, then dropped and counted;
+* `wait_stored` lets the event dispatcher record an event's result only once the logs
+  written before it are stored, so a node killed between the two never keeps a result
+  without its logs;
+* the sweep (`sweep_logs`, run by `LogSweeper` every SQUALL_LOG_SWEEP_SECONDS) deletes batches
+  older than SQUALL_LOG_RETENTION_DAYS (30), then the oldest while all of them together are
+  over SQUALL_LOG_MAX_MB (1024), in small transactions with a pause between them, so that
+  writers only ever wait for one small delete.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import math
-import queue
+import os
 import threading
 import time
-from typing import Sequence
+from collections import deque
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
-from squall.store.base import BaseStore, LogBatch, encode_log_batch
+from squall.exceptions import BadInput
+from squall.store.base import BaseStore, LogBatch, StoredLogBatch, encode_log_batch
+from squall.tasks import cancel_and_wait
 from squall.types import LogLevel, LogLine
+
+MB = 1024 * 1024
+MAX_QUEUE_BYTES = 32 * MB
+"""Encoded batches waiting for the store, at most (about 30 invocations that printed their 1 MB)."""
+SMALL_BATCH = 8 * 1024
+SMALL_RESERVE = 4 * MB
+"""Room beyond MAX_QUEUE_BYTES that only batches of SMALL_BATCH bytes or less may use."""
+MAX_DOCUMENT_BYTES = 4 * MB
+"""Batches joined into one store write, at most (one batch bigger than that goes alone)."""
+STORE_RETRY_FOR = 30.0
+"""Seconds a store write that fails is retried before its batches are given up."""
+RETRY_FIRST, RETRY_MAX = 0.05, 2.0
+REPORT_EVERY = 10.0
+"""Seconds between two lines in the server's output about shortened or dropped batches."""
 
 
 def start_line(request_id: str, version: int) -> str:
@@ -32,6 +71,23 @@ def report_line(request_id: str, *, duration_ms: float, memory_mb: int, max_memo
     return "\t".join(parts)
 
 
+def shortened(batch: LogBatch, size: int) -> LogBatch:
+    """`batch` without what the function printed: its START, END and REPORT lines around a
+    WARN line saying that `size` bytes of it were dropped."""
+    system = [line for line in batch.lines if line.level is LogLevel.SYSTEM]
+    marker = LogLine(time.time(), LogLevel.WARN,
+                     f"[squall] the {size}-byte log of this invocation was dropped: the node's log queue was "
+                     f"full (the store is behind)")
+    return LogBatch(batch.function, batch.version, batch.request_id, [*system[:1], marker, *system[1:]])
+
+
+def dropped_marker(function: str, count: int) -> LogBatch:
+    """The WARN line saying that the logs of `count` invocations of `function` were dropped whole."""
+    return LogBatch(function, 0, "", [LogLine(time.time(), LogLevel.WARN,
+                                              f"[squall] the logs of {count} invocations of {function} were "
+                                              f"dropped: the node's log queue was full (the store is behind)")])
+
+
 def invocation_batch(function: str, version: int, request_id: str, lines: Sequence[LogLine],
                      *, started: float, report: str, error_line: str | None = None) -> LogBatch:
     """The stored lines of one invocation: START, what it printed, the error if any, END, REPORT."""
@@ -44,62 +100,284 @@ def invocation_batch(function: str, version: int, request_id: str, lines: Sequen
     return LogBatch(function, version, request_id, stored)
 
 
+@dataclass
+class LogWriterStats:
+    """What the writer could not store as it was given (counts of invocations' batches)."""
+
+    shortened: int = 0
+    """Stored without what the function printed (the queue was full)."""
+    dropped: int = 0
+    """Not stored at all (the queue was full even for the shortened batch)."""
+    failed: int = 0
+    """Given up after the store refused them for STORE_RETRY_FOR seconds."""
+
+
 class LogWriter:
     """Writes log batches to the store from one background thread, many invocations per
-    transaction, so that the invocation path never waits for a disk."""
+    transaction, so that the invocation path never waits for a disk; in bounded memory (see
+    the module docstring)."""
 
-    def __init__(self, store: BaseStore, *, batch_interval: float = 0.05, max_batch: int = 10_000) -> None:
+    def __init__(self, store: BaseStore, *, batch_interval: float = 0.05, max_queue_bytes: int = MAX_QUEUE_BYTES,
+                 max_document_bytes: int = MAX_DOCUMENT_BYTES, retry_for: float = STORE_RETRY_FOR) -> None:
         self.store = store
         self.batch_interval = batch_interval
-        self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.max_queue_bytes = max_queue_bytes
+        self.max_document_bytes = max_document_bytes
+        self.retry_for = retry_for
+        self.stats = LogWriterStats()
+        self._lock = threading.Lock()
+        self._stored = threading.Condition(self._lock)
+        self._items: deque[bytes] = deque()
+        self._queued_bytes = 0
+        """Bytes of the batches queued or being stored."""
+        self._accepted = 0
+        """Batches queued so far; the first `_done` of them are stored (or given up)."""
+        self._done = 0
+        self._lost: dict[str, int] = {}
+        """Batches dropped whole, per function, whose marker is not stored yet."""
+        self._work = threading.Event()
+        self._hurry = threading.Event()
+        self._stopping = False
+        self._reported = (0, 0, 0)
+        self._next_report = 0.0
         self._thread = threading.Thread(target=self._run, name="squall-log-writer", daemon=True)
-        self._idle = threading.Event()
-        self._idle.set()
 
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    # -- the invocation path ---------------------------------------------------
     def write(self, batch: LogBatch) -> None:
-        """Queue `batch`, encoded at once: the queue then holds bytes, which the garbage
-        collector need not walk however far the writer falls behind."""
-        self._idle.clear()
-        self._queue.put(encode_log_batch(batch))
+        """Queue `batch`, encoded at once (the queue then holds bytes, which the garbage
+        collector need not walk); shortened, or dropped and counted, when the queue is full."""
+        data = encode_log_batch(batch)
+        if self._offer(data):
+            return
+        if self._offer(encode_log_batch(shortened(batch, len(data)))):
+            self.stats.shortened += 1
+            return
+        with self._lock:
+            self.stats.dropped += 1
+            self._lost[batch.function] = self._lost.get(batch.function, 0) + 1
+
+    def _offer(self, data: bytes) -> bool:
+        """Queue `data` if it fits under the cap (small batches: the cap and the reserve)."""
+        size = len(data)
+        limit = self.max_queue_bytes + (SMALL_RESERVE if size <= SMALL_BATCH else 0)
+        with self._lock:
+            if self._queued_bytes + size > limit:
+                return False
+            self._queued_bytes += size
+            self._items.append(data)
+            self._accepted += 1
+        if not self._work.is_set():
+            self._work.set()
+        return True
+
+    # -- waiting for the store -------------------------------------------------
+    def written(self) -> int:
+        """How many batches were queued so far: `wait_stored(written())` waits for all of them."""
+        return self._accepted
+
+    def wait_stored(self, mark: int, timeout: float) -> bool:
+        """Block (a worker thread, never the event loop) until the first `mark` queued batches
+        are stored or given up, for at most `timeout` seconds; True when they are. The writer
+        stops gathering and writes at once."""
+        with self._lock:
+            if self._done >= mark:
+                return True
+        self._hurry.set()
+        with self._stored:
+            return self._stored.wait_for(lambda: self._done >= mark, timeout)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything written so far is stored."""
-        deadline = time.monotonic() + timeout
-        while not self._queue.empty() or not self._idle.is_set():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
+        return self.wait_stored(self._accepted, timeout)
 
     def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        """Store what is queued (a failing store is not retried any more), then end the thread."""
+        self._stopping = True
+        self._work.set()
+        self._hurry.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
 
+    # -- the writer thread -----------------------------------------------------
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batches, stopping = [first], False
-            time.sleep(self.batch_interval)
-            while len(batches) < self.max_batch and not self._queue.empty():
-                more = self._queue.get()
-                if more is None:
-                    stopping = True
-                    break
-                batches.append(more)
-            self._store(batches)
-            if self._queue.empty():
-                self._idle.set()
-            if stopping:
+            self._work.wait()
+            if not self._stopping:
+                self._hurry.wait(self.batch_interval)  # gather more, unless someone waits for them
+            self._hurry.clear()
+            self._work.clear()  # before draining: what is queued after it wakes the next round
+            self._drain()
+            self._report()
+            if self._stopping and not self._items:
                 return
 
-    def _store(self, batches: list[bytes]) -> None:
-        try:
-            self.store.append_log_document(b"[" + b",".join(batches) + b"]")
-        except Exception as exc:  # noqa: BLE001 - a log write must never take the node down
-            print(f"squall: could not store the logs of {len(batches)} invocations: {exc}", flush=True)
+    def _drain(self) -> None:
+        while True:
+            document, count, size = self._next_document()
+            if not count:
+                return
+            self._store(document, count)
+            with self._lock:
+                self._queued_bytes -= size
+                self._done += count
+                self._stored.notify_all()
+            self._mark_lost()
+
+    def _next_document(self) -> tuple[bytes, int, int]:
+        """The oldest queued batches as one JSON array of at most max_document_bytes (one batch
+        at least), how many, and their bytes; they still count as queued until stored."""
+        parts: list[bytes] = []
+        size = 0
+        with self._lock:
+            while self._items and (not parts or size + len(self._items[0]) <= self.max_document_bytes):
+                item = self._items.popleft()
+                parts.append(item)
+                size += len(item)
+        return b"[" + b",".join(parts) + b"]", len(parts), size
+
+    def _store(self, document: bytes, count: int) -> None:
+        """Store `document`, retrying with backoff while the store refuses it, for `retry_for`
+        seconds (not at all once stopping); then its batches are counted as failed."""
+        delay, give_up = RETRY_FIRST, time.monotonic() + self.retry_for
+        while True:
+            try:
+                self.store.append_log_document(document)
+                return
+            except Exception as exc:  # noqa: BLE001 - a log write must never take the node down
+                if self._stopping or time.monotonic() + delay > give_up:
+                    self.stats.failed += count
+                    print(f"squall: could not store the logs of {count} invocations: {exc}", flush=True)
+                    return
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _mark_lost(self) -> None:
+        """Queue one WARN line per function whose batches were dropped whole, if there is room."""
+        if not self._lost:
+            return
+        with self._lock:
+            lost, self._lost = self._lost, {}
+        for function, count in lost.items():
+            if not self._offer(encode_log_batch(dropped_marker(function, count))):
+                with self._lock:
+                    self._lost[function] = self._lost.get(function, 0) + count
+
+    def _report(self) -> None:
+        """A line in the server's output when batches were shortened, dropped or failed since the last."""
+        now = time.monotonic()
+        counts = (self.stats.shortened, self.stats.dropped, self.stats.failed)
+        if counts != self._reported and now >= self._next_report:
+            self._reported, self._next_report = counts, now + REPORT_EVERY
+            print(f"squall: log writer behind the store: {counts[0]} invocations' logs shortened, {counts[1]} "
+                  f"dropped, {counts[2]} failed so far", flush=True)
+
+
+# -- retention -------------------------------------------------------------------
+RETENTION_DAYS_ENV = "SQUALL_LOG_RETENTION_DAYS"
+MAX_MB_ENV = "SQUALL_LOG_MAX_MB"
+SWEEP_SECONDS_ENV = "SQUALL_LOG_SWEEP_SECONDS"
+DAY = 86400.0
+SWEEP_ROWS = 500
+SWEEP_BYTES = 16 * MB
+"""One delete of the sweep removes at most this many batches and bytes."""
+SWEEP_PAUSE = 0.01
+"""Seconds between two deletes of a sweep, so that writers are never kept waiting long."""
+
+
+@dataclass(frozen=True)
+class LogRetention:
+    """What the store keeps: batches younger than `max_age` seconds, the newest of them only
+    while all together stay under `max_bytes`; swept every `every` seconds."""
+
+    max_age: float = 30 * DAY
+    max_bytes: int = 1024 * MB
+    every: float = 60.0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> LogRetention:
+        """SQUALL_LOG_RETENTION_DAYS (default 30), SQUALL_LOG_MAX_MB (default 1024) and
+        SQUALL_LOG_SWEEP_SECONDS (default 60); each a number above 0."""
+        return cls(max_age=_positive(environ, RETENTION_DAYS_ENV, 30) * DAY,
+                   max_bytes=int(_positive(environ, MAX_MB_ENV, 1024) * MB),
+                   every=_positive(environ, SWEEP_SECONDS_ENV, 60))
+
+
+def _positive(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < math.inf:
+        raise BadInput(f"{name}={text!r} is not a number above 0")
+    return value
+
+
+@dataclass
+class Swept:
+    """What one sweep deleted: batches past their age, and batches over the size cap."""
+
+    aged: int = 0
+    trimmed: int = 0
+
+
+def sweep_logs(store: BaseStore, retention: LogRetention, *, now: float, pause: float = SWEEP_PAUSE) -> Swept:
+    """Delete the batches that ended before `now - max_age`, then the oldest while the store
+    holds more than `max_bytes`; each delete takes at most SWEEP_ROWS batches and SWEEP_BYTES."""
+    swept = Swept()
+    cutoff = now - retention.max_age
+    while expired := _step([b for b in store.oldest_logs(SWEEP_ROWS) if b.ended < cutoff]):
+        swept.aged += store.delete_logs([b.id for b in expired])
+        time.sleep(pause)
+    over = store.log_bytes() - retention.max_bytes
+    while over > 0 and (oldest := _step(store.oldest_logs(SWEEP_ROWS), over)):
+        swept.trimmed += store.delete_logs([b.id for b in oldest])
+        over -= sum(b.size for b in oldest)  # what this sweep chose: another node's sweep may share it
+        time.sleep(pause)
+    return swept
+
+
+def _step(batches: list[StoredLogBatch], needed: float = math.inf) -> list[StoredLogBatch]:
+    """The first of `batches` that one delete takes: up to SWEEP_BYTES (one at least), and no
+    more than `needed` bytes' worth."""
+    chosen: list[StoredLogBatch] = []
+    size = 0
+    for batch in batches:
+        if chosen and (size + batch.size > SWEEP_BYTES or size >= needed):
+            break
+        chosen.append(batch)
+        size += batch.size
+    return chosen
+
+
+class LogSweeper:
+    """Runs `sweep_logs` every `retention.every` seconds in a worker thread, from the node's
+    event loop; a failed sweep is reported and tried again at the next."""
+
+    def __init__(self, store: BaseStore, retention: LogRetention) -> None:
+        self.store = store
+        self.retention = retention
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(sweep_logs, self.store, self.retention, now=time.time())
+            except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+                print(f"squall: could not sweep old logs: {exc}", flush=True)
+            await asyncio.sleep(self.retention.every)

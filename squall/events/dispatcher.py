@@ -10,6 +10,18 @@ looks anyway after `idle_poll` seconds. A claim takes as many events as the disp
 room for; results are written back together, so a busy queue costs a few transactions
 per hundred events rather than two per event.
 
+Recording results:
+* a batch of results is written only once the log writer has stored the logs written before
+  it (`LogWriter.wait_stored`), so a node killed in between never keeps a result without its
+  invocation's logs (the event then runs again, and logs again);
+* a write the store refuses is retried with backoff until the store takes it, its events
+  still running under this node's lease (renewed when one would end within RENEW_WITHIN):
+  a result is never dropped while the node lives. Results are only written for events still
+  leased to this node (a late write never ends another node's run). While more than
+  MAX_UNRECORDED results wait, no more events are claimed, so memory stays bounded;
+* a stopping node gives up after STOP_FLUSH seconds: those events stay leased to it and are
+  taken back when it restarts (or by another node when their lease ends).
+
 What happens to an event, in order:
 * its function no longer exists: dead letter (`RetriesExhausted`, "Function not found");
   deployed but not active on this node yet: back to the queue for a second;
@@ -25,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -61,6 +74,19 @@ claim's transaction is not between a schedule's fire time and its run."""
 PREVIOUS_RUN_POLL = 0.25
 NOT_HERE_BACKOFF = 1.0
 """Seconds before an event of a function this node has not activated yet is tried again."""
+RESULT_RETRY_FIRST, RESULT_RETRY_MAX = 0.05, 5.0
+"""Seconds before a refused results write is tried again, doubling up to the maximum."""
+RENEW_WITHIN = 30.0
+"""While results wait for the store, leases ending within this many seconds are renewed."""
+MAX_UNRECORDED = 4 * MAX_IN_FLIGHT
+"""Results waiting for the store beyond which no more events are claimed."""
+LOG_WAIT = 40.0
+"""Seconds a results write waits for the logs written before it (the log writer gives a
+document up after 30 s of refusals; then the results are written regardless)."""
+STOP_FLUSH = 10.0
+"""Seconds a stopping node keeps trying to record its last results."""
+SAY_AGAIN = 60.0
+"""Seconds between two lines in the server's output about results the store still refuses."""
 _QUEUED_AGAIN = (Outcome.RETRY, Outcome.RELEASE)
 """Results that make an event due again (recording them wakes the dispatcher)."""
 
@@ -96,6 +122,14 @@ class EventDispatcher:
         events it accepts at once (else the ones queued before them go first)."""
         self._replaced: set[str] = set()
         self._results: list[EventResult] = []
+        self._unrecorded = 0
+        """Results recorded in memory and not stored yet (queued, or being written)."""
+        self._leases: dict[str, float] = {}
+        """When the lease of each event this node runs, or holds a result of, ends."""
+        self._open: set[str] = set()
+        """Events being handled that have no result yet."""
+        self._give_up_at: float | None = None
+        """Once stopping: when results writes stop being retried (time.monotonic())."""
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.Task[None] | None = None
         self._next_requeue = 0.0
@@ -112,6 +146,9 @@ class EventDispatcher:
         await cancel_and_wait(self._loop)
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=5)
+        self._give_up_at = time.monotonic() + STOP_FLUSH
+        if self._flusher is not None:
+            await self._flusher
         await self._flush()
 
     def wake(self) -> None:
@@ -123,7 +160,7 @@ class EventDispatcher:
         them, and no older event queued), holding their places until `adopt`; None for none."""
         if self._loop is None or self._loop.done() or not self._drained:
             return None
-        room = max(self.max_in_flight - len(self._in_flight) - self._reserved, 0)
+        room = max(self._room_left(), 0)
         due = [event.id for event in events if event.run_at <= now + CLAIM_AHEAD]
         if len(due) > room:  # the rest are queued: claims take them before any new event
             self._drained = False
@@ -143,29 +180,33 @@ class EventDispatcher:
             return
         for new in stored:
             self._start(Event(new.id, new.function, new.payload, new.source, EventStatus.RUNNING, 1,
-                              new.max_attempts, now, new.run_at, new.expires_at))
+                              new.max_attempts, now, new.run_at, new.expires_at), lease.until)
 
     # -- the loop --------------------------------------------------------------
     async def _run(self) -> None:
         while True:
             try:
-                claimed = await self._claim()
+                claimed, lease_until = await self._claim()
+                if not claimed:
+                    await self._sleep()
             except Exception as exc:  # noqa: BLE001 - a store outage must not end the loop
                 print(f"squall: could not claim events: {exc}", flush=True)
                 await asyncio.sleep(1.0)
                 continue
-            if claimed:
-                for event in claimed:
-                    self._start(event)
-                continue
-            await self._sleep()
+            for event in claimed:
+                self._start(event, lease_until)
 
-    async def _claim(self) -> list[Event]:
-        room = self.max_in_flight - len(self._in_flight) - self._reserved
+    def _room_left(self) -> int:
+        """How many more events this node may take: places free, unless too many results wait."""
+        return min(self.max_in_flight - len(self._in_flight) - self._reserved, MAX_UNRECORDED - self._unrecorded)
+
+    async def _claim(self) -> tuple[list[Event], float]:
+        """Events claimed for this node (none when it has no room), and when their lease ends."""
+        room = self._room_left()
         if room <= 0:
             self._room.clear()
             await self._room.wait()
-            return []
+            return [], 0.0
         self._wake.clear()
         now = time.time()
         if now >= self._next_requeue:
@@ -175,13 +216,14 @@ class EventDispatcher:
             self._next_forget = now + FORGET_EVERY
             await asyncio.to_thread(self.store.forget_succeeded, before=now - IDEMPOTENCY_WINDOW)
         self._reserved += room
+        lease_until = now + self.lease_seconds
         try:
             claimed = await asyncio.to_thread(self.store.claim_events, self.owner, limit=room,
-                                              now=now + CLAIM_AHEAD, lease_until=now + self.lease_seconds)
+                                              now=now + CLAIM_AHEAD, lease_until=lease_until)
         finally:
             self._reserved -= room
         self._drained = len(claimed) < room
-        return claimed
+        return claimed, lease_until
 
     async def _sleep(self) -> None:
         due = await asyncio.to_thread(self.store.next_due)
@@ -190,16 +232,22 @@ class EventDispatcher:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
-    def _start(self, event: Event) -> None:
+    def _start(self, event: Event, lease_until: float) -> None:
+        self._leases[event.id] = lease_until
+        self._open.add(event.id)
         task = asyncio.ensure_future(self._handle(event))
         self._in_flight.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(lambda done: self._done(done, event.id))
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[None], event_id: str) -> None:
         self._in_flight.discard(task)
         self._room.set()
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
             print(f"squall: event handling failed: {task.exception()!r}", flush=True)
+        if event_id in self._open:  # it failed before any result: hand it back rather than hold it a lease long
+            self._record(EventResult(event_id, Outcome.RELEASE, run_at=time.time() + NOT_HERE_BACKOFF))
 
     # -- one event -------------------------------------------------------------
     async def _handle(self, event: Event) -> None:
@@ -319,7 +367,9 @@ class EventDispatcher:
 
     # -- results ---------------------------------------------------------------
     def _record(self, result: EventResult) -> None:
+        self._open.discard(result.id)
         self._results.append(result)
+        self._unrecorded += 1
         self.completed += 1
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush_soon())
@@ -332,14 +382,56 @@ class EventDispatcher:
         queued_again = False
         while self._results:
             batch, self._results = self._results, []
-            try:
-                await asyncio.to_thread(self.store.finish_events, batch, now=time.time())
-            except Exception as exc:  # noqa: BLE001 - unrecorded results run again after their lease
-                print(f"squall: could not record {len(batch)} event results: {exc}", flush=True)
+            if not await self._write_results(batch):
                 return
             queued_again = queued_again or any(r.outcome in _QUEUED_AGAIN for r in batch)
         if queued_again:  # due again, maybe before the dispatcher meant to look
             self.wake()
+
+    async def _write_results(self, batch: list[EventResult]) -> bool:
+        """Store `batch` after the logs written so far, retrying (and renewing the leases that
+        end soon) until the store takes it; False only when a stopping node gave up."""
+        logs_written = self.node.logs.written()
+        delay, said_at = RESULT_RETRY_FIRST, -math.inf
+        while True:
+            try:
+                await asyncio.to_thread(self._store_results, batch, logs_written)
+                break
+            except Exception as exc:  # noqa: BLE001 - kept, and tried again: never dropped
+                if time.monotonic() - said_at >= SAY_AGAIN:
+                    said_at = time.monotonic()
+                    print(f"squall: could not record {len(batch)} event results yet, retrying: {exc}", flush=True)
+            if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                print(f"squall: {len(batch)} event results not recorded at stop: their events stay leased to "
+                      "this node and run again when it restarts", flush=True)
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESULT_RETRY_MAX)
+            await self._renew_ending_leases([r.id for r in batch])
+        self._unrecorded -= len(batch)
+        for result in batch:
+            self._leases.pop(result.id, None)
+        self._room.set()
+        return True
+
+    def _store_results(self, batch: list[EventResult], logs_written: int) -> None:
+        """In a worker thread: wait for the logs of the batch's invocations, then store it."""
+        self.node.logs.wait_stored(logs_written, LOG_WAIT)
+        self.store.finish_events(batch, now=time.time(), owner=self.owner)
+
+    async def _renew_ending_leases(self, ids: list[str]) -> None:
+        """Renew the leases of those of `ids` that end within RENEW_WITHIN (a store still away
+        is tried again at the next attempt)."""
+        now = time.time()
+        ending = [event_id for event_id in ids if self._leases.get(event_id, math.inf) - now < RENEW_WITHIN]
+        if not ending:
+            return
+        until = now + self.lease_seconds
+        try:
+            await asyncio.to_thread(self.store.renew_leases, ending, owner=self.owner, until=until)
+        except Exception:  # noqa: BLE001 - the next attempt tries again
+            return
+        self._leases.update(dict.fromkeys(ending, until))
 
 
 def _json_or_text(payload: bytes) -> Any:

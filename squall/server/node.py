@@ -16,7 +16,7 @@ import orjson
 
 from squall.events.engine import EventEngine
 from squall.exceptions import NotFound
-from squall.logs import LogWriter, invocation_batch, report_line
+from squall.logs import LogRetention, LogSweeper, LogWriter, invocation_batch, report_line
 from squall.request_ids import new_request_id
 from squall.routing import Route, RouteTable
 from squall.runtime.context import function_arn
@@ -81,6 +81,7 @@ class Node:
         self.store = store
         self.pool = pool
         self.logs = LogWriter(store)
+        self.log_sweeper = LogSweeper(store, LogRetention.from_environ())
         self.functions: dict[str, ActiveFunction] = {}
         """`name -> ` the version of the function's `live` alias with the most traffic: whose
         configuration (routes, grants, schedules) the function has on this node."""
@@ -279,6 +280,7 @@ class Node:
     async def start(self) -> None:
         self.launcher_ready = asyncio.ensure_future(self.pool.launcher.start())  # deploys need not wait
         self.logs.start()
+        self.log_sweeper.start()
         self.pool.start_reaper()
         self.load()
         await self.events.start()
@@ -328,6 +330,7 @@ class Node:
         await cancel_and_wait(self._follower)
         await self.events.stop()
         await self.pool.close()
+        await self.log_sweeper.stop()
         self.logs.stop()
         self.store.close()
 

@@ -180,3 +180,77 @@ def test_a_forged_frame_header_is_refused_before_its_bytes_are_read(tmp_path: Pa
     assert again["payload"]["errorType"] == "Function.ResponseSizeTooLarge"  # a fresh instance, refused again
     assert honest["payload"]["errorType"] == "Function.ResponseSizeTooLarge"
     assert memory.growth_mb < 64, f"the server grew by {memory.growth_mb:.0f} MB"
+
+
+# -- 6: a function printing 1 MB per call, called by unauthenticated clients as fast as they can --------
+LOUD = {
+    "squall.yaml": """
+        name: loud
+        functions:
+          loud:
+            handler: app.loud
+            timeout: 10
+            triggers: [{http: "POST /loud"}]
+          steady:
+            handler: app.steady
+            triggers: [{http: "GET /steady"}]
+    """,
+    "app.py": '''
+import sys
+
+def loud(event, context):
+    sys.stdout.write(("x" * 1023 + "\\\\n") * 1024)  # 1 MB of output, the most one invocation keeps
+    return {"statusCode": 200, "body": "printed"}
+
+def steady(event, context):
+    print("steady answered", context.aws_request_id)
+    return {"statusCode": 200, "body": "ok"}
+''',
+}
+LOG_CAP_MB = 16
+
+
+def stored_log_bytes(data_dir: Path) -> int:
+    """The bytes of every stored log batch's lines, read from the SQLite file itself."""
+    with sqlite3.connect(f"file:{data_dir / 'squall.db'}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT coalesce(sum(length(CAST(lines AS BLOB))), 0) FROM log_batches").fetchone()[0])
+
+
+def flood(url: str, clients: int, seconds: float) -> int:
+    """POST to `url` from `clients` threads for `seconds`; how many calls answered 200."""
+    answered: list[int] = []
+
+    def client() -> None:
+        done = 0
+        deadline = time.monotonic() + seconds
+        with httpx.Client(timeout=30) as http:
+            while time.monotonic() < deadline:
+                done += http.post(url).status_code == 200
+        answered.append(done)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 60)
+    return sum(answered)
+
+
+def test_a_function_printing_1mb_per_call_keeps_the_nodes_memory_and_stored_logs_bounded(tmp_path: Path) -> None:
+    environ = {"SQUALL_LOG_MAX_MB": str(LOG_CAP_MB), "SQUALL_LOG_SWEEP_SECONDS": "1"}
+    node = SquallServer(tmp_path / "data", environ=environ).start()
+    try:
+        node.cli("deploy", str(write_project(tmp_path / "loud", LOUD)), check=True)
+        with bystander(node.url, "/steady") as watch, PeakMemory(server_pid(node)) as memory:
+            calls = flood(f"{node.url}/loud", clients=6, seconds=12)
+        wait_until(lambda: stored_log_bytes(node.data_dir) <= LOG_CAP_MB * MB, timeout=30)
+        steady_lines = node.logs("steady", limit=10000)
+    finally:
+        node.stop()
+
+    print(f"{calls} calls printed {calls} MB; server RSS {memory.before / MB:.0f} MB before, "
+          f"peak {memory.peak / MB:.0f} MB")
+    assert calls >= 50  # the attack did print much more than the cap
+    assert memory.growth_mb < 400, f"the server grew by {memory.growth_mb:.0f} MB"  # the log queue: 36 MB
+    answered = [line for line in steady_lines if line["message"].startswith("steady answered")]
+    assert len(answered) >= watch.answered  # the bystander's own logs were all stored

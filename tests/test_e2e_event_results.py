@@ -1,0 +1,133 @@
+"""End to end: what the dispatcher records of an event. An event's logs are stored no later
+than its result (a node killed with SIGKILL keeps no result without its logs), and a results
+write the store refuses is retried until it is taken: with PostgreSQL's connections to the
+node terminated again and again during a burst, every event runs once and none is left
+running."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from tests.support import RECORDER_CLIENT, Recorder, SquallServer, wait_until, write_project
+
+pytestmark = pytest.mark.e2e
+
+
+def project(body: str, env: str = "") -> dict[str, str]:
+    return {
+        "squall.yaml": f"name: jobs\nfunctions:\n  work:\n    handler: app.handler\n{env}",
+        "app.py": RECORDER_CLIENT + "\n\ndef handler(event, context):\n" + body,
+    }
+
+
+def submit(node: SquallServer, n: int, key: str | None = None) -> str:
+    """POST one event `{"n": n}` (again and again while the node answers 5xx); its request id."""
+    headers = {"idempotency-key": key} if key else {}
+    with node.api() as api:
+        for _ in range(100):
+            try:
+                response = api.post("/_squall/api/functions/work/events", json={"n": n}, headers=headers)
+            except httpx.TransportError:
+                continue
+            if response.status_code == 202:
+                return str(response.json()["requestId"])
+            assert response.status_code >= 500, response.text  # only a store error may refuse it
+            time.sleep(0.05)
+    raise AssertionError(f"event {n} was never accepted")
+
+
+def counts(node: SquallServer) -> dict[str, int]:
+    with node.api() as api:
+        response = api.get("/_squall/api/functions/work/events")
+    assert response.status_code == 200, response.text
+    return dict(response.json()["events"])
+
+
+def reports(node: SquallServer) -> set[str]:
+    """The request ids whose REPORT line is stored."""
+    return {line["request_id"] for line in node.logs("work", limit=10000)
+            if line["message"].startswith("REPORT RequestId:")}
+
+
+def test_every_event_a_killed_node_recorded_has_its_logs(tmp_path: Path) -> None:
+    node = SquallServer(tmp_path / "data").start()
+    try:
+        node.cli("deploy", str(write_project(tmp_path / "project", project("    print('ran', event['n'])\n"))),
+                 check=True)
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(lambda n: submit(node, n), range(300)))
+        assert node.process is not None
+        node.process.kill()  # SIGKILL right after the last 202: results and logs of the last events in flight
+        node.process.wait()
+
+        node.start()  # runs again what it had not recorded
+        wait_until(lambda: (found := counts(node))["queued"] == 0 and found["running"] == 0, timeout=60)
+        wait_until(lambda: reports(node) >= set(ids), timeout=20)
+    finally:
+        node.stop()
+
+
+class Terminator:
+    """Terminates every connection to one database (but its own) every `every` seconds, on a
+    thread, while the block runs; `rounds` counts the rounds that ended at least one."""
+
+    def __init__(self, url: str, every: float = 1.0) -> None:
+        self.url = url
+        self.every = every
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        dbname = conninfo_to_dict(self.url)["dbname"]
+        with psycopg.connect(self.url, autocommit=True) as admin:
+            while not self._stop.wait(self.every):
+                ended = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                      "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)).fetchone()
+                self.rounds += bool(ended and ended[0])
+
+    def __enter__(self) -> Terminator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def test_results_the_store_refuses_are_retried_until_every_event_succeeded_once(
+        tmp_path: Path, fresh_postgres_url: str) -> None:
+    body = "    post({'n': event['n'], 'id': context.aws_request_id})\n"
+    total = 600
+    with Recorder() as recorder:
+        node = SquallServer(tmp_path / "data", store=fresh_postgres_url).start()
+        try:
+            env = f"    env: {{RECORDER: \"{recorder.url}\"}}\n"
+            node.cli("deploy", str(write_project(tmp_path / "project", project(body, env))), check=True)
+            with Terminator(fresh_postgres_url) as terminator:
+                with ThreadPoolExecutor(16) as pool:  # the key makes a submission repeated after a 5xx harmless
+                    ids = list(pool.map(lambda n: submit(node, n, key=f"n-{n}"), range(total)))
+                wait_until(lambda: terminator.rounds >= 8, timeout=30)  # and while the last of them run
+
+            def settled() -> dict[str, Any] | None:
+                found = counts(node)
+                return found if found["queued"] == found["running"] == 0 else None
+            final = wait_until(settled, timeout=90)
+        finally:
+            node.stop()
+        ran = Counter(seen["n"] for seen in recorder.json())
+
+    assert len(set(ids)) == total
+    assert final["succeeded"] == total and final["dead"] == 0  # kept as succeeded for their idempotency key
+    assert sorted(ran) == list(range(total)) and set(ran.values()) == {1}, \
+        f"ran more than once: {[n for n, times in ran.items() if times > 1][:10]}"

@@ -1,0 +1,197 @@
+"""The log writer and the retention sweep against real stores: the writer's memory stays
+within its bound however far the store falls behind (and says what it dropped), a refused
+write is retried, `wait_stored` waits for what was written; the sweep deletes by age and by
+size, oldest first, in small steps (time is passed in, never waited for)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Iterator
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from squall.exceptions import BadInput
+from squall.logs import DAY, MB, SMALL_RESERVE, SWEEP_ROWS, LogRetention, LogWriter, sweep_logs
+from squall.store.base import BaseStore, LogBatch
+from squall.store.postgres import PostgresStore
+from squall.store.sqlite import SqliteStore
+from squall.types import LogLevel, LogLine
+
+NOW = 2_000_000_000.0
+
+
+def invocation(function: str, request_id: str, printed: str, ts: float = NOW) -> LogBatch:
+    """An invocation's batch as the node makes it: START, what it printed, END, REPORT."""
+    return LogBatch(function, 1, request_id, [
+        LogLine(ts, LogLevel.SYSTEM, f"START RequestId: {request_id} Version: 1"),
+        LogLine(ts, LogLevel.INFO, printed),
+        LogLine(ts, LogLevel.SYSTEM, f"END RequestId: {request_id}"),
+        LogLine(ts, LogLevel.SYSTEM, f"REPORT RequestId: {request_id}\tDuration: 1.00 ms")])
+
+
+@pytest.fixture
+def sqlite_store(tmp_path) -> Iterator[SqliteStore]:  # type: ignore[no-untyped-def]
+    store = SqliteStore(tmp_path / "squall.db")
+    store.migrate()
+    yield store
+    store.close()
+
+
+def messages(store: BaseStore, function: str) -> list[str]:
+    return [r.message for r in store.read_logs(function, limit=100_000)]
+
+
+# -- the writer's bounds ------------------------------------------------------------
+def test_a_writer_behind_its_store_keeps_its_bound_and_shortens_big_batches(sqlite_store: SqliteStore,
+                                                                            tmp_path) -> None:  # type: ignore[no-untyped-def]
+    writer = LogWriter(sqlite_store, max_queue_bytes=2 * MB)
+    writer.start()
+    blocker = SqliteStore(tmp_path / "squall.db")
+    highest = 0
+    try:
+        with blocker._write():  # the store is busy: the writer's next write waits for it
+            writer.write(invocation("loud", "first", "x"))
+            time.sleep(0.2)
+            for n in range(40):  # 40 MB printed, one MB per invocation
+                writer.write(invocation("loud", f"r{n}", "y" * MB))
+                writer.write(invocation("quiet", f"q{n}", f"said {n}"))
+                highest = max(highest, writer.queued_bytes)
+            assert not writer.wait_stored(writer.written(), timeout=0.2)  # nothing got through
+    finally:
+        blocker.close()
+    assert writer.flush(timeout=30)
+    writer.stop()
+
+    assert highest <= 2 * MB + SMALL_RESERVE
+    assert writer.stats.shortened >= 30 and writer.stats.dropped == 0 and writer.stats.failed == 0
+    assert messages(sqlite_store, "quiet") == [m for n in range(40) for m in (
+        f"START RequestId: q{n} Version: 1", f"said {n}", f"END RequestId: q{n}",
+        f"REPORT RequestId: q{n}\tDuration: 1.00 ms")]  # the small batches all got through whole
+    loud = sqlite_store.read_logs("loud", limit=100_000)
+    short = [r for r in loud if "log of this invocation was dropped" in r.message]
+    assert len(short) == writer.stats.shortened
+    assert all(r.level is LogLevel.WARN and "-byte log of this invocation was dropped" in r.message for r in short)
+    for record in short:  # START, the marker, END, REPORT: each shortened invocation still says it ran
+        lines = [r.message for r in loud if r.request_id == record.request_id]
+        assert lines[0].startswith("START") and lines[2].startswith("END") and lines[3].startswith("REPORT")
+    assert sum(len(r.message) for r in loud) < 3 * MB  # what fit in the 2 MB queue, no more
+
+
+def test_batches_dropped_whole_are_counted_and_named_once_there_is_room(sqlite_store: SqliteStore,
+                                                                        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    writer = LogWriter(sqlite_store, max_queue_bytes=0)  # only the reserve for small batches
+    writer.start()
+    blocker = SqliteStore(tmp_path / "squall.db")
+    try:
+        with blocker._write():
+            writer.write(invocation("chatty", "first", "x"))
+            time.sleep(0.2)
+            for n in range(30_000):  # about 6 MB of small batches: more than the reserve
+                writer.write(invocation("chatty", f"r{n}", "hello"))
+                assert writer.queued_bytes <= SMALL_RESERVE
+    finally:
+        blocker.close()
+    assert writer.flush(timeout=30)
+    writer.stop()
+
+    assert writer.stats.dropped > 0
+    [marker] = [r for r in sqlite_store.read_logs("chatty", limit=100_000) if "were dropped" in r.message]
+    assert marker.level is LogLevel.WARN and f"the logs of {writer.stats.dropped} invocations of chatty" in marker.message
+    stored = {r.request_id for r in sqlite_store.read_logs("chatty", limit=100_000)} - {""}
+    assert len(stored) == 30_001 - writer.stats.dropped
+
+
+def test_wait_stored_returns_once_what_was_written_before_is_stored(sqlite_store: SqliteStore) -> None:
+    writer = LogWriter(sqlite_store, batch_interval=5.0)  # waiting hurries it: no 5 s wait
+    writer.start()
+    writer.write(invocation("fn", "r1", "one"))
+    mark = writer.written()
+    writer.write(invocation("fn", "r2", "two"))
+
+    started = time.monotonic()
+    assert writer.wait_stored(mark, timeout=10)
+    waited = time.monotonic() - started
+    assert "one" in messages(sqlite_store, "fn")
+    assert waited < 4.0
+    writer.stop()
+    assert messages(sqlite_store, "fn")[-3] == "two"  # stop stores what is queued
+
+
+def test_a_refused_write_is_retried_until_the_store_takes_it(fresh_postgres_url: str) -> None:
+    store = PostgresStore(fresh_postgres_url)
+    store.migrate()
+    writer = LogWriter(store, batch_interval=0.005)
+    writer.start()
+    dbname = conninfo_to_dict(fresh_postgres_url)["dbname"]
+    try:
+        with psycopg.connect(fresh_postgres_url, autocommit=True) as admin:
+            for round_ in range(20):
+                for n in range(50):
+                    writer.write(invocation("fn", f"r{round_}-{n}", f"line {round_} {n}"))
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
+                time.sleep(0.01)
+        assert writer.flush(timeout=60)
+        writer.stop()
+        stored = [r.request_id for r in store.read_logs("fn", limit=100_000) if r.message.startswith("START")]
+        assert sorted(stored) == sorted(f"r{round_}-{n}" for round_ in range(20) for n in range(50))
+        assert writer.stats.failed == 0
+    finally:
+        store.close()
+
+
+# -- retention -----------------------------------------------------------------------
+def aged(store: BaseStore, *days: float) -> list[str]:
+    """Store one invocation per age (days before NOW, in the order given); their request ids."""
+    ids = [f"age-{i}-{uuid.uuid4().hex[:6]}" for i in range(len(days))]
+    store.append_logs([invocation("fn", rid, "hi", ts=NOW - d * DAY) for rid, d in zip(ids, days)])
+    return ids
+
+
+def kept(store: BaseStore) -> list[str]:
+    return [r.request_id for r in store.read_logs("fn", limit=100_000) if r.message.startswith("START")]
+
+
+def test_the_sweep_deletes_what_is_older_than_the_retention(store: BaseStore) -> None:
+    ids = aged(store, 40, 29, 31, 1)  # a younger batch stored among older ones does not stop the sweep
+
+    swept = sweep_logs(store, LogRetention(max_age=30 * DAY), now=NOW, pause=0)
+
+    assert kept(store) == [ids[1], ids[3]] and (swept.aged, swept.trimmed) == (2, 0)
+    assert sweep_logs(store, LogRetention(max_age=30 * DAY), now=NOW, pause=0).aged == 0
+    assert sweep_logs(store, LogRetention(max_age=0.5 * DAY), now=NOW, pause=0).aged == 2
+    assert kept(store) == []
+
+
+def test_the_sweep_deletes_the_oldest_until_all_fit_under_the_cap(store: BaseStore) -> None:
+    ids = aged(store, 5, 4, 3, 2, 1)
+    size = store.log_bytes() // 5  # the batches are of one size
+
+    swept = sweep_logs(store, LogRetention(max_bytes=2 * size + size // 2), now=NOW, pause=0)
+
+    assert kept(store) == ids[3:] and swept.trimmed == 3
+    assert store.log_bytes() <= 2 * size + size // 2
+    assert sweep_logs(store, LogRetention(max_bytes=10 * size), now=NOW, pause=0).trimmed == 0
+
+
+def test_the_sweep_deletes_in_small_steps(store: BaseStore) -> None:
+    total = 2 * SWEEP_ROWS + 7
+    store.append_logs([invocation("fn", f"r{n}", "hi", ts=NOW - 40 * DAY) for n in range(total)])
+    before = store.oldest_logs(1)
+
+    swept = sweep_logs(store, LogRetention(), now=NOW, pause=0)
+
+    assert swept.aged == total and store.oldest_logs(1) == [] and before
+
+
+def test_retention_settings_come_from_the_environment() -> None:
+    assert LogRetention.from_environ({}) == LogRetention(max_age=30 * DAY, max_bytes=1024 * MB, every=60.0)
+    assert LogRetention.from_environ({"SQUALL_LOG_RETENTION_DAYS": "7", "SQUALL_LOG_MAX_MB": "0.5",
+                                      "SQUALL_LOG_SWEEP_SECONDS": "2"}) == \
+        LogRetention(max_age=7 * DAY, max_bytes=MB // 2, every=2.0)
+    for bad in ({"SQUALL_LOG_RETENTION_DAYS": "0"}, {"SQUALL_LOG_MAX_MB": "lots"}, {"SQUALL_LOG_SWEEP_SECONDS": "inf"}):
+        with pytest.raises(BadInput):
+            LogRetention.from_environ(bad)
