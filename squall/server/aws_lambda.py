@@ -32,7 +32,7 @@ from starlette.routing import Route
 from squall.aws_auth import AwsAuthError, check_asgi_headers
 from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.exceptions import NotFound, PayloadTooLarge, Throttled
-from squall.server.bodies import BodyTooLarge, read_body
+from squall.server.bodies import BodyTooLarge, UnverifiedBudgetSpent, read_body, read_unverified_body
 from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Invocation, Node
 
 PREFIX = "/_squall/aws/lambda"
@@ -68,7 +68,7 @@ class LambdaApi:
         then check the body against the signature, then invoke."""
         try:
             pending = check_asgi_headers(request.scope, self.secret_for, datetime.now(timezone.utc))
-            body = await self.read_payload(request)
+            body = await self.read_payload(request, verified=pending.signature_checked)
             pending.check_body(body)
             return await self._invoke(request, body)
         except AwsAuthError as exc:
@@ -77,10 +77,16 @@ class LambdaApi:
             return exc.response()
 
     @staticmethod
-    async def read_payload(request: Request) -> bytes:
+    async def read_payload(request: Request, verified: bool) -> bytes:
+        """The payload, up to the invocation type's limit; a body whose signature is still to be
+        checked is read within the node's budget for those (squall/server/bodies.py)."""
         limit = MAX_ASYNC_PAYLOAD if request.headers.get("x-amz-invocation-type") == "Event" else MAX_PAYLOAD_BYTES
+        read = read_body if verified else read_unverified_body
         try:
-            return await read_body(request.scope, request.receive, limit)
+            return await read(request.scope, request.receive, limit)
+        except UnverifiedBudgetSpent:
+            raise LambdaError(429, "TooManyRequestsException", "Rate exceeded: too many requests whose payload "
+                              "is not yet verified are being read; retry shortly") from None
         except BodyTooLarge:
             raise LambdaError(413, "RequestTooLargeException",
                               f"Request must be smaller than {limit} bytes for the InvokeFunction operation") from None

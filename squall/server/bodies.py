@@ -4,6 +4,13 @@
 reading a byte, and stops a chunked (or lying) body as soon as it passes `limit`, so a door
 never holds more than `limit` bytes of one request. `request_body(request, limit)` is the same
 for a Starlette request. Each door's limit is named here.
+
+A SigV4 door can check the whole signature before the body only when the client signed the
+payload's hash in a header; boto3's Lambda and DynamoDB requests do not, so their bodies are
+read (under the cap) before the signature is known good. `read_unverified_body` bounds those
+node-wide: at most UNVERIFIED_BUDGET_BYTES of such bodies are being read at once (each counts
+its declared length, or the door's whole limit when chunked); past that the door answers a
+throttling error at once, so strangers cannot make the node hold cap x connections bytes.
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ MAX_JSON_REQUEST_BYTES = MAX_PAYLOAD_BYTES
 """The largest JSON body of the other platform endpoints (a sync invoke's 6 MB event)."""
 MAX_EVENT_BYTES = MAX_ASYNC_PAYLOAD
 """The largest asynchronous event (1 MB, as Lambda's)."""
+UNVERIFIED_BUDGET_BYTES = 64 * 1024 * 1024
+"""Bytes of bodies read before their signature is checked, at once, node-wide."""
 
 __all__ = ["BodyTooLarge", "MAX_DEPLOY_BYTES", "MAX_EVENT_BYTES", "MAX_JSON_REQUEST_BYTES",
-           "MAX_TABLE_REQUEST_BYTES", "declared_length", "read_body", "request_body"]
+           "MAX_TABLE_REQUEST_BYTES", "UNVERIFIED_BUDGET_BYTES", "UnverifiedBudgetSpent", "declared_length",
+           "read_body", "read_unverified_body", "request_body"]
 
 
 class BodyTooLarge(PayloadTooLarge):
@@ -37,6 +47,20 @@ class BodyTooLarge(PayloadTooLarge):
     def __init__(self, limit: int, size: int) -> None:
         super().__init__(f"the request body is over {limit} bytes, the most this endpoint takes")
         self.limit, self.size = limit, size
+
+
+class UnverifiedBudgetSpent(Exception):
+    """Too many bytes of unverified bodies are being read at once: retry later."""
+
+
+class _Budget:
+    """Bytes held by reads in progress (one event loop: no lock needed)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+
+_UNVERIFIED = _Budget(UNVERIFIED_BUDGET_BYTES)
 
 
 def declared_length(scope: Mapping[str, Any]) -> int | None:
@@ -70,6 +94,22 @@ async def read_body(scope: Mapping[str, Any], receive: Any, limit: int) -> bytes
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+async def read_unverified_body(scope: Mapping[str, Any], receive: Any, limit: int) -> bytes:
+    """`read_body` for a body whose sender is not yet verified (see the module docstring);
+    UnverifiedBudgetSpent when the node is already reading its budget's worth of such bodies."""
+    declared = declared_length(scope)
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(limit, declared)
+    size = limit if declared is None else declared
+    if _UNVERIFIED.used + size > _UNVERIFIED.limit:
+        raise UnverifiedBudgetSpent()
+    _UNVERIFIED.used += size
+    try:
+        return await read_body(scope, receive, limit)
+    finally:
+        _UNVERIFIED.used -= size
 
 
 async def request_body(request: Request, limit: int) -> bytes:

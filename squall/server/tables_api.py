@@ -31,7 +31,14 @@ from squall import credentials
 from squall.aws_auth import AwsAuthError, check_asgi_headers
 from squall.exceptions import Conflict, StoreError
 from squall.request_ids import new_request_id
-from squall.server.bodies import MAX_TABLE_REQUEST_BYTES, BodyTooLarge, read_body, request_body
+from squall.server.bodies import (
+    MAX_TABLE_REQUEST_BYTES,
+    BodyTooLarge,
+    UnverifiedBudgetSpent,
+    read_body,
+    read_unverified_body,
+    request_body,
+)
 from squall.server.node import Node
 from squall.server.responses import error_response, json_response
 from squall.server.sdk_api import SdkApi, unauthorized
@@ -70,6 +77,12 @@ class NotJson(TableError):
 WRONG_SHAPE = (TypeError, AttributeError, KeyError, ValueError)
 """What the table service raises when a request's JSON has a list where it reads a number or a
 string (it trusts the shapes boto3 sends): the caller's mistake, answered 400."""
+
+
+class Throttling(TableError):
+    """The node is busy reading unverified bodies (DynamoDB's 400 ThrottlingException; boto3 retries)."""
+
+    code = "ThrottlingException"
 
 
 class NodeCatalog:
@@ -184,10 +197,14 @@ class TablesApi:
             if scope["method"] != "POST":
                 raise TableError("The DynamoDB endpoint takes POST requests")
             pending = check_asgi_headers(scope, self.secret_for, datetime.now(UTC))
+            read = read_body if pending.signature_checked else read_unverified_body
             try:
-                body = await read_body(scope, receive, MAX_REQUEST_BYTES)
+                body = await read(scope, receive, MAX_REQUEST_BYTES)
             except BodyTooLarge:
                 raise ValidationError(f"The request is larger than {MAX_REQUEST_BYTES} bytes") from None
+            except UnverifiedBudgetSpent:
+                raise Throttling("Too many requests whose body is not yet verified are being read; "
+                                "retry shortly") from None
             identity = pending.check_body(body)
             target = _header(scope, b"x-amz-target")
             if not target.startswith(TARGET_PREFIX):

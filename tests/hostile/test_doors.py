@@ -211,6 +211,31 @@ def test_a_stranger_s_huge_body_is_refused_before_it_is_read(server: SquallServe
     assert memory[1] - memory[0] < 100 * MB, f"{door}: the server grew by {(memory[1] - memory[0]) // MB} MB"
 
 
+def test_strangers_cannot_make_the_node_hold_many_unverified_bodies(server: SquallServer) -> None:
+    """Requests signed-looking enough to be read (the well-known key id `admin`, today's date, a
+    wrong signature, no payload hash header), each declaring 16 MB: past the node's 64 MB budget
+    for bodies whose signature is not yet checked, the rest are throttled without being read."""
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    request = head("POST", "/_squall/aws/dynamodb/", {
+        "authorization": f"AWS4-HMAC-SHA256 Credential=admin/{now[:8]}/us-east-1/dynamodb/aws4_request, "
+                         "SignedHeaders=host;x-amz-date, Signature=00",
+        "x-amz-date": now, "x-amz-target": "DynamoDB_20120810.ListTables", "content-length": str(16 * MB)})
+    sockets = []
+    try:
+        with bystander(server.url, "/steady"), peak_memory(server) as memory:
+            for _ in range(10):
+                sockets.append(connect(server))
+                sockets[-1].sendall(request)
+            answers = [read_answer(sock, timeout=HEADER_TIMEOUT * 5) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    throttled = [answer for answer in answers if b"ThrottlingException" in answer]
+    assert len(throttled) >= 6, answers
+    assert status_of(throttled[0]) == 400
+    assert memory[1] - memory[0] < 100 * MB
+
+
 SIZED_DOORS = [
     ("deploy over 256 MB", "/_squall/api/deploy", 256 * MB + 1),
     ("invoke over 6 MB", "/_squall/api/functions/echo/invoke", 6 * MB + 1),
