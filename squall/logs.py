@@ -182,14 +182,16 @@ class LogWriter:
         """How many batches were queued so far: `wait_stored(written())` waits for all of them."""
         return self._accepted
 
-    def wait_stored(self, mark: int, timeout: float) -> bool:
+    def wait_stored(self, mark: int, timeout: float, *, hurry: bool = True) -> bool:
         """Block (a worker thread, never the event loop) until the first `mark` queued batches
-        are stored or given up, for at most `timeout` seconds; True when they are. The writer
-        stops gathering and writes at once."""
+        are stored or given up, for at most `timeout` seconds; True when they are. With
+        `hurry` the writer stops gathering and writes at once; without, it keeps its pace
+        (a write every `batch_interval` at most) and the waiter waits for it."""
         with self._lock:
             if self._done >= mark:
                 return True
-        self._hurry.set()
+        if hurry:
+            self._hurry.set()
         with self._stored:
             return self._stored.wait_for(lambda: self._done >= mark, timeout)
 
