@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
+import psutil
 
 SQUALL = [sys.executable, "-m", "squall.cli.main"]
 
@@ -137,6 +138,23 @@ class SquallServer:
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"authorization": f"Bearer {self.token}"}, timeout=30)
 
+    def invoke(self, function: str, event: dict[str, Any] | None = None, *, stage: str = "",
+               timeout: float = 60) -> dict[str, Any]:
+        """The platform API's invocation envelope (`ok`, `payload`, `requestId`, ...) of one
+        synchronous call of `function` (in `stage`, when given)."""
+        prefix = f"/_squall/stages/{stage}" if stage else ""
+        with self.api() as api:
+            response = api.post(f"{prefix}/_squall/api/functions/{function}/invoke", json=event or {},
+                                timeout=timeout)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def payload(self, function: str, event: dict[str, Any] | None = None, **options: Any) -> Any:
+        """What `function` returned; fails when the call did not succeed."""
+        envelope = self.invoke(function, event, **options)
+        assert envelope["ok"], envelope
+        return envelope["payload"]
+
     def logs(self, function: str, **params: Any) -> list[dict[str, Any]]:
         with self.api() as api:
             response = api.get(f"/_squall/api/functions/{function}/logs", params=params)
@@ -216,3 +234,49 @@ class Recorder:
     def json(self) -> list[Any]:
         with self._lock:
             return [json.loads(body) for body in self.bodies]
+
+
+class PeakMemory:
+    """The highest resident memory of a process (with its descendants when `tree`) seen
+    while the block runs, sampled on a thread:
+
+        with PeakMemory(server.process.pid) as memory:
+            attack()
+        assert memory.growth_mb < 200
+    """
+
+    def __init__(self, pid: int, *, tree: bool = False, interval: float = 0.02) -> None:
+        self.process = psutil.Process(pid)
+        self.tree = tree
+        self.interval = interval
+        self.before = self.rss()
+        self.peak = self.before
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def rss(self) -> int:
+        processes = [self.process, *(self.process.children(recursive=True) if self.tree else [])]
+        total = 0
+        for process in processes:
+            try:
+                total += process.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.before) / (1024 * 1024)
