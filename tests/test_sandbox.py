@@ -425,3 +425,36 @@ def test_function_uids_are_one_per_stage_and_function_and_never_shared() -> None
     for bad in ("abc", "5-3", "0-10", "100000"):
         with pytest.raises(BadInput, match="SQUALL_UID_RANGE"):
             FunctionUids.from_env({"SQUALL_UID_RANGE": bad})
+
+
+def freezer_fds(pid: int) -> list[int]:
+    """This process's descriptors open on instance `pid`'s freezer.state."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.endswith(f"/squall/{pid}/freezer.state"):
+            found.append(int(name))
+    return found
+
+
+def test_an_instance_holds_its_freezer_state_open_from_init_to_end(layout: Layout) -> None:
+    """A warm call's thaw is one write to a descriptor opened when the instance started, not
+    an open, a write and a close; the descriptor is closed when the instance ends."""
+    async def scenario(pool: InstancePool) -> None:
+        spec = layout.spec()
+        ok, first = await call(pool, spec, {})
+        assert ok, first
+        pid = [i.pid for i in pool.instances()][0]
+        group = os.path.join(cgroups.cgroup_roots()["freezer"], str(pid))
+        assert len(freezer_fds(pid)) == 1
+        state = Path(group) / "freezer.state"
+        await asyncio.to_thread(wait_until, lambda: state.read_text().strip() == "FROZEN", 5)
+        ok, again = await call(pool, spec, {})  # thawed through the open descriptor
+        assert ok and again["pid"] == first["pid"]
+        assert len(freezer_fds(pid)) == 1
+        pool.recycle("f")
+        await asyncio.to_thread(wait_until, lambda: not freezer_fds(pid), 5)
+    run_in_pool(scenario)

@@ -20,6 +20,7 @@ CGROUP_MOUNT = "/sys/fs/cgroup"
 CGROUP_GROUP = "squall"
 CONTROLLERS = ("memory", "pids", "freezer")
 FROZEN, THAWED = "FROZEN", "THAWED"
+FROZEN_BYTES, THAWED_BYTES = FROZEN.encode(), THAWED.encode()
 
 _joined: dict[str, str] = {}
 """The groups this instance process joined, by controller (a spare child joins early)."""
@@ -70,10 +71,13 @@ def oom_killed(pid: int) -> bool:
     """Whether the kernel killed a process in instance `pid`'s memory group for lack of
     memory (read before the group is removed)."""
     root = cgroup_roots().get("memory")
-    if root is None:
-        return False
+    return root is not None and group_oom_killed(os.path.join(root, str(pid)))
+
+
+def group_oom_killed(group: str) -> bool:
+    """Whether the kernel killed a process of the memory group `group` for lack of memory."""
     try:
-        with open(os.path.join(root, str(pid), "memory.oom_control")) as handle:
+        with open(os.path.join(group, "memory.oom_control")) as handle:
             fields = dict(line.split() for line in handle.read().splitlines() if line.strip())
     except (OSError, ValueError):
         return False
@@ -104,7 +108,7 @@ def _stop_and_thaw(group: str) -> None:
     the cgroup freezer does not act on SIGKILL until it is thawed)."""
     if os.path.exists(os.path.join(group, "pids.max")):
         _write_quietly(group, "pids.max", "0")  # what is left of a fork bomb can fork no more
-    _kill_members(group)
+    kill_members(group)
     if os.path.exists(os.path.join(group, "freezer.state")):
         _write_quietly(group, "freezer.state", THAWED)
 
@@ -125,13 +129,34 @@ def _freezer_root() -> str | None:
 def set_frozen(pid: int, frozen: bool) -> bool:
     """Freeze (or thaw) every process of instance `pid` with its cgroup freezer group, children
     that left its session included; False when it has no freezer group (the caller then
-    signals its process group instead)."""
-    root = _freezer_root()
-    if root is None:
+    signals its process group instead). Opens the group's file each time: for an instance
+    the node holds, `open_freezer` once and `write_frozen` per call cost one system call."""
+    fd = open_freezer(pid)
+    if fd is None:
         return False
     try:
-        with open(os.path.join(root, str(pid), "freezer.state"), "w") as handle:
-            handle.write(FROZEN if frozen else THAWED)
+        return write_frozen(fd, frozen)
+    finally:
+        os.close(fd)
+
+
+def open_freezer(pid: int) -> int | None:
+    """A descriptor of instance `pid`'s `freezer.state` (write only), or None when it has no
+    freezer group. It names that group for as long as it is open, whatever becomes of the pid."""
+    root = _freezer_root()
+    if root is None:
+        return None
+    try:
+        return os.open(os.path.join(root, str(pid), "freezer.state"), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def write_frozen(fd: int, frozen: bool) -> bool:
+    """Freeze or thaw the group whose `freezer.state` is open as `fd` (`open_freezer`): one
+    write; False when the group is gone."""
+    try:
+        os.pwrite(fd, FROZEN_BYTES if frozen else THAWED_BYTES, 0)
     except OSError:
         return False
     return True
@@ -169,7 +194,8 @@ def _remove_group(group: str, patience: float = 1.0) -> bool:
         time.sleep(0.002)
 
 
-def _kill_members(group: str) -> None:
+def kill_members(group: str) -> None:
+    """SIGKILL every process of a cgroup (v1 `cgroup.procs`); nothing when it is gone."""
     try:
         with open(os.path.join(group, "cgroup.procs")) as handle:
             pids = [int(p) for p in handle.read().split()]

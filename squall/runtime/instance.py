@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from squall.runtime.cgroups import set_frozen
+from squall.runtime.cgroups import open_freezer, write_frozen
 from squall.runtime.output import OutputCollector
 from squall.runtime.protocol import (
     LENGTHS,
@@ -131,6 +131,9 @@ class Instance:
         self.request_id: str | None = None
         """The invocation running now, if any."""
         self._freeze_timer: asyncio.TimerHandle | None = None
+        self._freezer: int | None = None
+        """Its cgroup freezer group's `freezer.state`, open from its init to its end: a thaw
+        on the path of a warm call is one write, not an open, a write and a close."""
         self._writer = process.stdin
         self._reader = process.stdout
         self._nonce = secrets.token_hex(NONCE_SIZE // 2).encode()
@@ -160,6 +163,7 @@ class Instance:
             self.kill()
             return InvokeOutcome(False, frame.payload, self._output.finish(), 0.0, init_ms=self.init_ms)
         self.state = InstanceState.IDLE
+        self._freezer = open_freezer(self.pid)  # the group exists once the instance is ready
         self.freeze_when_idle()
         return InvokeOutcome(True, b"null", self._output.finish(), 0.0, init_ms=self.init_ms)
 
@@ -188,6 +192,9 @@ class Instance:
         if self.frozen:
             self._set_frozen(False)
             self.frozen = False
+        if self._freezer is not None:
+            os.close(self._freezer)
+            self._freezer = None
         transport = getattr(self._writer, "transport", None)
         if transport is not None:
             transport.close()
@@ -233,7 +240,7 @@ class Instance:
         """The instance's cgroup freezer group holds all its processes, those that left its
         session or process group too; without one (freezer not writable, or an instance
         not forked by the zygote) its process group is stopped and continued instead."""
-        if not set_frozen(self.pid, frozen):
+        if self._freezer is None or not write_frozen(self._freezer, frozen):
             self._signal_group(signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def _signal_group(self, sig: int) -> None:
