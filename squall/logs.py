@@ -4,7 +4,8 @@ and the retention sweep that deletes what is too old or over the server's cap.
 
 Bounds (docs/limits.md, "Logs"):
 
-* the writer holds at most MAX_QUEUE_BYTES of encoded batches waiting for the store. A batch
+* the writers of a server (its root node's and each stage's) hold together at most
+  MAX_QUEUE_BYTES of encoded batches waiting for their stores (one `LogBudget`). A batch
   that does not fit is stored shortened (its START, END and REPORT lines and a WARN line
   saying how many bytes were dropped); small batches, those shortened ones included, may use
   SMALL_RESERVE more, so other functions' logs keep flowing while one floods. A batch that
@@ -15,10 +16,11 @@ Bounds (docs/limits.md, "Logs"):
 * `wait_stored` lets the event dispatcher record an event's result only once the logs
   written before it are stored, so a node killed between the two never keeps a result
   without its logs;
-* the sweep (`sweep_logs`, run by `LogSweeper` every SQUALL_LOG_SWEEP_SECONDS) deletes batches
-  older than SQUALL_LOG_RETENTION_DAYS (30), then the oldest while all of them together are
-  over SQUALL_LOG_MAX_MB (1024), in small transactions with a pause between them, so that
-  writers only ever wait for one small delete.
+* the sweep (`sweep_logs`, run by the root node's `LogSweeper` every SQUALL_LOG_SWEEP_SECONDS
+  over the root store and every stage's) deletes batches older than SQUALL_LOG_RETENTION_DAYS
+  (30), then the oldest of all the stores while all of their batches together are over
+  SQUALL_LOG_MAX_MB (1024), in small transactions with a pause between them, so that writers
+  only ever wait for one small delete.
 """
 
 from __future__ import annotations
@@ -109,25 +111,57 @@ class LogWriterStats:
     dropped: int = 0
     """Not stored at all (the queue was full even for the shortened batch)."""
     failed: int = 0
-    """Given up after the store refused them for STORE_RETRY_FOR seconds."""
+    """Given up after the store refused them for STORE_RETRY_FOR seconds (shortened ones
+    included; the writer's own WARN lines about dropped batches are not counted)."""
+
+
+class LogBudget:
+    """The bytes that the log writers sharing it (a server's root node and its stages) may hold
+    queued together: `max_bytes`, and `reserve` more for batches of SMALL_BATCH bytes or less."""
+
+    def __init__(self, max_bytes: int = MAX_QUEUE_BYTES, reserve: int = SMALL_RESERVE) -> None:
+        self.max_bytes = max_bytes
+        self.reserve = reserve
+        self._lock = threading.Lock()
+        self._used = 0
+
+    @property
+    def used(self) -> int:
+        return self._used
+
+    def take(self, size: int) -> bool:
+        """Count `size` more bytes as queued if they fit; False (nothing counted) if not."""
+        limit = self.max_bytes + (self.reserve if size <= SMALL_BATCH else 0)
+        with self._lock:
+            if self._used + size > limit:
+                return False
+            self._used += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self._used -= size
 
 
 class LogWriter:
     """Writes log batches to the store from one background thread, many invocations per
     transaction, so that the invocation path never waits for a disk; in bounded memory (see
-    the module docstring)."""
+    the module docstring): its queue counts against `budget` (shared by a server's writers),
+    or a budget of its own of `max_queue_bytes`."""
 
     def __init__(self, store: BaseStore, *, batch_interval: float = 0.05, max_queue_bytes: int = MAX_QUEUE_BYTES,
-                 max_document_bytes: int = MAX_DOCUMENT_BYTES, retry_for: float = STORE_RETRY_FOR) -> None:
+                 budget: LogBudget | None = None, max_document_bytes: int = MAX_DOCUMENT_BYTES,
+                 retry_for: float = STORE_RETRY_FOR) -> None:
         self.store = store
         self.batch_interval = batch_interval
-        self.max_queue_bytes = max_queue_bytes
+        self.budget = budget if budget is not None else LogBudget(max_queue_bytes)
         self.max_document_bytes = max_document_bytes
         self.retry_for = retry_for
         self.stats = LogWriterStats()
         self._lock = threading.Lock()
         self._stored = threading.Condition(self._lock)
-        self._items: deque[bytes] = deque()
+        self._items: deque[tuple[bytes, bool]] = deque()
+        """Encoded batches, each with whether it counts in `stats` (not a dropped-marker)."""
         self._queued_bytes = 0
         """Bytes of the batches queued or being stored."""
         self._accepted = 0
@@ -147,6 +181,7 @@ class LogWriter:
 
     @property
     def queued_bytes(self) -> int:
+        """Bytes of this writer's batches queued or being stored."""
         return self._queued_bytes
 
     # -- the invocation path ---------------------------------------------------
@@ -157,21 +192,21 @@ class LogWriter:
         if self._offer(data):
             return
         if self._offer(encode_log_batch(shortened(batch, len(data)))):
-            self.stats.shortened += 1
+            with self._lock:
+                self.stats.shortened += 1
             return
         with self._lock:
             self.stats.dropped += 1
             self._lost[batch.function] = self._lost.get(batch.function, 0) + 1
 
-    def _offer(self, data: bytes) -> bool:
-        """Queue `data` if it fits under the cap (small batches: the cap and the reserve)."""
+    def _offer(self, data: bytes, counted: bool = True) -> bool:
+        """Queue `data` if it fits in the budget (small batches: the budget and its reserve)."""
         size = len(data)
-        limit = self.max_queue_bytes + (SMALL_RESERVE if size <= SMALL_BATCH else 0)
+        if not self.budget.take(size):
+            return False
         with self._lock:
-            if self._queued_bytes + size > limit:
-                return False
             self._queued_bytes += size
-            self._items.append(data)
+            self._items.append((data, counted))
             self._accepted += 1
         if not self._work.is_set():
             self._work.set()
@@ -222,31 +257,34 @@ class LogWriter:
 
     def _drain(self) -> None:
         while True:
-            document, count, size = self._next_document()
+            document, count, counted, size = self._next_document()
             if not count:
                 return
-            self._store(document, count)
+            self._store(document, counted)
+            self.budget.give_back(size)
             with self._lock:
                 self._queued_bytes -= size
                 self._done += count
                 self._stored.notify_all()
             self._mark_lost()
 
-    def _next_document(self) -> tuple[bytes, int, int]:
+    def _next_document(self) -> tuple[bytes, int, int, int]:
         """The oldest queued batches as one JSON array of at most max_document_bytes (one batch
-        at least), how many, and their bytes; they still count as queued until stored."""
+        at least), how many, how many of them count in `stats`, and their bytes; they still
+        count as queued until stored."""
         parts: list[bytes] = []
-        size = 0
+        size = counted = 0
         with self._lock:
-            while self._items and (not parts or size + len(self._items[0]) <= self.max_document_bytes):
-                item = self._items.popleft()
+            while self._items and (not parts or size + len(self._items[0][0]) <= self.max_document_bytes):
+                item, counts = self._items.popleft()
                 parts.append(item)
                 size += len(item)
-        return b"[" + b",".join(parts) + b"]", len(parts), size
+                counted += counts
+        return b"[" + b",".join(parts) + b"]", len(parts), counted, size
 
     def _store(self, document: bytes, count: int) -> None:
         """Store `document`, retrying with backoff while the store refuses it, for `retry_for`
-        seconds (not at all once stopping); then its batches are counted as failed."""
+        seconds (not at all once stopping); then its `count` counted batches are failed."""
         delay, give_up = RETRY_FIRST, time.monotonic() + self.retry_for
         while True:
             try:
@@ -254,7 +292,8 @@ class LogWriter:
                 return
             except Exception as exc:  # noqa: BLE001 - a log write must never take the node down
                 if self._stopping or time.monotonic() + delay > give_up:
-                    self.stats.failed += count
+                    with self._lock:
+                        self.stats.failed += count
                     print(f"squall: could not store the logs of {count} invocations: {exc}", flush=True)
                     return
             time.sleep(delay)
@@ -267,7 +306,7 @@ class LogWriter:
         with self._lock:
             lost, self._lost = self._lost, {}
         for function, count in lost.items():
-            if not self._offer(encode_log_batch(dropped_marker(function, count))):
+            if not self._offer(encode_log_batch(dropped_marker(function, count)), counted=False):
                 with self._lock:
                     self._lost[function] = self._lost.get(function, 0) + count
 
@@ -332,43 +371,63 @@ class Swept:
     trimmed: int = 0
 
 
-def sweep_logs(store: BaseStore, retention: LogRetention, *, now: float, pause: float = SWEEP_PAUSE) -> Swept:
-    """Delete the batches that ended before `now - max_age`, then the oldest while the store
-    holds more than `max_bytes`; each delete takes at most SWEEP_ROWS batches and SWEEP_BYTES."""
+def sweep_logs(stores: Sequence[BaseStore], retention: LogRetention, *, now: float,
+               pause: float = SWEEP_PAUSE) -> Swept:
+    """Delete from each of `stores` (a server's root store and its stages') the batches that
+    ended before `now - max_age`; then, while all their batches together are over
+    `max_bytes`, the oldest of them whichever store holds them (by when they ended). Each
+    delete takes at most SWEEP_ROWS batches and SWEEP_BYTES, from one store."""
     swept = Swept()
     cutoff = now - retention.max_age
-    while expired := _step([b for b in store.oldest_logs(SWEEP_ROWS) if b.ended < cutoff]):
-        swept.aged += store.delete_logs([b.id for b in expired])
-        time.sleep(pause)
-    over = store.log_bytes() - retention.max_bytes
-    while over > 0 and (oldest := _step(store.oldest_logs(SWEEP_ROWS), over)):
-        swept.trimmed += store.delete_logs([b.id for b in oldest])
-        over -= sum(b.size for b in oldest)  # what this sweep chose: another node's sweep may share it
+    for store in stores:
+        while expired := _step([(store, b) for b in store.oldest_logs(SWEEP_ROWS) if b.ended < cutoff]):
+            swept.aged += store.delete_logs([b.id for _, b in expired])
+            time.sleep(pause)
+    over = sum(store.log_bytes() for store in stores) - retention.max_bytes
+    while over > 0:
+        oldest = sorted(((store, b) for store in stores for b in store.oldest_logs(SWEEP_ROWS)),
+                        key=lambda pair: (pair[1].ended, pair[1].id))
+        chosen = _step(oldest, over)
+        if not chosen:
+            break
+        for store in stores:
+            if ids := [b.id for s, b in chosen if s is store]:
+                swept.trimmed += store.delete_logs(ids)
+        over -= sum(b.size for _, b in chosen)  # what this sweep chose: another node's sweep may share it
         time.sleep(pause)
     return swept
 
 
-def _step(batches: list[StoredLogBatch], needed: float = math.inf) -> list[StoredLogBatch]:
-    """The first of `batches` that one delete takes: up to SWEEP_BYTES (one at least), and no
-    more than `needed` bytes' worth."""
-    chosen: list[StoredLogBatch] = []
+def _step(batches: Sequence[tuple[BaseStore, StoredLogBatch]],
+          needed: float = math.inf) -> list[tuple[BaseStore, StoredLogBatch]]:
+    """The first of `batches` that one delete round takes: up to SWEEP_BYTES (one at least),
+    and no more than `needed` bytes' worth."""
+    chosen: list[tuple[BaseStore, StoredLogBatch]] = []
     size = 0
-    for batch in batches:
+    for store, batch in batches:
         if chosen and (size + batch.size > SWEEP_BYTES or size >= needed):
             break
-        chosen.append(batch)
+        chosen.append((store, batch))
         size += batch.size
     return chosen
 
 
 class LogSweeper:
-    """Runs `sweep_logs` every `retention.every` seconds in a worker thread, from the node's
-    event loop; a failed sweep is reported and tried again at the next."""
+    """Runs `sweep_logs` over `stores` every `retention.every` seconds in a worker thread, from
+    the node's event loop; a failed sweep is reported and tried again at the next. One per
+    server: the root node's, to which each stage's node adds its store (`add`, `remove`), so
+    that SQUALL_LOG_MAX_MB caps the logs of every stage together."""
 
-    def __init__(self, store: BaseStore, retention: LogRetention) -> None:
-        self.store = store
+    def __init__(self, stores: Sequence[BaseStore], retention: LogRetention) -> None:
+        self.stores = list(stores)
         self.retention = retention
         self._task: asyncio.Task[None] | None = None
+
+    def add(self, store: BaseStore) -> None:
+        self.stores.append(store)
+
+    def remove(self, store: BaseStore) -> None:
+        self.stores = [s for s in self.stores if s is not store]
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._loop())
@@ -376,10 +435,14 @@ class LogSweeper:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
 
+    def sweep(self, now: float) -> Swept:
+        """One sweep over the stores there are now (a worker thread)."""
+        return sweep_logs(tuple(self.stores), self.retention, now=now)
+
     async def _loop(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(sweep_logs, self.store, self.retention, now=time.time())
+                await asyncio.to_thread(self.sweep, time.time())
             except Exception as exc:  # noqa: BLE001 - the next sweep tries again
                 print(f"squall: could not sweep old logs: {exc}", flush=True)
             await asyncio.sleep(self.retention.every)

@@ -14,7 +14,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from squall.exceptions import BadInput
-from squall.logs import DAY, MB, SMALL_RESERVE, SWEEP_ROWS, LogRetention, LogWriter, sweep_logs
+from squall.logs import DAY, MB, SMALL_RESERVE, SWEEP_ROWS, LogBudget, LogRetention, LogWriter, sweep_logs
+from squall.store import open_stage_store
 from squall.store.base import BaseStore, LogBatch
 from squall.store.postgres import PostgresStore
 from squall.store.sqlite import SqliteStore
@@ -104,6 +105,71 @@ def test_batches_dropped_whole_are_counted_and_named_once_there_is_room(sqlite_s
     assert len(stored) == 30_001 - writer.stats.dropped
 
 
+def test_the_writers_of_a_root_and_a_stage_share_one_budget(sqlite_store: SqliteStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stage_store = open_stage_store(sqlite_store, "staging", tmp_path / "stages" / "staging")
+    budget = LogBudget(2 * MB)
+    writers = [LogWriter(sqlite_store, budget=budget), LogWriter(stage_store, budget=budget)]
+    for writer in writers:
+        writer.start()
+    blockers = [SqliteStore(tmp_path / "squall.db"), SqliteStore(tmp_path / "stages" / "staging" / "squall.db")]
+    highest = 0
+    try:
+        with blockers[0]._write(), blockers[1]._write():  # both stores busy
+            for writer in writers:
+                writer.write(invocation("loud", "first", "x"))
+            time.sleep(0.2)
+            for n in range(20):  # 20 MB printed through each node
+                for writer in writers:
+                    writer.write(invocation("loud", f"r{n}", "y" * MB))
+                highest = max(highest, sum(w.queued_bytes for w in writers))
+            assert budget.used == sum(w.queued_bytes for w in writers)
+    finally:
+        for blocker in blockers:
+            blocker.close()
+    for writer in writers:
+        assert writer.flush(timeout=30)
+        writer.stop()
+    try:
+        assert highest <= 2 * MB + SMALL_RESERVE  # not 2 MB per writer
+        assert budget.used == 0
+        assert sum(w.stats.shortened for w in writers) >= 36  # of 40: what two writers with 2 MB each would keep
+    finally:
+        stage_store.close()
+
+
+def test_the_writers_counters_say_what_was_shortened_dropped_and_failed(sqlite_store: SqliteStore,
+                                                                         tmp_path) -> None:  # type: ignore[no-untyped-def]
+    writer = LogWriter(sqlite_store, max_queue_bytes=0, retry_for=0.5)  # only the reserve for small batches
+    writer.start()
+    blocker = SqliteStore(tmp_path / "squall.db")
+    written = 0
+    with blocker._write() as conn:
+        writer.write(invocation("chatty", "first", "x"))
+        time.sleep(0.2)  # the writer is in its first write, waiting for the store
+        writer.write(invocation("chatty", "big", "y" * MB))  # does not fit: stored shortened
+        written += 2
+        while not writer.stats.dropped:
+            writer.write(invocation("chatty", f"r{written}", "hello"))
+            written += 1
+        for n in range(5):
+            writer.write(invocation("chatty", f"late{n}", "hello"))  # the queue is still full
+        written += 5
+        conn.execute("ALTER TABLE log_batches RENAME TO log_batches_away")  # every write now fails
+    assert writer.flush(timeout=30)  # given up, after 0.5 s each (its dropped-marker too)
+    blocker.close()
+    with sqlite_store._write() as conn:
+        conn.execute("ALTER TABLE log_batches_away RENAME TO log_batches")
+    writer.write(invocation("chatty", "after", "fine"))
+    assert writer.flush(timeout=30)
+    writer.stop()
+
+    assert writer.stats.shortened == 1
+    assert writer.stats.dropped == 6
+    assert writer.stats.failed == written - 6  # every invocation queued, not the writer's own marker
+    assert messages(sqlite_store, "chatty")[1] == "fine"  # and nothing else was stored
+    assert len(messages(sqlite_store, "chatty")) == 4
+
+
 def test_wait_stored_returns_once_what_was_written_before_is_stored(sqlite_store: SqliteStore) -> None:
     writer = LogWriter(sqlite_store, batch_interval=5.0)  # waiting hurries it: no 5 s wait
     writer.start()
@@ -158,11 +224,11 @@ def kept(store: BaseStore) -> list[str]:
 def test_the_sweep_deletes_what_is_older_than_the_retention(store: BaseStore) -> None:
     ids = aged(store, 40, 29, 31, 1)  # a younger batch stored among older ones does not stop the sweep
 
-    swept = sweep_logs(store, LogRetention(max_age=30 * DAY), now=NOW, pause=0)
+    swept = sweep_logs([store], LogRetention(max_age=30 * DAY), now=NOW, pause=0)
 
     assert kept(store) == [ids[1], ids[3]] and (swept.aged, swept.trimmed) == (2, 0)
-    assert sweep_logs(store, LogRetention(max_age=30 * DAY), now=NOW, pause=0).aged == 0
-    assert sweep_logs(store, LogRetention(max_age=0.5 * DAY), now=NOW, pause=0).aged == 2
+    assert sweep_logs([store], LogRetention(max_age=30 * DAY), now=NOW, pause=0).aged == 0
+    assert sweep_logs([store], LogRetention(max_age=0.5 * DAY), now=NOW, pause=0).aged == 2
     assert kept(store) == []
 
 
@@ -170,11 +236,30 @@ def test_the_sweep_deletes_the_oldest_until_all_fit_under_the_cap(store: BaseSto
     ids = aged(store, 5, 4, 3, 2, 1)
     size = store.log_bytes() // 5  # the batches are of one size
 
-    swept = sweep_logs(store, LogRetention(max_bytes=2 * size + size // 2), now=NOW, pause=0)
+    swept = sweep_logs([store], LogRetention(max_bytes=2 * size + size // 2), now=NOW, pause=0)
 
     assert kept(store) == ids[3:] and swept.trimmed == 3
     assert store.log_bytes() <= 2 * size + size // 2
-    assert sweep_logs(store, LogRetention(max_bytes=10 * size), now=NOW, pause=0).trimmed == 0
+    assert sweep_logs([store], LogRetention(max_bytes=10 * size), now=NOW, pause=0).trimmed == 0
+
+
+def test_the_sweep_caps_a_root_and_its_stages_together(store: BaseStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    stage = open_stage_store(store, "staging", tmp_path / "stages" / "staging")
+    try:
+        root_ids = aged(store, 6, 5, 2)
+        stage_ids = aged(stage, 4, 3, 1)
+        size = store.log_bytes() // 3  # the batches are of one size
+        cap = 3 * size + size // 2  # each store alone fits under it
+
+        swept = sweep_logs([store, stage], LogRetention(max_bytes=cap), now=NOW, pause=0)
+
+        assert swept.trimmed == 3 and store.log_bytes() + stage.log_bytes() <= cap
+        assert kept(store) == root_ids[2:] and kept(stage) == stage_ids[1:]  # the oldest of both, whichever held them
+        assert sweep_logs([store, stage], LogRetention(max_bytes=cap), now=NOW, pause=0).trimmed == 0
+        assert sweep_logs([store, stage], LogRetention(max_age=1.5 * DAY), now=NOW, pause=0).aged == 2
+        assert kept(store) == [] and kept(stage) == [stage_ids[2]]
+    finally:
+        stage.close()
 
 
 def test_the_sweep_deletes_in_small_steps(store: BaseStore) -> None:
@@ -182,7 +267,7 @@ def test_the_sweep_deletes_in_small_steps(store: BaseStore) -> None:
     store.append_logs([invocation("fn", f"r{n}", "hi", ts=NOW - 40 * DAY) for n in range(total)])
     before = store.oldest_logs(1)
 
-    swept = sweep_logs(store, LogRetention(), now=NOW, pause=0)
+    swept = sweep_logs([store], LogRetention(), now=NOW, pause=0)
 
     assert swept.aged == total and store.oldest_logs(1) == [] and before
 

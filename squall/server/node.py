@@ -76,12 +76,17 @@ class Invocation:
 class Node:
     """One squall server's state. Async methods run on the server's event loop."""
 
-    def __init__(self, settings: NodeSettings, store: BaseStore, pool: InstancePool) -> None:
+    def __init__(self, settings: NodeSettings, store: BaseStore, pool: InstancePool,
+                 *, logs_of: Node | None = None) -> None:
         self.settings = settings
         self.store = store
         self.pool = pool
-        self.logs = LogWriter(store)
-        self.log_sweeper = LogSweeper(store, LogRetention.from_environ())
+        self.logs: LogWriter = LogWriter(store, budget=logs_of.logs.budget if logs_of is not None else None)
+        self.log_sweeper: LogSweeper = (logs_of.log_sweeper if logs_of is not None
+                                        else LogSweeper([store], LogRetention.from_environ()))
+        """The server's one log sweep (a stage's node, `logs_of` its root node, shares the root's
+        sweep and its writer's queue budget: the log caps are server-wide)."""
+        self._sweeps_logs = logs_of is None
         self.functions: dict[str, ActiveFunction] = {}
         """`name -> ` the version of the function's `live` alias with the most traffic: whose
         configuration (routes, grants, schedules) the function has on this node."""
@@ -280,7 +285,10 @@ class Node:
     async def start(self) -> None:
         self.launcher_ready = asyncio.ensure_future(self.pool.launcher.start())  # deploys need not wait
         self.logs.start()
-        self.log_sweeper.start()
+        if self._sweeps_logs:
+            self.log_sweeper.start()
+        else:
+            self.log_sweeper.add(self.store)
         self.pool.start_reaper()
         self.load()
         await self.events.start()
@@ -330,7 +338,10 @@ class Node:
         await cancel_and_wait(self._follower)
         await self.events.stop()
         await self.pool.close()
-        await self.log_sweeper.stop()
+        if self._sweeps_logs:
+            await self.log_sweeper.stop()
+        else:
+            self.log_sweeper.remove(self.store)
         self.logs.stop()
         self.store.close()
 

@@ -122,7 +122,8 @@ class StageSet:
         node_settings = replace(root, data_dir=data_dir, server_data_dir=root.hidden_dir, api_url=f"{root.api_url}{STAGES_PREFIX}{name}" if root.api_url
                                 else "", sdk_key=await asyncio.to_thread(sdk_key, store), stage=name,
                                 stage_env=dict(settings.get("env") or {}))
-        node = Node(node_settings, store, InstancePool(BorrowedLauncher(self.root.pool.launcher)))
+        node = Node(node_settings, store, InstancePool(BorrowedLauncher(self.root.pool.launcher)),
+                    logs_of=self.root)  # one log sweep and queue budget for the whole server
         app = NodeApp(node, self.token)
         await app.start()
         return Stage(name, settings, app)
