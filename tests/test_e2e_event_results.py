@@ -6,8 +6,10 @@ running."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +20,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from squall.events.dispatcher import EventDispatcher
+from squall.events.retry import RetryPolicy
+from squall.store.events import Event, EventStatus
+from squall.store.sqlite import SqliteStore
 from tests.support import RECORDER_CLIENT, Recorder, SquallServer, wait_until, write_project
 
 pytestmark = pytest.mark.e2e
@@ -131,3 +137,39 @@ def test_results_the_store_refuses_are_retried_until_every_event_succeeded_once(
     assert final["succeeded"] == total and final["dead"] == 0  # kept as succeeded for their idempotency key
     assert sorted(ran) == list(range(total)) and set(ran.values()) == {1}, \
         f"ran more than once: {[n for n, times in ran.items() if times > 1][:10]}"
+
+
+class DispatcherHost:
+    """What a dispatcher reads of its node before it runs an event: the store."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+
+def test_a_cancelled_event_leaves_no_lease_or_open_entry_behind(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "squall.db")
+    store.migrate()
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    async def scenario() -> EventDispatcher:
+        dispatcher = EventDispatcher(DispatcherHost(store), "node-a", RetryPolicy(), nothing, nothing)  # type: ignore[arg-type]
+        now = time.time()
+        for n in range(3):  # due in a minute: each task waits for its time
+            dispatcher._start(Event(uuid.uuid4().hex, "work", b"{}", "test", EventStatus.RUNNING, 1, 3, now,
+                                    now + 60, now + 3600), now + 960)
+        assert len(dispatcher._leases) == len(dispatcher._open) == 3
+        tasks = list(dispatcher._in_flight)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(0)  # the done callbacks
+        return dispatcher
+
+    try:
+        dispatcher = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert not dispatcher._in_flight and dispatcher._leases == {} and dispatcher._open == set()
+    assert dispatcher._results == []  # nothing recorded for them: they stay leased and run again later

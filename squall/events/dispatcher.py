@@ -243,7 +243,10 @@ class EventDispatcher:
     def _done(self, task: asyncio.Task[None], event_id: str) -> None:
         self._in_flight.discard(task)
         self._room.set()
-        if task.cancelled():
+        if task.cancelled():  # the node is stopping: the event stays leased and runs again after
+            if event_id in self._open:  # no result will come: forget it here
+                self._open.discard(event_id)
+                self._leases.pop(event_id, None)
             return
         if task.exception() is not None:
             print(f"squall: event handling failed: {task.exception()!r}", flush=True)
