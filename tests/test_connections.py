@@ -13,11 +13,12 @@ from squall.server.connections import ConnectionLimits, raise_open_file_limit, s
 
 def test_defaults_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SQUALL_MAX_HEADER_BYTES", "SQUALL_MAX_HEADERS", "SQUALL_HEADER_TIMEOUT",
-                 "SQUALL_BODY_IDLE_TIMEOUT", "SQUALL_MAX_CONNECTIONS", "SQUALL_MAX_CONNECTIONS_PER_CLIENT"):
+                 "SQUALL_BODY_IDLE_TIMEOUT", "SQUALL_MAX_CONNECTIONS", "SQUALL_MAX_CONNECTIONS_PER_CLIENT",
+                 "SQUALL_MAX_CONNECTIONS_LOOPBACK"):
         monkeypatch.delenv(name, raising=False)
     assert serve_limits(open_files=1 << 20) == ConnectionLimits(
         max_head_bytes=65536, max_headers=100, head_timeout=10.0, body_idle_timeout=30.0,
-        max_connections=10000, max_per_client=256)
+        max_connections=10000, max_per_client=256, max_loopback=2500)
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,7 +31,19 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_the_connection_cap_stays_below_the_open_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SQUALL_MAX_CONNECTIONS", raising=False)
-    assert serve_limits(open_files=1024).max_connections == 512
+    monkeypatch.delenv("SQUALL_MAX_CONNECTIONS_LOOPBACK", raising=False)
+    limits = serve_limits(open_files=1024)
+    assert (limits.max_connections, limits.max_loopback) == (512, 128)
+
+
+def test_loopback_s_share_is_set_and_kept_within_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback (the node's own instances, a local proxy) has its own cap, so that it cannot
+    take every connection slot; set above the whole cap it is held to it."""
+    monkeypatch.setenv("SQUALL_MAX_CONNECTIONS", "1000")
+    monkeypatch.setenv("SQUALL_MAX_CONNECTIONS_LOOPBACK", "300")
+    assert serve_limits(open_files=1 << 20).max_loopback == 300
+    monkeypatch.setenv("SQUALL_MAX_CONNECTIONS_LOOPBACK", "5000")
+    assert serve_limits(open_files=1 << 20).max_loopback == 1000
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "lots", "inf", "1.5"])

@@ -11,9 +11,11 @@ adds, at the cost of one comparison per received chunk:
   connection opened), and a body that stalls (no byte for `body_idle_timeout` seconds while
   the app waits for it), close the connection (408 for the head); idle keep-alive
   connections are closed by uvicorn's own `timeout_keep_alive`;
-* at most `max_connections` open connections in all and `max_per_client` from one client
-  address (loopback excepted: the node's own instances): a connection past either gets 503
-  at once and is closed;
+* at most `max_connections` open connections in all, of which loopback (whence the node's
+  own instances call it) may hold at most `max_loopback` and every other address together
+  the rest (`max_connections - max_loopback`, a reserve neither side can take from the other),
+  and at most `max_per_client` from one non-loopback address: a connection past any of these
+  gets 503 at once and is closed;
 * a response sent before the request's body was read (a refusal) lets the client send up to
   DRAIN_BYTES more, thrown away, so that it can read the answer (closing at once could reset
   the connection before the client reads it); past that the connection is closed, so an
@@ -41,9 +43,11 @@ from squall.exceptions import BadInput
 FILE_RESERVE = 512
 """Descriptors kept for everything but client connections (store, instances, logs)."""
 
-NODE_ADDRESSES = frozenset({"127.0.0.1", "::1"})
+NODE_ADDRESSES = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
 """Loopback, whence the node's own function instances call the SDK and AWS doors (each may
-keep connections open): not capped per client, only by the global cap."""
+keep connections open): not capped per client, but together by `max_loopback`."""
+LOOPBACK_SHARE = 4
+"""Without SQUALL_MAX_CONNECTIONS_LOOPBACK, loopback may hold a quarter of the connection cap."""
 DRAIN_BYTES = 8 * 1024 * 1024
 """How much of an unread body is thrown away after a refusal before the connection is closed."""
 
@@ -60,12 +64,14 @@ class ConnectionLimits:
     body_idle_timeout: float = 30.0
     max_connections: int = 10000
     max_per_client: int = 256
+    max_loopback: int = 2500
 
 
 ENV_NAMES = {
     "max_head_bytes": "SQUALL_MAX_HEADER_BYTES", "max_headers": "SQUALL_MAX_HEADERS",
     "head_timeout": "SQUALL_HEADER_TIMEOUT", "body_idle_timeout": "SQUALL_BODY_IDLE_TIMEOUT",
     "max_connections": "SQUALL_MAX_CONNECTIONS", "max_per_client": "SQUALL_MAX_CONNECTIONS_PER_CLIENT",
+    "max_loopback": "SQUALL_MAX_CONNECTIONS_LOOPBACK",
 }
 
 
@@ -84,13 +90,16 @@ def _positive(name: str, default: float, kind: type) -> Any:
 
 def serve_limits(open_files: int) -> ConnectionLimits:
     """The limits from SQUALL_MAX_HEADER_BYTES, SQUALL_MAX_HEADERS, SQUALL_HEADER_TIMEOUT,
-    SQUALL_BODY_IDLE_TIMEOUT, SQUALL_MAX_CONNECTIONS and SQUALL_MAX_CONNECTIONS_PER_CLIENT (the
-    defaults of ConnectionLimits otherwise); the connection cap is kept FILE_RESERVE below the
-    open-file limit `open_files`."""
+    SQUALL_BODY_IDLE_TIMEOUT, SQUALL_MAX_CONNECTIONS, SQUALL_MAX_CONNECTIONS_PER_CLIENT and
+    SQUALL_MAX_CONNECTIONS_LOOPBACK (the defaults of ConnectionLimits otherwise); the connection
+    cap is kept FILE_RESERVE below the open-file limit `open_files`, and loopback's share is a
+    quarter of it unless set (at most all of it)."""
     defaults = ConnectionLimits()
     values = {field: _positive(env, getattr(defaults, field), type(getattr(defaults, field)))
               for field, env in ENV_NAMES.items()}
-    values["max_connections"] = min(values["max_connections"], max(64, open_files - FILE_RESERVE))
+    cap = values["max_connections"] = min(values["max_connections"], max(64, open_files - FILE_RESERVE))
+    loopback_set = bool(os.environ.get(ENV_NAMES["max_loopback"], "").strip())
+    values["max_loopback"] = min(values["max_loopback"], cap) if loopback_set else cap // LOOPBACK_SHARE
     return ConnectionLimits(**values)
 
 
@@ -124,28 +133,46 @@ class _Refused(Exception):
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the bounds of the module docstring. `limits` and
-    `clients` (open connections per client address) are set by `bounded_protocol`."""
+    """uvicorn's httptools protocol with the bounds of the module docstring. `limits`,
+    `clients` (open connections per non-loopback client address) and `counts` (open
+    connections from loopback and from elsewhere) are set by `bounded_protocol`."""
 
     limits: ClassVar[ConnectionLimits]
     clients: ClassVar[Counter[str]]
+    counts: ClassVar[list[int]]
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.phase, self.since, self.head_bytes = HEAD, self.loop.time(), 0
         self.refusal: bytes | None = None
         self.client_ip: str | None = None
+        self.side = -1
         ip = self.client[0] if self.client else ""
-        if len(self.connections) > self.limits.max_connections:
+        limits, counts = self.limits, self.counts
+        if len(self.connections) > limits.max_connections:
             self.refuse(503, "Service Unavailable", "the server has too many open connections; try again")
-        elif self.clients[ip] >= self.limits.max_per_client and ip not in NODE_ADDRESSES:
+        elif ip in NODE_ADDRESSES:
+            if counts[0] >= limits.max_loopback:
+                self.refuse(503, "Service Unavailable", f"too many open connections from loopback (at most "
+                            f"{limits.max_loopback}: SQUALL_MAX_CONNECTIONS_LOOPBACK); close some and try again")
+            else:
+                counts[0] += 1
+                self.side = 0
+        elif counts[1] >= limits.max_connections - limits.max_loopback:
+            self.refuse(503, "Service Unavailable", "the server has too many open connections; try again")
+        elif self.clients[ip] >= limits.max_per_client:
             self.refuse(503, "Service Unavailable", f"too many open connections from {ip} "
-                        f"(at most {self.limits.max_per_client}); close some and try again")
+                        f"(at most {limits.max_per_client}); close some and try again")
         else:
+            counts[1] += 1
+            self.side = 1
             self.clients[ip] += 1
             self.client_ip = ip
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.side >= 0:
+            self.counts[self.side] -= 1
+            self.side = -1
         if self.client_ip is not None:
             left = self.clients[self.client_ip] - 1
             if left > 0:
@@ -222,7 +249,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
 def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpProtocol]:
     """A protocol class for one server, with its own limits and per-client counts."""
-    return type("NodeHttpProtocol", (BoundedHttpProtocol,), {"limits": limits, "clients": Counter()})
+    return type("NodeHttpProtocol", (BoundedHttpProtocol,), {"limits": limits, "clients": Counter(),
+                                                             "counts": [0, 0]})
 
 
 class BoundedServer(uvicorn.Server):
