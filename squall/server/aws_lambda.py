@@ -32,8 +32,9 @@ from starlette.routing import Route
 from squall.aws_auth import AwsAuthError, check_asgi_headers
 from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.exceptions import NotFound, PayloadTooLarge, Throttled
-from squall.server.bodies import BodyTooLarge, UnverifiedBudgetSpent, read_body, read_unverified_body
-from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Invocation, Node
+from squall.server.bodies import UNVERIFIED, BodySlotsSpent, BodyTooLarge, BodyTooSlow, read_body
+from squall.runtime.protocol import MAX_PAYLOAD_BYTES
+from squall.server.node import ActiveFunction, Invocation, Node
 
 PREFIX = "/_squall/aws/lambda"
 ADMIN_ACCESS_KEY = "admin"
@@ -81,12 +82,15 @@ class LambdaApi:
         """The payload, up to the invocation type's limit; a body whose signature is still to be
         checked is read within the node's budget for those (squall/server/bodies.py)."""
         limit = MAX_ASYNC_PAYLOAD if request.headers.get("x-amz-invocation-type") == "Event" else MAX_PAYLOAD_BYTES
-        read = read_body if verified else read_unverified_body
         try:
-            return await read(request.scope, request.receive, limit)
-        except UnverifiedBudgetSpent:
+            return await read_body(request.scope, request.receive, limit, None if verified else UNVERIFIED)
+        except BodySlotsSpent:
             raise LambdaError(429, "TooManyRequestsException", "Rate exceeded: too many requests whose payload "
-                              "is not yet verified are being read; retry shortly") from None
+                              "is not yet verified are being read (or too many from this client); "
+                              "retry shortly") from None
+        except BodyTooSlow:
+            raise LambdaError(408, "RequestTimeoutException", "The request payload did not arrive in time "
+                              "(a payload read before its signature is checked must keep arriving)") from None
         except BodyTooLarge:
             raise LambdaError(413, "RequestTooLargeException",
                               f"Request must be smaller than {limit} bytes for the InvokeFunction operation") from None
@@ -96,7 +100,7 @@ class LambdaApi:
         kind = request.headers.get("x-amz-invocation-type", "RequestResponse")
         if kind == "DryRun":
             return Response(status_code=204)
-        payload = self.payload(body, MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_PAYLOAD_BYTES)
+        payload = self.payload(body)
         if kind == "Event":
             try:
                 request_id = await self.node.events.invoke_async(function, payload, qualifier=qualifier)
@@ -110,10 +114,6 @@ class LambdaApi:
             invocation = await self.node.invoke(function, payload)
         except Throttled as exc:
             raise LambdaError(429, "TooManyRequestsException", str(exc)) from None
-        if len(invocation.payload) > MAX_PAYLOAD_BYTES:
-            raise LambdaError(413, "RequestTooLargeException",
-                              f"Response payload size ({len(invocation.payload)} bytes) exceeded maximum allowed "
-                              f"payload size ({MAX_PAYLOAD_BYTES} bytes).", kind="Service")
         headers = {"x-amzn-RequestId": invocation.request_id,
                    "X-Amz-Executed-Version": str(invocation.version)}
         if not invocation.ok:
@@ -137,10 +137,8 @@ class LambdaApi:
             raise LambdaError(404, "ResourceNotFoundException", f"Function not found: {arn}") from None
 
     @staticmethod
-    def payload(body: bytes, limit: int) -> bytes:
-        if len(body) > limit:
-            raise LambdaError(413, "RequestTooLargeException",
-                              f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+    def payload(body: bytes) -> bytes:
+        """The event of a body read within its limit (read_payload): JSON, `{}` when empty."""
         body = body or b"{}"
         try:
             orjson.loads(body)

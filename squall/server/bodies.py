@@ -5,39 +5,66 @@ reading a byte, and stops a chunked (or lying) body as soon as it passes `limit`
 never holds more than `limit` bytes of one request. `request_body(request, limit)` is the same
 for a Starlette request. Each door's limit is named here.
 
-A SigV4 door can check the whole signature before the body only when the client signed the
-payload's hash in a header; boto3's Lambda and DynamoDB requests do not, so their bodies are
-read (under the cap) before the signature is known good. `read_unverified_body` bounds those
-node-wide: at most UNVERIFIED_BUDGET_BYTES of such bodies are being read at once (each counts
-its declared length, or the door's whole limit when chunked); past that the door answers a
-throttling error at once, so strangers cannot make the node hold cap x connections bytes.
+Some bodies are read before anything about their sender is known to be true, so a door's
+limit alone would let strangers make the node hold limit x connections bytes. Those are read
+within a `BodyBudget` (`read_body(..., budget=...)`): at most `limit` bytes of such bodies at
+once node-wide, and at most `share` of them for one client address (an IPv6 client's /64),
+each body counted at its declared length before it is read, or as it is read when chunked;
+past either the door answers at once (`BodySlotsSpent`). Bodies that declare SMALL_BODY bytes
+or less are not counted: uvicorn buffers that much per connection anyway, and so the many
+small calls of legitimate clients are never refused for strangers' big ones.
+
+* UNVERIFIED: bodies read before their SigV4 signature can be checked (boto3 signs Lambda and
+  DynamoDB payloads without a hash header, and the key id `admin`, the date and the scope are
+  public): 64 MB, 16 MB per client, and each must keep arriving (`BodyTooSlow` otherwise:
+  nothing for UNVERIFIED_GRACE seconds, then at least UNVERIFIED_MIN_RATE bytes a second on
+  average), so a held share costs its holder bandwidth, not only a connection;
+* ROUTES: bodies of the users' HTTP routes, open to anyone by design: 256 MB, 64 MB per
+  client (SQUALL_ROUTE_BODY_BUDGET_MB sets the whole; a client's share is a quarter).
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 
 from squall.events.engine import MAX_ASYNC_PAYLOAD
-from squall.exceptions import PayloadTooLarge
-from squall.server.node import MAX_PAYLOAD_BYTES
+from squall.exceptions import BadInput, PayloadTooLarge
+from squall.runtime.protocol import MAX_PAYLOAD_BYTES
 
-MAX_DEPLOY_BYTES = 256 * 1024 * 1024
+MB = 1024 * 1024
+MAX_DEPLOY_BYTES = 256 * MB
 """The largest deploy upload (a bundle)."""
-MAX_TABLE_REQUEST_BYTES = 16 * 1024 * 1024
+MAX_TABLE_REQUEST_BYTES = 16 * MB
 """The largest DynamoDB request (BatchWriteItem of 25 items of 400 KB, with room)."""
 MAX_JSON_REQUEST_BYTES = MAX_PAYLOAD_BYTES
 """The largest JSON body of the other platform endpoints (a sync invoke's 6 MB event)."""
 MAX_EVENT_BYTES = MAX_ASYNC_PAYLOAD
 """The largest asynchronous event (1 MB, as Lambda's)."""
-UNVERIFIED_BUDGET_BYTES = 64 * 1024 * 1024
+SMALL_BODY = 64 * 1024
+"""A body declaring at most this many bytes is not counted against a budget."""
+UNVERIFIED_BUDGET_BYTES = 64 * MB
 """Bytes of bodies read before their signature is checked, at once, node-wide."""
+UNVERIFIED_GRACE = 5.0
+"""Seconds an unverified body may take before it must arrive at UNVERIFIED_MIN_RATE."""
+UNVERIFIED_MIN_RATE = 256 * 1024
+"""Bytes a second an unverified body must average after its first UNVERIFIED_GRACE seconds."""
+ROUTE_BUDGET_ENV = "SQUALL_ROUTE_BODY_BUDGET_MB"
+ROUTE_BUDGET_BYTES = 256 * MB
+"""Bytes of route bodies read at once, node-wide (default of SQUALL_ROUTE_BODY_BUDGET_MB)."""
+CLIENT_SHARE = 4
+"""One client address may hold at most 1/CLIENT_SHARE of a budget."""
+BODY_KEY = "squall.body"
+"""Where `request_body` keeps a body it read, in the request's ASGI scope."""
 
-__all__ = ["BodyTooLarge", "MAX_DEPLOY_BYTES", "MAX_EVENT_BYTES", "MAX_JSON_REQUEST_BYTES",
-           "MAX_TABLE_REQUEST_BYTES", "UNVERIFIED_BUDGET_BYTES", "UnverifiedBudgetSpent", "declared_length",
-           "read_body", "read_unverified_body", "request_body"]
+__all__ = ["BodyBudget", "BodySlotsSpent", "BodyTooLarge", "BodyTooSlow", "MAX_DEPLOY_BYTES",
+           "MAX_EVENT_BYTES", "MAX_JSON_REQUEST_BYTES", "MAX_TABLE_REQUEST_BYTES", "ROUTES", "UNVERIFIED",
+           "check_declared_length", "configure_route_budget", "declared_length", "read_body", "request_body"]
 
 
 class BodyTooLarge(PayloadTooLarge):
@@ -49,18 +76,72 @@ class BodyTooLarge(PayloadTooLarge):
         self.limit, self.size = limit, size
 
 
-class UnverifiedBudgetSpent(Exception):
-    """Too many bytes of unverified bodies are being read at once: retry later."""
+class BodySlotsSpent(Exception):
+    """The budget has no room for this body (node-wide, or for this client): retry later."""
 
 
-class _Budget:
-    """Bytes held by reads in progress (one event loop: no lock needed)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.used = limit, 0
+class BodyTooSlow(Exception):
+    """A paced body did not arrive in time; the bytes it held are freed."""
 
 
-_UNVERIFIED = _Budget(UNVERIFIED_BUDGET_BYTES)
+class BodyBudget:
+    """Bytes held by body reads in progress, in all and per client (one event loop: no lock)."""
+
+    def __init__(self, limit: int, paced: bool = False) -> None:
+        self.paced = paced
+        self.used = 0
+        self.clients: dict[str, int] = {}
+        self.resize(limit)
+
+    def resize(self, limit: int) -> None:
+        self.limit, self.share = limit, limit // CLIENT_SHARE
+
+    def take(self, client: str, size: int) -> None:
+        held = self.clients.get(client, 0)
+        if self.used + size > self.limit or held + size > self.share:
+            raise BodySlotsSpent()
+        self.used += size
+        self.clients[client] = held + size
+
+    def give(self, client: str, size: int) -> None:
+        if size:
+            self.used -= size
+            left = self.clients[client] - size
+            if left > 0:
+                self.clients[client] = left
+            else:
+                del self.clients[client]
+
+
+UNVERIFIED = BodyBudget(UNVERIFIED_BUDGET_BYTES, paced=True)
+ROUTES = BodyBudget(ROUTE_BUDGET_BYTES)
+
+
+def configure_route_budget() -> None:
+    """Size ROUTES from SQUALL_ROUTE_BODY_BUDGET_MB (a whole number of MB above 0)."""
+    text = os.environ.get(ROUTE_BUDGET_ENV, "").strip()
+    if not text:
+        ROUTES.resize(ROUTE_BUDGET_BYTES)
+        return
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise BadInput(f"{ROUTE_BUDGET_ENV}={text!r} must be a whole number of MB above 0")
+    ROUTES.resize(value * MB)
+
+
+def client_key(scope: Mapping[str, Any]) -> str:
+    """The address a budget's share is counted for: the client's IP, an IPv6 one's /64."""
+    client = scope.get("client")
+    address = str(client[0]) if client else ""
+    if ":" in address:
+        try:
+            return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+        except ValueError:
+            return address
+    return address
 
 
 def declared_length(scope: Mapping[str, Any]) -> int | None:
@@ -81,10 +162,34 @@ def check_declared_length(scope: Mapping[str, Any], limit: int) -> None:
         raise BodyTooLarge(limit, declared)
 
 
-async def read_body(scope: Mapping[str, Any], receive: Any, limit: int) -> bytes:
-    """The whole request body; BodyTooLarge past `limit` bytes, declared or received."""
-    check_declared_length(scope, limit)
-    chunks, size = [], 0
+async def read_body(scope: Mapping[str, Any], receive: Any, limit: int,
+                    budget: BodyBudget | None = None) -> bytes:
+    """The whole request body; BodyTooLarge past `limit` bytes, declared or received. With a
+    `budget`, a body over SMALL_BODY is read within it (the module docstring): BodySlotsSpent
+    when it has no room, BodyTooSlow when a paced body is overdue."""
+    declared = declared_length(scope)
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(limit, declared)
+    if budget is None or (declared is not None and declared <= SMALL_BODY):
+        return await _read(receive, limit)
+    client = client_key(scope)
+    if declared is None:
+        return await _read_counted(receive, limit, budget, client)
+    budget.take(client, declared)
+    try:
+        return await (_read_paced(receive, limit) if budget.paced else _read(receive, limit))
+    finally:
+        budget.give(client, declared)
+
+
+async def _read(receive: Any, limit: int) -> bytes:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):  # the whole body in one message: most requests
+        if len(body) > limit:
+            raise BodyTooLarge(limit, len(body))
+        return body
+    chunks, size = [body], len(body)
     while True:
         message = await receive()
         chunk = message.get("body", b"")
@@ -96,27 +201,57 @@ async def read_body(scope: Mapping[str, Any], receive: Any, limit: int) -> bytes
             return b"".join(chunks)
 
 
-async def read_unverified_body(scope: Mapping[str, Any], receive: Any, limit: int) -> bytes:
-    """`read_body` for a body whose sender is not yet verified (see the module docstring);
-    UnverifiedBudgetSpent when the node is already reading its budget's worth of such bodies."""
-    declared = declared_length(scope)
-    if declared is not None and declared > limit:
-        raise BodyTooLarge(limit, declared)
-    size = limit if declared is None else declared
-    if _UNVERIFIED.used + size > _UNVERIFIED.limit:
-        raise UnverifiedBudgetSpent()
-    _UNVERIFIED.used += size
+async def _read_paced(receive: Any, limit: int) -> bytes:
+    """`_read`, but BodyTooSlow unless the body keeps up with UNVERIFIED_GRACE and _MIN_RATE."""
+    start = asyncio.get_running_loop().time() + UNVERIFIED_GRACE
+    chunks, size = [], 0
     try:
-        return await read_body(scope, receive, limit)
+        async with asyncio.timeout_at(start) as timer:
+            while True:
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit, size)
+                chunks.append(chunk)
+                if not message.get("more_body"):
+                    return b"".join(chunks)
+                timer.reschedule(start + size / UNVERIFIED_MIN_RATE)
+    except TimeoutError:
+        raise BodyTooSlow() from None
+
+
+async def _read_counted(receive: Any, limit: int, budget: BodyBudget, client: str) -> bytes:
+    """A body of unknown length (chunked), counted against `budget` as it arrives."""
+    if budget.paced:
+        start = asyncio.get_running_loop().time() + UNVERIFIED_GRACE
+    chunks, size, held = [], 0, 0
+    try:
+        async with asyncio.timeout_at(start if budget.paced else None) as timer:
+            while True:
+                message = await receive()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit, size)
+                budget.take(client, len(chunk))
+                held += len(chunk)
+                chunks.append(chunk)
+                if not message.get("more_body"):
+                    return b"".join(chunks)
+                if budget.paced:
+                    timer.reschedule(start + size / UNVERIFIED_MIN_RATE)
+    except TimeoutError:
+        raise BodyTooSlow() from None
     finally:
-        _UNVERIFIED.used -= size
+        budget.give(client, held)
 
 
 async def request_body(request: Request, limit: int) -> bytes:
-    """`read_body` for a Starlette request; read once (a second call answers the same bytes)."""
-    cached = getattr(request, "_body", None)
-    if cached is not None:
-        return bytes(cached)
-    body = await read_body(request.scope, request.receive, limit)
-    request._body = body
-    return body
+    """`read_body` for a Starlette request; read once (a second call answers the same bytes,
+    kept in the request's scope)."""
+    scope = request.scope
+    body = scope.get(BODY_KEY)
+    if body is None:
+        body = scope[BODY_KEY] = await read_body(scope, request.receive, limit)
+    return bytes(body)

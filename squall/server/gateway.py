@@ -2,7 +2,8 @@
 
 A raw ASGI app (no framework on the hot path). Everything outside `/_squall/`
 lands here. A route's api_key is checked before the body is read; the body is read through
-squall/server/bodies.py, at most 6 MB (an hmac route checks it once read).
+squall/server/bodies.py, at most 6 MB, within the node's budget for route bodies (bodies.ROUTES:
+past it 503 with Retry-After); an hmac route checks it once read.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from squall.http_event import (
 from squall.request_ids import new_request_id
 from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256, is_platform_variable
 from squall.routing import MethodNotAllowed, RouteMatch
-from squall.server.bodies import BodyTooLarge, read_body
-from squall.server.node import MAX_PAYLOAD_BYTES, ActiveFunction, Node
+from squall.server.bodies import ROUTES, BodySlotsSpent, BodyTooLarge, read_body
+from squall.runtime.protocol import MAX_PAYLOAD_BYTES
+from squall.server.node import ActiveFunction, Node
 
 LIMIT_MB = MAX_PAYLOAD_BYTES // (1024 * 1024)
 Scope = dict[str, Any]
@@ -48,6 +50,15 @@ def check_route_auth(auth: Mapping[str, Any] | None, function: ActiveFunction, h
 def needs_body(auth: Mapping[str, Any] | None) -> bool:
     """Whether the route's auth checks the body (hmac); an api_key is checked before reading it."""
     return auth is not None and bool(auth) and auth.get("type") != "api_key"
+
+
+def named_header(scope: Scope, header: str) -> dict[str, str]:
+    """The one header an api_key route checks, as the event would carry it (not all of them)."""
+    wanted = header.lower().encode("latin-1", "replace")
+    return event_headers((name, value) for name, value in scope["headers"] if name.lower() == wanted)
+
+
+BUSY = [("retry-after", "1")]
 
 
 class Gateway:
@@ -73,15 +84,19 @@ class Gateway:
         if function is None:
             return self.unserved(*match.route.target)
         auth = match.route.auth
-        if auth and not needs_body(auth):
-            failure = check_route_auth(auth, function, event_headers(scope["headers"]), b"")
+        signed = needs_body(auth)
+        if auth and not signed:
+            failure = check_route_auth(auth, function, named_header(scope, str(auth.get("header", ""))), b"")
             if failure is not None:
                 return json_error(failure.status, failure.message)
         try:
-            body = await read_body(scope, receive, MAX_PAYLOAD_BYTES)
+            body = await read_body(scope, receive, MAX_PAYLOAD_BYTES, ROUTES)
         except BodyTooLarge:
             return json_error(413, f"Request body is larger than the {LIMIT_MB} MB limit")
-        return await self.invoke(scope, path, match, function, body)
+        except BodySlotsSpent:
+            return json_error(503, "The server is reading too many request bodies at once "
+                              "(or too many from this client); retry shortly", BUSY)
+        return await self.invoke(scope, path, match, function, body, signed)
 
     def unserved(self, name: str, alias: str) -> HttpResponse:
         """The answer of a route whose function is gone (404) or whose alias is not set (503)."""
@@ -90,11 +105,11 @@ class Gateway:
         return json_error(404, "Not Found")
 
     async def invoke(self, scope: Scope, path: str, match: RouteMatch, function: ActiveFunction,
-                     body: bytes) -> HttpResponse:
+                     body: bytes, signed: bool) -> HttpResponse:
         request = http_request(scope, path, body)
         request_id = new_request_id()
         event = build_event_v2(request, match, request_id=request_id, account_id=self.node.settings.account_id)
-        if needs_body(match.route.auth):
+        if signed:
             failure = check_route_auth(match.route.auth, function, event["headers"], body)
             if failure is not None:
                 return json_error(failure.status, failure.message)
@@ -105,8 +120,6 @@ class Gateway:
         headers = [("apigw-requestid", request_id), ("x-squall-version", str(invocation.version))]
         if not invocation.ok:
             return json_error(502, "Internal Server Error", headers)
-        if len(invocation.payload) > MAX_PAYLOAD_BYTES:
-            return json_error(413, f"Response body is larger than the {LIMIT_MB} MB limit", headers)
         response = parse_lambda_response(orjson.loads(invocation.payload))
         return HttpResponse(response.status, [*response.headers, *headers], response.body)
 

@@ -35,8 +35,6 @@ from squall.types import LogLine
 CODE_WAIT_POLL = 2.0
 """Seconds between looks at the store while a stored version's code is not on this node's
 disk yet (a shared data dir that has not shown it yet)."""
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
-"""Lambda's synchronous invocation payload limit (request and response): 6 MB."""
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from squall.exceptions import BadInput, PayloadTooLarge
+from squall.exceptions import BadInput
 from squall.server.bodies import request_body
-from squall.server.node import MAX_PAYLOAD_BYTES, Invocation
+from squall.runtime.protocol import MAX_PAYLOAD_BYTES
+from squall.server.node import Invocation
 
 
 def json_response(data: Any, status: int = 200) -> Response:
@@ -36,9 +37,7 @@ async def event_payload(request: Request, limit: int = MAX_PAYLOAD_BYTES) -> byt
 
 def invocation_response(invocation: Invocation, **extra: bytes) -> Response:
     """`{"requestId", "function", "version", "ok", ..., "payload"}` with the function's JSON
-    result as it came (not decoded again); 413 when it is over 6 MB."""
-    if len(invocation.payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLarge(f"response is {len(invocation.payload)} bytes, over the 6 MB limit")
+    result as it came (not decoded again; the instance protocol refuses one over 6 MB)."""
     parts = [b'{"requestId":' + orjson.dumps(invocation.request_id), b'"function":' + orjson.dumps(invocation.function),
              b'"version":' + str(invocation.version).encode(), b'"ok":' + (b"true" if invocation.ok else b"false")]
     parts += [orjson.dumps(key) + b":" + value for key, value in extra.items()]

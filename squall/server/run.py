@@ -15,6 +15,7 @@ from squall.runtime.launcher import ZygoteLauncher
 from squall.runtime.pool import InstancePool
 from squall.secrets import load_secret_key
 from squall.server.app import StartupHook, build_app
+from squall.server.bodies import configure_route_budget
 from squall.server.connections import BoundedServer, bounded_protocol, raise_open_file_limit, serve_limits
 from squall.server.node import Node
 from squall.server.specs import NodeSettings
@@ -88,8 +89,10 @@ def make_node(data_dir: Path, store_url: str | None, api_url: str = "") -> Node:
 
 def run_app(app: Any, host: str, port: int) -> None:
     """Serve `app` with uvicorn, its connections bounded (squall/server/connections.py) after
-    the open-file soft limit is raised to the hard limit (docs/limits.md)."""
+    the open-file soft limit is raised to the hard limit, and its route bodies within
+    SQUALL_ROUTE_BODY_BUDGET_MB (squall/server/bodies.py; docs/limits.md)."""
     limits = serve_limits(raise_open_file_limit())
+    configure_route_budget()
     config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http=bounded_protocol(limits), ws="none",
                             lifespan="on", log_level="warning", access_log=False, server_header=False,
                             date_header=False)

@@ -33,10 +33,11 @@ from squall.exceptions import Conflict, StoreError
 from squall.request_ids import new_request_id
 from squall.server.bodies import (
     MAX_TABLE_REQUEST_BYTES,
+    UNVERIFIED,
+    BodySlotsSpent,
     BodyTooLarge,
-    UnverifiedBudgetSpent,
+    BodyTooSlow,
     read_body,
-    read_unverified_body,
     request_body,
 )
 from squall.server.node import Node
@@ -54,7 +55,6 @@ TARGET_PREFIX = "DynamoDB_20120810."
 AMZ_JSON = "application/x-amz-json-1.0"
 EXPIRY_INTERVAL = 30.0
 EXPIRY_BATCH = 1000
-MAX_REQUEST_BYTES = MAX_TABLE_REQUEST_BYTES
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:
@@ -83,6 +83,12 @@ class Throttling(TableError):
     """The node is busy reading unverified bodies (DynamoDB's 400 ThrottlingException; boto3 retries)."""
 
     code = "ThrottlingException"
+
+
+class RequestTimeout(TableError):
+    """An unverified body that did not keep arriving (400 RequestTimeoutException; boto3 retries)."""
+
+    code = "RequestTimeoutException"
 
 
 class NodeCatalog:
@@ -190,21 +196,24 @@ class TablesApi:
         await response(scope, receive, send)
 
     async def dynamodb_answer(self, scope: dict[str, Any], receive: Any) -> Response:
-        """Authenticate from the headers, read at most MAX_REQUEST_BYTES, check the body against
+        """Authenticate from the headers, read at most MAX_TABLE_REQUEST_BYTES, check the body against
         the signature, then run the operation."""
         headers = {"x-amzn-RequestId": new_request_id()}
         try:
             if scope["method"] != "POST":
                 raise TableError("The DynamoDB endpoint takes POST requests")
             pending = check_asgi_headers(scope, self.secret_for, datetime.now(UTC))
-            read = read_body if pending.signature_checked else read_unverified_body
             try:
-                body = await read(scope, receive, MAX_REQUEST_BYTES)
+                body = await read_body(scope, receive, MAX_TABLE_REQUEST_BYTES,
+                                       None if pending.signature_checked else UNVERIFIED)
             except BodyTooLarge:
-                raise ValidationError(f"The request is larger than {MAX_REQUEST_BYTES} bytes") from None
-            except UnverifiedBudgetSpent:
-                raise Throttling("Too many requests whose body is not yet verified are being read; "
-                                "retry shortly") from None
+                raise ValidationError(f"The request is larger than {MAX_TABLE_REQUEST_BYTES} bytes") from None
+            except BodySlotsSpent:
+                raise Throttling("Too many requests whose body is not yet verified are being read (or too "
+                                 "many from this client); retry shortly") from None
+            except BodyTooSlow:
+                raise RequestTimeout("The request body did not arrive in time (a body read before its "
+                                     "signature is checked must keep arriving)") from None
             identity = pending.check_body(body)
             target = _header(scope, b"x-amz-target")
             if not target.startswith(TARGET_PREFIX):
@@ -230,7 +239,7 @@ class TablesApi:
 
     async def answer(self, request: Request, caller: Caller) -> Response:
         try:
-            body = await request_body(request, MAX_REQUEST_BYTES)
+            body = await request_body(request, MAX_TABLE_REQUEST_BYTES)
             return json_response(await self.run(request.path_params["operation"], body, caller))
         except BodyTooLarge as exc:
             return error_response(413, "RequestTooLarge", str(exc))
