@@ -10,22 +10,21 @@ are set short (SQUALL_HEADER_TIMEOUT, SQUALL_BODY_IDLE_TIMEOUT) so those tests r
 from __future__ import annotations
 
 import contextlib
+import json
 import resource
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
 
 import boto3
 import httpx
-import psutil
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.hostile.bystander import bystander
-from tests.support import SquallServer, write_project
+from tests.support import PeakMemory, SquallServer, serving, wait_until, write_project
 
 pytestmark = pytest.mark.e2e
 
@@ -84,26 +83,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
     node.stop()
 
 
-@contextlib.contextmanager
-def peak_memory(server: SquallServer) -> Iterator[list[int]]:
-    """Sample the server's resident memory while the block runs: `[baseline, peak]` in bytes."""
+def peak_memory(server: SquallServer) -> PeakMemory:
+    """The server process's peak resident memory while the block runs."""
     assert server.process is not None
-    process = psutil.Process(server.process.pid)
-    seen = [process.memory_info().rss, process.memory_info().rss]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            seen[1] = max(seen[1], process.memory_info().rss)
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        thread.join(5)
+    return PeakMemory(server.process.pid)
 
 
 def connect(server: SquallServer, source: str = "127.0.0.1") -> socket.socket:
@@ -208,7 +191,7 @@ def test_a_stranger_s_huge_body_is_refused_before_it_is_read(server: SquallServe
         answer, sent = send_until_answered(server, request)
     assert status_of(answer) == status, f"{door}: {answer[:300]!r}"
     assert sent < ATTACK_SEND, f"{door}: the server read all {sent} bytes sent before answering"
-    assert memory[1] - memory[0] < 100 * MB, f"{door}: the server grew by {(memory[1] - memory[0]) // MB} MB"
+    assert memory.growth_mb < 100, f"{door}: the server grew by {memory.growth_mb:.0f} MB"
 
 
 def test_strangers_cannot_make_the_node_hold_many_unverified_bodies(server: SquallServer) -> None:
@@ -233,7 +216,78 @@ def test_strangers_cannot_make_the_node_hold_many_unverified_bodies(server: Squa
     throttled = [answer for answer in answers if b"ThrottlingException" in answer]
     assert len(throttled) >= 6, answers
     assert status_of(throttled[0]) == 400
-    assert memory[1] - memory[0] < 100 * MB
+    assert memory.growth_mb < 100
+
+
+def forged_aws_head(path: str, service: str, length: int | None, **headers: str) -> bytes:
+    """A request head anyone can write: the public key id `admin`, today's date, a wrong
+    signature and no payload hash, declaring `length` bytes (chunked when None)."""
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    size = {"transfer-encoding": "chunked"} if length is None else {"content-length": str(length)}
+    return head("POST", path, {
+        "authorization": f"AWS4-HMAC-SHA256 Credential=admin/{now[:8]}/us-east-1/{service}/aws4_request, "
+                         "SignedHeaders=host;x-amz-date, Signature=00",
+        "x-amz-date": now, **headers, **size})
+
+
+LAMBDA_ECHO = "/_squall/aws/lambda/2015-03-31/functions/echo/invocations"
+DYNAMODB = "/_squall/aws/dynamodb/"
+
+
+def test_a_stranger_s_held_unverified_bodies_do_not_starve_boto3_callers(server: SquallServer) -> None:
+    """One stranger opens Lambda requests declaring 64 MB in all and four chunked DynamoDB
+    requests, sends none of their bodies and holds them: boto3 callers elsewhere still invoke
+    with a 1 MB payload and put a 300 KB item (each counted against the unverified budget, of
+    which the stranger may hold only a share)."""
+    lambda_head = forged_aws_head(LAMBDA_ECHO, "lambda", 6 * MB)
+    sockets: list[socket.socket] = []
+    try:
+        with bystander(server.url, "/steady"):
+            for request in [lambda_head] * 10 + [forged_aws_head(LAMBDA_ECHO, "lambda", 2 * MB)] * 2:
+                sockets.append(connect(server, source="127.0.0.2"))
+                sockets[-1].sendall(request)
+            for _ in range(4):
+                sockets.append(connect(server, source="127.0.0.2"))
+                sockets[-1].sendall(forged_aws_head(DYNAMODB, "dynamodb", None,
+                                                    **{"x-amz-target": "DynamoDB_20120810.ListTables"}))
+            last = connect(server, source="127.0.0.2")  # past the budget either way: answered at once
+            sockets.append(last)
+            last.sendall(lambda_head)
+            assert status_of(read_answer(last)) == 429
+            invoked = lambda_client(server).invoke(  # type: ignore[attr-defined]
+                FunctionName="echo", Payload=b'{"body": "' + b"x" * MB + b'"}')
+            assert invoked["StatusCode"] == 200 and json.loads(invoked["Payload"].read())["body"] == str(MB)
+            with pytest.raises(ClientError) as caught:
+                dynamodb_client(server).put_item(  # type: ignore[attr-defined]
+                    TableName="missing", Item={"k": {"S": "x" * (300 * 1024)}})
+            assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException", caught.value.response
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_an_unverified_body_that_does_not_keep_arriving_is_cut_off(server: SquallServer) -> None:
+    """A forged-signature Lambda request declaring 1 MB, whose body trickles in a byte at a
+    time (each within the stall timeout): the door stops waiting and answers 408, freeing what
+    it held of the unverified budget, instead of holding it as long as the client likes."""
+    sock = connect(server, source="127.0.0.3")
+    answer = b""
+    try:
+        with bystander(server.url, "/steady"):
+            sock.sendall(forged_aws_head(LAMBDA_ECHO, "lambda", MB))
+            sock.settimeout(0.5)
+            for _ in range(120):  # a byte every half second, for up to a minute
+                try:
+                    sock.sendall(b"x")
+                    answer = sock.recv(65536)
+                    break
+                except TimeoutError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+    finally:
+        sock.close()
+    assert status_of(answer) == 408 and b"RequestTimeoutException" in answer, answer[:300]
 
 
 SIZED_DOORS = [
@@ -280,7 +334,7 @@ def test_a_chunked_body_is_cut_off_at_the_door_s_limit(server: SquallServer, doo
         except httpx.TransportError as exc:  # closed while we were still sending: also a refusal
             status = type(exc).__name__
     assert status in (413, "WriteError", "RemoteProtocolError", "ReadError"), f"{door}: {status}"
-    assert memory[1] - memory[0] < limit + 60 * MB, f"{door}: grew {(memory[1] - memory[0]) // MB} MB"
+    assert memory.growth_mb < limit / MB + 60, f"{door}: grew {memory.growth_mb:.0f} MB"
 
 
 def test_boto3_still_invokes_and_a_signed_oversized_lambda_payload_is_413(server: SquallServer) -> None:
@@ -316,7 +370,7 @@ def test_a_huge_header_gets_431_and_never_reaches_the_function(server: SquallSer
         finally:
             sock.close()
     assert status_of(answer) == 431, answer[:300]
-    assert memory[1] - memory[0] < 50 * MB
+    assert memory.growth_mb < 50
 
 
 def test_too_many_headers_get_431(server: SquallServer) -> None:
@@ -387,6 +441,103 @@ def test_half_open_connections_of_one_client_do_not_lock_others_out(server: Squa
             sock.close()
     assert len(sockets) == 1100
     assert refused == 50, f"only {refused} of the last 50 connections past the per-client cap got 503"
+
+
+# ---------------------------------------------------------------- loopback's share, route bodies
+
+TIGHT = {"SQUALL_MAX_CONNECTIONS": "300", "SQUALL_MAX_CONNECTIONS_PER_CLIENT": "50",
+         "SQUALL_MAX_CONNECTIONS_LOOPBACK": "100", "SQUALL_HEADER_TIMEOUT": "120",
+         "SQUALL_ROUTE_BODY_BUDGET_MB": "64"}
+"""Small caps, so that the attacks below fill them with few sockets: 300 connections, 100 of
+them for loopback, 50 per other address; 64 MB of route bodies at once, 16 MB per client."""
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
+    with serving(tmp_path_factory.mktemp("tight"), PROJECT, environ=TIGHT) as node:
+        yield node
+
+
+def hold(server: SquallServer, count: int, source: str) -> list[socket.socket]:
+    """`count` idle connections from `source` (fewer if the machine refuses more)."""
+    sockets = []
+    for _ in range(count):
+        try:
+            sockets.append(connect(server, source=source))
+        except OSError:
+            break
+    return sockets
+
+
+def refused(sockets: list[socket.socket]) -> int:
+    """How many of `sockets` the server answered 503 (it answers a refused one at once)."""
+    return sum(1 for sock in sockets if status_of(read_answer(sock, timeout=2)) == 503)
+
+
+def from_address(source: str) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10)
+
+
+def test_strangers_filling_their_connections_leave_loopback_its_share(tight: SquallServer) -> None:
+    """Seven addresses open 50 connections each, 350 in all, over the node's 300: they get the
+    200 that loopback does not keep, and the bystander (on loopback, as the node's own
+    instances) keeps being served."""
+    sockets: list[socket.socket] = []
+    try:
+        with bystander(tight.url, "/steady"):
+            for address in range(2, 9):
+                sockets += hold(tight, 50, f"127.0.0.{address}")
+            assert len(sockets) == 350
+            assert refused(sockets[200:]) == 150
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_loopback_filling_its_connections_leaves_strangers_their_share(tight: SquallServer) -> None:
+    """Instances (on loopback) open 320 connections, over the node's 300: loopback gets its 100
+    and a client elsewhere is still served. (The bystander would be on loopback too, which this
+    attack fills on purpose: the client from 127.0.0.2 plays its part.)"""
+    sockets = hold(tight, 320, "127.0.0.1")
+    try:
+        assert len(sockets) == 320
+        assert refused(sockets[100:]) == 220
+        with from_address("127.0.0.2") as client:
+            for _ in range(5):
+                assert client.get(tight.url + "/steady").status_code == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+    with from_address("127.0.0.1") as client:
+        assert client.get(tight.url + "/steady").status_code == 200
+
+
+def test_slow_route_bodies_of_many_clients_stay_within_the_node_s_budget(tight: SquallServer) -> None:
+    """Eight clients post eight 6 MB bodies each to an open route and hold the last byte back:
+    384 MB sent. The node reads at most its 64 MB budget of route bodies at once (16 MB per
+    client), answers the rest 503 with Retry-After, and its memory stays bounded."""
+    request = head("POST", "/echo", {"content-length": str(6 * MB)})
+    body = b"x" * (6 * MB - 1)
+    sockets: list[socket.socket] = []
+    assert tight.process is not None
+    try:
+        with bystander(tight.url, "/steady"), PeakMemory(tight.process.pid) as memory:
+            for address in range(2, 10):
+                for _ in range(8):
+                    sock = connect(tight, source=f"127.0.0.{address}")
+                    sockets.append(sock)
+                    sock.sendall(request)
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        sock.sendall(body)
+            answers = [read_answer(sock, timeout=2) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    busy = [answer for answer in answers if status_of(answer) == 503]
+    assert len(busy) >= 64 - 10, [answer[:100] for answer in answers if status_of(answer) != 503]
+    assert b"retry-after: 1" in busy[0].lower()
+    assert memory.growth_mb < 64 + 60, f"the server grew by {memory.growth_mb:.0f} MB"
+    wait_until(lambda: httpx.post(tight.url + "/echo", content=b"x" * MB, timeout=20).text == str(MB))
 
 
 # ---------------------------------------------------------------- item 14: bad input is a 4xx
