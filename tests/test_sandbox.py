@@ -116,6 +116,16 @@ def handler(event, context):
             "connect": attempt(lambda: socket.create_connection(("127.0.0.1", event["port"]), 2).close()),
             "kill_zygote": attempt(lambda: os.kill(event["zygote"], 9)) if event.get("zygote") else None,
         }
+    if action == "dev":
+        master, follower = os.openpty()  # through /dev/ptmx and /dev/pts
+        os.close(master)
+        os.close(follower)
+        with open("/dev/null", "w") as null, open("/dev/zero", "rb") as zero, open("/dev/urandom", "rb") as rand:
+            null.write("x")
+            return {"listing": sorted(os.listdir("/dev")), "zero": zero.read(4) == bytes(4),
+                    "urandom": len(rand.read(8)), "shm": attempt(lambda: open("/dev/shm/x", "w").write("x")),
+                    "kmsg": attempt(lambda: open("/dev/kmsg", "rb").close()),
+                    "mknod": attempt(lambda: os.mkfifo("/dev/mine"))}
     if action == "fill_tmp":
         return fill_tmp()
     if action == "allocate":
@@ -207,6 +217,20 @@ def test_data_dir_is_hidden_but_code_and_deps_stay_readable(layout: Layout) -> N
     assert not seen["write_code"]["ok"] and seen["write_code"]["errno"] in (errno.EROFS, errno.EACCES)
     assert seen["tmp_write"] == {"ok": True, "value": 1}
     assert seen["cwd"] == str(layout.code)
+
+
+def test_dev_holds_only_the_usual_devices(layout: Layout) -> None:
+    """A private /dev: no host socket (/dev/log), no kernel log (/dev/kmsg), no other device;
+    ptys, /dev/shm (the private /tmp) and the usual character devices work."""
+    async def scenario(pool: InstancePool) -> None:
+        ok, seen = await call(pool, layout.spec(), {"do": "dev"})
+        assert ok, seen
+        assert seen["listing"] == ["fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+                                   "stdout", "tty", "urandom", "zero"]
+        assert seen["zero"] and seen["urandom"] == 8 and seen["shm"] == {"ok": True, "value": 1}
+        assert not seen["kmsg"]["ok"] and seen["kmsg"]["errno"] == errno.ENOENT
+        assert not seen["mknod"]["ok"] and seen["mknod"]["errno"] == errno.EROFS
+    run_in_pool(scenario)
 
 
 def zygote_pid(pool: InstancePool) -> int:

@@ -15,7 +15,12 @@ root), after the init frame and before the environment is set up. Its steps, in 
 1b. private /run: an empty read-only tmpfs on `/run` (and on `/var/run` when it is not a
    link to it), so that no Unix socket of the host's services (databases, D-Bus, Docker)
    can be reached by its path; `/run/lock` is made in it for the scratch bind, and a
-   `/etc/resolv.conf` that points into `/run` is bound back;
+   `/etc/resolv.conf` that points into `/run` is bound back. Sockets at other paths (a
+   home dir, `/var/lib/...`) are not hidden: see docs/sandbox.md;
+1c. private /dev (`private_dev`): a read-only tmpfs with null, zero, full, random,
+   urandom, tty and ptmx, the fd/stdin/stdout/stderr links, the host's /dev/pts (bound)
+   and an empty /dev/shm; nothing else of the host's /dev (no `/dev/log` socket, no
+   `/dev/kmsg`). About 60 us;
 2. private scratch: a fresh tmpfs on `/tmp` (`size=tmp_mb`, mode 1777), also bound on
    the host's other world-writable places (`/var/tmp`, `/dev/shm`, `/run/lock`) so that
    all of them share one cap and nothing outlives the instance. This comes before the
@@ -46,6 +51,13 @@ root), after the init frame and before the environment is set up. Its steps, in 
    (squall/server/specs.py, `FunctionUids`; 65534 `nobody` when the settings name none),
    so that even a process the function `execve`s (dumpable again) is out of reach of every
    other function: another uid may not ptrace it, signal it or read its /proc files;
+9b. Landlock scopes (`scope_landlock`, best effort): a Landlock domain with no file or
+   network rule, scoping abstract Unix sockets and signals: the instance and what it starts
+   can connect to no abstract socket (`@name`) made outside it (the host's, the node's,
+   another instance's) and signal no process outside it. Where the kernel has no Landlock
+   ABI >= 6 the step is skipped with a note in the function's logs, required or not
+   (`StepUnsupported`): the PID namespace already keeps signals in, but abstract sockets
+   then stay reachable in the default network mode;
 10. a check that every code dir is still readable with that uid.
 
 A step the machine does not allow raises `SandboxError`, so an instance never runs
@@ -93,14 +105,35 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MNT_DETACH = 0x2
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
 
-_libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter is linked with
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter is linked with (also the build's)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.unshare.argtypes = [ctypes.c_int]
+libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.syscall.restype = ctypes.c_long
+
+SYS_LANDLOCK_CREATE_RULESET = 444  # x86_64 and aarch64 (the generic table) alike
+SYS_LANDLOCK_RESTRICT_SELF = 446
+LANDLOCK_CREATE_RULESET_VERSION = 1 << 0
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0
+LANDLOCK_SCOPE_SIGNAL = 1 << 1
+LANDLOCK_SCOPED_ABI = 6
+"""The first Landlock ABI with `scoped` (Linux 6.12)."""
+DEV_NODES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
+             "tty": (5, 0), "ptmx": (5, 2)}
+"""The character devices of the private /dev (major, minor), each mode 0666."""
+DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+             "stderr": "/proc/self/fd/2"}
+
+
+class _LandlockRulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
 
 
 _parent_fd: int | None = None
@@ -117,7 +150,7 @@ def die_with_parent(parent_fd: int | None = None) -> None:
     _parent_fd = parent_fd if parent_fd is not None else _parent_fd
     if _parent_fd is None:
         return
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if select.select([_parent_fd], [], [], 0)[0]:  # a pidfd is readable once its process ended
         os._exit(0)
 
@@ -127,20 +160,25 @@ def fork_in_new_pid_namespace(own_namespace: int) -> int:
     of the caller's own (`/proc/self/ns/pid`), to which its later children return. A machine
     that does not allow it (no CAP_SYS_ADMIN) gets a plain fork: the child's sandbox then
     refuses to run (`require_own_pid_namespace`)."""
-    if _libc.unshare(CLONE_NEWPID) != 0:
+    if libc.unshare(CLONE_NEWPID) != 0:
         return os.fork()
     try:
         pid = os.fork()
     except OSError:
-        _libc.setns(own_namespace, CLONE_NEWPID)
+        libc.setns(own_namespace, CLONE_NEWPID)
         raise
     if pid != 0:  # the next unshare needs the caller's children back in its own namespace
-        _check(_libc.setns(own_namespace, CLONE_NEWPID), "setns(CLONE_NEWPID)")
+        check(libc.setns(own_namespace, CLONE_NEWPID), "setns(CLONE_NEWPID)")
     return pid
 
 
 class SandboxError(Exception):
     """A sandbox step failed: the instance must not run user code."""
+
+
+class StepUnsupported(SandboxError):
+    """A best-effort step this kernel cannot take (Landlock scoping): skipped with a note,
+    required or not, since what it adds is covered in part by the other steps."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +219,7 @@ def enter(settings: dict[str, Any], keep_fds: Iterable[int] = ()) -> None:
         ("mount namespace", private_mount_namespace),
         ("code dirs", lambda: bind_fds.extend(_open_paths(binds))),
         ("private /run", private_run),
+        ("private /dev", private_dev),
         ("private /tmp", lambda: private_tmp(s.tmp_mb)),
         ("hidden dirs", lambda: hide_dirs(s.hidden_dirs, dict(zip(binds, bind_fds)), s.code_dirs, bind_fds)),
         ("private /proc", private_proc),
@@ -188,12 +227,15 @@ def enter(settings: dict[str, Any], keep_fds: Iterable[int] = ()) -> None:
         ("limits", lambda: set_limits(s)),
         ("descriptors", lambda: close_inherited_fds(set(keep_fds))),
         ("privileges", lambda: drop_privileges(s.uid, s.gid)),
+        ("landlock", scope_landlock),
         ("readable code", lambda: check_readable(s.code_dirs, s.uid)),
     ]
     try:
         for name, step in steps:
             try:
                 step()
+            except StepUnsupported as exc:
+                print(f"[NOTE] sandbox step '{name}' skipped: {exc}", file=sys.stderr, flush=True)
             except (OSError, SandboxError) as exc:
                 if s.required:
                     raise SandboxError(f"sandbox step '{name}' failed: {exc}") from exc
@@ -214,7 +256,7 @@ def require_own_pid_namespace() -> None:
 
 
 def private_mount_namespace() -> None:
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(CLONE_NEWNS | CLONE_NEWIPC)")
+    check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(CLONE_NEWNS | CLONE_NEWIPC)")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
@@ -240,6 +282,53 @@ def private_run() -> None:
     finally:
         if keep_fd is not None:
             os.close(keep_fd)
+
+
+def private_dev() -> None:
+    """A /dev of its own: a tmpfs holding only DEV_NODES, DEV_LINKS, the host's `/dev/pts`
+    (bound: ptys keep working through `/dev/ptmx`) and an empty `/dev/shm` (the private
+    /tmp is bound there next), read-only. No host socket (`/dev/log`), no other device
+    (`/dev/kmsg`, `/dev/fuse`, disks, GPUs) is there. The nodes are made with mknod; where
+    the machine refuses that (no CAP_MKNOD), the host's nodes are bound instead (slower)."""
+    pts = os.open("/dev/pts", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if os.path.isdir("/dev/pts") else None
+    try:
+        try:
+            _fill_dev(pts, None)
+        except PermissionError:
+            check(libc.umount2(b"/dev", MNT_DETACH), "umount /dev")
+            host = {name: os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC)
+                    for name in DEV_NODES if os.path.exists(f"/dev/{name}")}
+            try:
+                _fill_dev(pts, host)
+            finally:
+                _close_all(list(host.values()))
+    finally:
+        if pts is not None:
+            os.close(pts)
+
+
+def _fill_dev(pts: int | None, host: dict[str, int] | None) -> None:
+    """A tmpfs on /dev with DEV_NODES (made, or bound from `host` descriptors), DEV_LINKS,
+    /dev/shm and /dev/pts (bound from `pts`), then read-only."""
+    mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755")
+    umask = os.umask(0)
+    try:
+        for name, (major, minor) in DEV_NODES.items():
+            path = f"/dev/{name}"
+            if host is None:
+                os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            elif name in host:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+                mount(f"/proc/self/fd/{host[name]}", path, None, MS_BIND)
+        for name, target in DEV_LINKS.items():
+            os.symlink(target, f"/dev/{name}")
+        os.mkdir("/dev/shm", 0o1777)
+        if pts is not None:
+            os.mkdir("/dev/pts", 0o755)
+            mount(f"/proc/self/fd/{pts}", "/dev/pts", None, MS_BIND | MS_REC)
+    finally:
+        os.umask(umask)
+    mount(None, "/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
 
 
 def private_tmp(tmp_mb: int) -> None:
@@ -328,7 +417,7 @@ def private_proc() -> None:
 
 def isolate_network(network: str) -> None:
     if network == "none":
-        _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+        check(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
     elif network != "default":
         raise SandboxError(f"unknown network mode {network!r} (expected 'default' or 'none')")
 
@@ -368,6 +457,36 @@ def close_inherited_fds(keep: set[int]) -> None:
                 pass  # the descriptor of the listing itself, already closed
 
 
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 when it has none (or it is disabled)."""
+    version = libc.syscall(ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0),
+                           ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+    return max(0, int(version))
+
+
+def scope_landlock() -> None:
+    """A Landlock domain with only scopes (no file or network rule): from here on this process
+    and everything it starts cannot connect to an abstract Unix socket (`@name`) made outside
+    the domain (the host's, the node's, another instance's), nor signal a process outside it.
+    Best effort: StepUnsupported where the kernel has no Landlock ABI >= 6 (the PID namespace
+    already keeps signals in; abstract sockets then stay reachable in the default network
+    mode). About 5 us."""
+    abi = landlock_abi()
+    if abi < LANDLOCK_SCOPED_ABI:
+        raise StepUnsupported(f"the kernel offers Landlock ABI {abi or 'none'}, scopes need {LANDLOCK_SCOPED_ABI} "
+                              "(Linux 6.12): the host's abstract Unix sockets stay reachable")
+    attr = _LandlockRulesetAttr(0, 0, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL)
+    ruleset = libc.syscall(ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), ctypes.byref(attr),
+                           ctypes.c_size_t(ctypes.sizeof(attr)), ctypes.c_uint32(0))
+    if ruleset < 0:
+        check(-1, "landlock_create_ruleset")
+    try:  # needs no_new_privs (drop_privileges) or CAP_SYS_ADMIN
+        check(libc.syscall(ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)),
+              "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+
+
 def drop_privileges(uid: int = NOBODY, gid: int = NOBODY) -> None:
     global _parent_fd
     os.setgroups([])
@@ -377,7 +496,7 @@ def drop_privileges(uid: int = NOBODY, gid: int = NOBODY) -> None:
     if _parent_fd is not None:  # armed again: the pidfd must not reach user code
         os.close(_parent_fd)
         _parent_fd = None
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 
 def check_readable(code_dirs: Iterable[str], uid: int = NOBODY) -> None:
@@ -416,11 +535,11 @@ def _virtual_size() -> int:
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     def enc(value: str | None) -> bytes | None:
         return None if value is None else os.fsencode(value)
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)),
+    check(libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)),
            f"mount {source or ''} on {target}" + (f" ({data})" if data else ""))
 
 
-def _check(result: int, what: str) -> None:
+def check(result: int, what: str) -> None:
     if result != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"{what}: {os.strerror(code)}")

@@ -2,7 +2,8 @@
 
 Hostile functions on a real `squall server` try to read the root data dir from a stage,
 read or trace a sibling function's child process, signal processes of other functions,
-reach the host's Unix sockets, and leave a `setsid` grandchild running while their instance
+reach the host's Unix sockets (by path under /run and /dev/log, abstract ones, another
+function's), and leave a `setsid` grandchild running while their instance
 is frozen or after it is gone. Every attack runs while a bystander function keeps answering
 (tests/hostile/bystander.py)."""
 
@@ -112,6 +113,25 @@ def sockets(event, context):
     return {path: attempt(lambda path=path: connect_unix(path)) for path in event["paths"]}
 
 
+def datagram(event, context):
+    def send():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            return sock.sendto(b"<13>squall: hello", event["path"])
+    return attempt(send)
+
+
+LISTENERS = []
+
+
+def listen(event, context):
+    """Listen on an abstract Unix socket and keep it open (the instance stays warm)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(event["name"])
+    sock.listen(16)
+    LISTENERS.append(sock)
+    return {"listening": event["name"]}
+
+
 def ipc(event, context):
     """Make a System V shared memory segment any uid may open, or look for one by its key."""
     libc.shmget.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
@@ -154,6 +174,10 @@ PROJECT = {
             handler: app.snoop
           sockets:
             handler: app.sockets
+          listener:
+            handler: app.listen
+          datagram:
+            handler: app.datagram
           offline:
             handler: app.sockets
             network: none
@@ -193,16 +217,6 @@ def server() -> Iterator[SquallServer]:
         yield node
 
 
-def invoke(server: SquallServer, function: str, event: dict[str, Any], stage: str = "") -> dict[str, Any]:
-    prefix = f"/_squall/stages/{stage}" if stage else ""
-    with server.api() as api:
-        response = api.post(f"{prefix}/_squall/api/functions/{function}/invoke", json=event, timeout=60)
-    response.raise_for_status()
-    envelope = dict(response.json())
-    assert envelope["ok"], envelope
-    return dict(envelope["payload"])
-
-
 def processes_of(uid: int) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["uids"]):
@@ -217,7 +231,7 @@ def processes_of(uid: int) -> list[psutil.Process]:
 def test_a_stage_function_cannot_read_the_root_data_dir_or_its_store(server: SquallServer) -> None:
     data = str(server.data_dir.resolve())
     with bystander(server.url, "/steady"):
-        seen = invoke(server, "snoop", {"data": data}, stage="staging")
+        seen = server.payload("snoop", {"data": data}, stage="staging")
     assert not seen["store"]["ok"] and seen["store"]["errno"] == errno.ENOENT, seen["store"]
     assert not seen["stage_store"]["ok"] and seen["stage_store"]["errno"] == errno.ENOENT
     assert not seen["root_code"]["ok"] and seen["root_code"]["errno"] == errno.ENOENT
@@ -229,7 +243,7 @@ def test_the_data_dir_and_the_files_the_node_writes_are_its_alone(server: Squall
     """The data dir is 0700 and owned by the node; every file the node wrote (stores, keys,
     logs, ...) has no group or other bits. Code and deps trees are readable on purpose:
     instances reach them only through their binds."""
-    invoke(server, "whoami", {})
+    server.payload("whoami", {})
     server.cli("bucket", "put", "uploads", "note.txt", "-", input="a bucket object", check=True)
     data = server.data_dir
     info = data.stat()
@@ -267,14 +281,14 @@ def held_child(holder_uid: int, seconds: int) -> int:
 
 def test_a_sibling_cannot_read_trace_or_signal_another_functions_child(server: SquallServer,
                                                                        nobody_process: int) -> None:
-    holder_uid = invoke(server, "hold", {"seconds": 0})["uid"]
-    spy_uid = invoke(server, "whoami", {})["uid"]
-    holding = threading.Thread(target=invoke, args=(server, "hold", {"seconds": 8}))
+    holder_uid = server.payload("hold", {"seconds": 0})["uid"]
+    spy_uid = server.payload("whoami", {})["uid"]
+    holding = threading.Thread(target=server.payload, args=("hold", {"seconds": 8}))
     with bystander(server.url, "/steady"):
         holding.start()
         child = held_child(holder_uid, 8)
         assert "the-holders-secret" in Path(f"/proc/{child}/environ").read_text(errors="replace")
-        seen = invoke(server, "spy", {"pid": child, "others": [nobody_process, os.getpid()]})
+        seen = server.payload("spy", {"pid": child, "others": [nobody_process, os.getpid()]})
         holding.join(30)
     for what in ("environ", "cwd", "root"):
         assert not seen[what]["ok"] and seen[what]["errno"] == errno.ENOENT, (what, seen[what])
@@ -288,9 +302,9 @@ def test_a_sibling_cannot_read_trace_or_signal_another_functions_child(server: S
 
 
 def test_each_function_and_stage_gets_its_own_uid(server: SquallServer) -> None:
-    uids = {(stage, name): invoke(server, name, {}, stage=stage)["uid"]
+    uids = {(stage, name): server.payload(name, {}, stage=stage)["uid"]
             for stage in ("", "staging") for name in ("whoami", "spawn")}
-    gids = {invoke(server, "whoami", {}, stage=stage)["gid"] for stage in ("", "staging")}
+    gids = {server.payload("whoami", {}, stage=stage)["gid"] for stage in ("", "staging")}
     assert len(set(uids.values())) == 4, uids
     assert all(100000 <= uid <= 165535 for uid in uids.values()), uids
     assert gids == {uids[("", "whoami")], uids[("staging", "whoami")]}
@@ -302,9 +316,9 @@ def test_each_function_and_stage_gets_its_own_uid(server: SquallServer) -> None:
 def test_a_functions_system_v_ipc_is_its_own(server: SquallServer) -> None:
     key = 0x5A11 + os.getpid() % 1000
     with bystander(server.url, "/steady"):
-        made = invoke(server, "ipc_maker", {"key": key, "create": True})
-        found = invoke(server, "ipc_finder", {"key": key})
-        again = invoke(server, "ipc_maker", {"key": key})
+        made = server.payload("ipc_maker", {"key": key, "create": True})
+        found = server.payload("ipc_finder", {"key": key})
+        again = server.payload("ipc_maker", {"key": key})
     assert made["id"] >= 0, made
     assert again["id"] == made["id"], "the maker's own instance finds its segment"
     assert found == {"id": -1, "errno": errno.ENOENT}, "another function found the segment"
@@ -330,21 +344,86 @@ def test_host_unix_sockets_under_run_are_out_of_reach(server: SquallServer, run_
     postgres = "/var/run/postgresql/.s.PGSQL.5432"
     assert Path(postgres).exists(), "the host's PostgreSQL socket (the attack's target) is missing"
     with bystander(server.url, "/steady"):
-        seen = invoke(server, function, {"paths": [run_socket, postgres]})
+        seen = server.payload(function, {"paths": [run_socket, postgres]})
     for path in (run_socket, postgres):
         assert not seen[path]["ok"] and seen[path]["errno"] == errno.ENOENT, (path, seen[path])
 
 
-def test_network_none_does_not_reach_the_hosts_abstract_sockets(server: SquallServer) -> None:
+@pytest.mark.parametrize("function", ["sockets", "offline"])
+def test_no_function_reaches_the_hosts_abstract_sockets(server: SquallServer, function: str) -> None:
+    """`network: none` has a network namespace of its own (the host's `@names` are not in it:
+    ECONNREFUSED); the default mode shares the host's, and the Landlock scope refuses the
+    connection (EPERM)."""
     name = f"\0squall-isolation-{uuid.uuid4().hex[:8]}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(name)
         listener.listen(16)
         with bystander(server.url, "/steady"):
-            seen = invoke(server, "offline", {"paths": [name]})
-            online = invoke(server, "sockets", {"paths": [name]})
-    assert not seen[name]["ok"] and seen[name]["errno"] == errno.ECONNREFUSED, seen
-    assert online[name]["ok"], "the default network mode shares the host's (documented)"
+            seen = server.payload(function, {"paths": [name]})
+    expected = errno.ECONNREFUSED if function == "offline" else errno.EPERM
+    assert not seen[name]["ok"] and seen[name]["errno"] == expected, seen
+
+
+def test_a_function_cannot_reach_another_functions_abstract_socket(server: SquallServer) -> None:
+    name = f"\0squall-isolation-{uuid.uuid4().hex[:8]}"
+    with bystander(server.url, "/steady"):
+        assert server.payload("listener", {"name": name}) == {"listening": name}
+        seen = server.payload("sockets", {"paths": [name]})
+    assert not seen[name]["ok"] and seen[name]["errno"] == errno.EPERM, seen
+
+
+@pytest.fixture
+def dev_log() -> Iterator[str]:
+    """/dev/log as syslog makes it: a Unix socket any uid may write to (made for the test
+    when the host has none)."""
+    path = "/dev/log"
+    if os.path.lexists(path):
+        yield path
+        return
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(path)
+    os.chmod(path, 0o666)
+    try:
+        yield path
+    finally:
+        listener.close()
+        os.unlink(path)
+
+
+def test_dev_log_is_out_of_reach(server: SquallServer, dev_log: str) -> None:
+    with bystander(server.url, "/steady"):
+        seen = server.payload("datagram", {"path": dev_log})
+    assert not seen["ok"] and seen["errno"] == errno.ENOENT, seen  # not in the private /dev
+
+
+@pytest.fixture
+def elsewhere_socket() -> Iterator[str]:
+    """A world-writable Unix socket outside /run and /dev, as a service might keep one in
+    /var/lib: the sandbox does not hide it (documented in docs/sandbox.md)."""
+    folder = Path(tempfile.mkdtemp(prefix="squall-test-", dir="/var/lib"))
+    folder.chmod(0o755)
+    path = str(folder / "service.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o777)
+    listener.listen(16)
+    try:
+        yield path
+    finally:
+        listener.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_world_writable_unix_socket_outside_run_and_dev_stays_reachable(
+        server: SquallServer, elsewhere_socket: str) -> None:
+    """What is not isolated, pinned: Landlock (ABI <= 7) does not restrict connecting to a
+    socket by its path, and only /run, /var/run and /dev/log are covered. `network: none`
+    does not help either: a path socket belongs to no network namespace."""
+    with bystander(server.url, "/steady"):
+        online = server.payload("sockets", {"paths": [elsewhere_socket]})
+        offline = server.payload("offline", {"paths": [elsewhere_socket]})
+    assert online[elsewhere_socket] == {"ok": True, "value": "connected"}, online
+    assert offline[elsewhere_socket] == {"ok": True, "value": "connected"}, offline
 
 
 # -- 4. a setsid grandchild --------------------------------------------------------------------
@@ -376,7 +455,7 @@ def test_a_setsid_grandchild_is_frozen_with_its_instance_and_dies_with_the_node(
     with started_server(SQUALL_UID_RANGE="170000-170999") as node:  # not the other server's uids
         with bystander(node.url, "/steady"):
             existing = {p.pid for p in psutil.process_iter()}
-            uid = invoke(node, "spawn", {})["uid"]
+            uid = node.payload("spawn", {})["uid"]
             [grandchild] = wait_until(lambda: [p for p in grandchildren(uid) if p.pid not in existing])
             time.sleep(0.5)  # idle: the instance is frozen 50 ms after its call
             before = wakeups(grandchild)
@@ -389,9 +468,8 @@ def test_a_setsid_grandchild_is_frozen_with_its_instance_and_dies_with_the_node(
 def test_a_setsid_grandchild_dies_when_its_instance_ends(server: SquallServer) -> None:
     with bystander(server.url, "/steady"):
         before = {p.pid for p in psutil.process_iter()}
-        uid = invoke(server, "spawn", {})["uid"]
+        uid = server.payload("spawn", {})["uid"]
         [grandchild] = wait_until(lambda: [p for p in grandchildren(uid) if p.pid not in before])
-        with server.api() as api:  # the same (warm) instance ends itself
-            envelope = api.post("/_squall/api/functions/spawn/invoke", json={"exit": True}).json()
+        envelope = server.invoke("spawn", {"exit": True})  # the same (warm) instance ends itself
         assert not envelope["ok"] and "exit status 3" in envelope["payload"]["errorMessage"]
         wait_until(lambda: gone(grandchild), timeout=15)
