@@ -105,6 +105,9 @@ def read_requirements(root: Path) -> Requirements:
     the files nested with `-r` / `-c` and the local paths the lines refer to. BundleError
     names the file and line of a reference that leaves the project or cannot be read."""
     found = Requirements(root.resolve())
+    if (root / REQUIREMENTS).is_symlink():
+        raise BundleError(f"{REQUIREMENTS} is a symbolic link: it must be a file of the project (links are "
+                          "not followed, nor packed into bundles)")
     if (root / REQUIREMENTS).is_file():
         _read_file(found, REQUIREMENTS)
     return found

@@ -10,18 +10,22 @@ root:
    by the node with `memory.limit_in_bytes` = `memory_mb` and `pids.max` = `nproc`);
 2. unshares a PID namespace and forks its first process, which dies with it (and takes
    every process of the build with it: a PID namespace ends when its first process does);
-3. that process enters a private mount namespace, opens the project and the output
-   folder, mounts a private `/tmp` tmpfs of `disk_mb` (everything the build writes lives
-   there, which is the disk limit), covers the node's data dirs with empty read-only
-   tmpfs (`hide_dirs` of squall/runtime/sandbox.py, as instances), mounts a `/proc` of
-   its own, and copies the build's inputs (requirements files and local packages: only
-   what the cache key covers, squall/deps.py) to `/tmp/build/project`, owned by the
-   build uid;
+3. that process enters private mount and IPC namespaces, opens the project and the output
+   folder, covers `/run` with an empty read-only tmpfs and `/dev` with a minimal one
+   (`private_run`, `private_dev`, as instances: no host service's Unix socket by path, no
+   device but null, zero, full, random, urandom, tty, ptmx and the ptys), mounts a private `/tmp` tmpfs of `disk_mb`
+   (everything the build writes lives there, which is the disk limit), covers the node's
+   data dirs with empty read-only tmpfs (`hide_dirs` of squall/runtime/sandbox.py, as
+   instances), mounts a `/proc` of its own, and copies the build's inputs (requirements
+   files and local packages: only what the cache key covers, squall/deps.py) to
+   `/tmp/build/project`, owned by the build uid, opening every path with O_NOFOLLOW:
+   links are not followed, nor copied (`copy_inputs`);
 4. forks pip's process, which makes itself (and its children) the out-of-memory killer's
    first choice (`oom_score_adj` 1000), sets its rlimits (`RLIMIT_FSIZE`, `RLIMIT_CPU`,
    `RLIMIT_NOFILE`, `RLIMIT_CORE` 0; `RLIMIT_AS` and `RLIMIT_NPROC` where the cgroups are
    not writable), closes every inherited descriptor, drops to the build uid (no groups,
-   `no_new_privs`) and execs `python -m pip install --target /tmp/build/target -r
+   `no_new_privs`), enters a Landlock domain scoping abstract Unix sockets and signals
+   (`scope_landlock`, where the kernel has Landlock ABI >= 6; else a note in the log) and execs `python -m pip install --target /tmp/build/target -r
    requirements.txt` with an environment of its own (no SQUALL_* variable);
 5. once pip has exited, kills every process left in the namespace, and only then copies
    the installed files (regular files and folders; links and anything else are left out)
@@ -35,7 +39,6 @@ build, and a build cannot touch an instance.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import os
@@ -54,14 +57,23 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 
 from squall.exceptions import BundleError, SquallError
-from squall.runtime.cgroups import cgroup_roots, write_setting
+from squall.runtime.cgroups import cgroup_roots, group_oom_killed, kill_members, write_setting
 from squall.runtime.sandbox import (
+    CLONE_NEWPID,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+    StepUnsupported,
+    check,
     close_inherited_fds,
     hide_dirs,
+    libc,
     platform_dirs,
+    private_dev,
     private_mount_namespace,
     private_proc,
+    private_run,
     private_tmp,
+    scope_landlock,
 )
 
 MB = 1024 * 1024
@@ -76,13 +88,6 @@ PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "SSL_CERT_FILE", "SSL_CERT_D
 """What pip gets of the node's environment, with every PIP_* variable (the node's pip configuration)."""
 DISK_FULL = ("No space left on device", "File too large")
 TAIL_BYTES = 64 * 1024
-CLONE_NEWPID = 0x20000000
-PR_SET_PDEATHSIG = 1
-PR_SET_NO_NEW_PRIVS = 38
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,8 @@ def _run(job: dict[str, Any], log: IO[bytes], seconds: float, groups: dict[str, 
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        _kill_members(groups)
+        for group in groups.values():
+            kill_members(group)
         return process.wait(), True
     except BaseException:
         process.kill()
@@ -229,14 +235,7 @@ def make_groups(limits: BuildLimits) -> dict[str, str]:
 
 def out_of_memory(groups: dict[str, str]) -> bool:
     """Whether the kernel killed a process of the build for lack of memory."""
-    if "memory" not in groups:
-        return False
-    try:
-        with open(os.path.join(groups["memory"], "memory.oom_control")) as handle:
-            fields = dict(line.split() for line in handle.read().splitlines() if line.strip())
-    except (OSError, ValueError):
-        return False
-    return int(fields.get("oom_kill", "0")) > 0
+    return "memory" in groups and group_oom_killed(groups["memory"])
 
 
 def remove_groups(groups: dict[str, str], patience: float = 5.0) -> None:
@@ -252,22 +251,8 @@ def remove_groups(groups: dict[str, str], patience: float = 5.0) -> None:
             except OSError:
                 if time.monotonic() > deadline:
                     break
-            _kill_members({"": group})
+            kill_members(group)
             time.sleep(0.01)
-
-
-def _kill_members(groups: dict[str, str]) -> None:
-    for group in groups.values():
-        try:
-            with open(os.path.join(group, "cgroup.procs")) as handle:
-                members = [int(p) for p in handle.read().split()]
-        except OSError:
-            continue
-        for member in members:
-            try:
-                os.kill(member, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 # -- inside the build (python -m squall.runtime.build JOB) --------------------
@@ -279,7 +264,7 @@ def main(argv: list[str]) -> int:
     try:
         for group in job["groups"].values():
             write_setting(group, "cgroup.procs", os.getpid())
-        _check(_libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+        check(libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
         child = os.fork()
     except OSError as exc:
         print(f"squall build: sandbox step 'start' failed: {exc}", file=sys.stderr, flush=True)
@@ -301,7 +286,7 @@ def first_process(job: dict[str, Any]) -> int:
     """PID 1 of the build's namespace: set up the sandbox, run pip, copy what it installed."""
     if os.getpid() != 1:
         raise RuntimeError("the build's first process must be PID 1 of a PID namespace of its own")
-    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+    check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
     limits = BuildLimits(**job["limits"])
     binds = platform_dirs()
     fds: list[int] = []
@@ -309,6 +294,8 @@ def first_process(job: dict[str, Any]) -> int:
     steps: list[tuple[str, Callable[[], None]]] = [
         ("mount namespace", private_mount_namespace),
         ("open folders", lambda: _open_folders(job, binds, fds, held)),
+        ("private /run", private_run),
+        ("private /dev", private_dev),
         ("private /tmp", lambda: private_tmp(limits.disk_mb)),
         ("hidden dirs", lambda: hide_dirs(job["hidden"], dict(zip(binds, fds)), (), fds)),
         ("private /proc", private_proc),
@@ -341,20 +328,59 @@ def _open_folders(job: dict[str, Any], binds: tuple[str, ...], fds: list[int], h
 
 
 def copy_inputs(source_fd: int, inputs: list[str], uid: int) -> None:
-    """Copy the build's inputs from the project to PROJECT, owned by the build uid, and make TARGET."""
+    """Copy the build's inputs from the project to PROJECT, owned by the build uid, and make TARGET.
+    Nothing is followed through a link: each path is opened one component at a time with
+    O_NOFOLLOW below `source_fd`, and only folders and regular files are copied (links,
+    fifos and devices are left out, as the cache key and bundles leave them out), so this
+    root process never reads a file the project's links point at."""
     os.makedirs(PROJECT, mode=0o755)
     for rel in inputs:
-        source = f"/proc/self/fd/{source_fd}" + ("" if rel == "." else f"/{rel}")
-        dest = PROJECT if rel == "." else os.path.join(PROJECT, rel)
-        if os.path.isdir(source):
-            shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
-            shutil.copy2(source, dest)
+        parts = [] if rel == "." else rel.split("/")
+        parent = os.dup(source_fd)
+        try:
+            for index, part in enumerate(parts[:-1]):
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+                os.close(parent)
+                parent = inner
+                os.makedirs(os.path.join(PROJECT, *parts[: index + 1]), mode=0o755, exist_ok=True)
+            if parts:
+                _copy_entry(parent, parts[-1], os.path.join(PROJECT, rel))
+            else:
+                _copy_folder(parent, PROJECT)
+        finally:
+            os.close(parent)
     os.makedirs(TARGET, mode=0o755)
     for folder, dirs, files in os.walk(WORK):
         for name in (folder, *(os.path.join(folder, n) for n in dirs + files)):
             os.chown(name, uid, uid, follow_symlinks=False)
+
+
+def _copy_entry(parent: int, name: str, dest: str) -> None:
+    """Copy `name` of the folder open as `parent` to `dest` when it is a folder or a regular file."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a fifo swapped in must not block
+    mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        return
+    fd = os.open(name, flags | (os.O_DIRECTORY if stat.S_ISDIR(mode) else 0), dir_fd=parent)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            os.makedirs(dest, mode=0o755, exist_ok=True)
+            _copy_folder(fd, dest)
+        elif stat.S_ISREG(info.st_mode):
+            with open(dest, "xb") as out, open(fd, "rb", closefd=False) as source:
+                shutil.copyfileobj(source, out)
+            os.chmod(dest, stat.S_IMODE(info.st_mode) & 0o755)
+            os.utime(dest, ns=(info.st_atime_ns, info.st_mtime_ns))
+    finally:
+        os.close(fd)
+
+
+def _copy_folder(fd: int, dest: str) -> None:
+    with os.scandir(fd) as entries:  # of a duplicate of `fd`
+        names = [entry.name for entry in entries]
+    for name in names:
+        _copy_entry(fd, name, os.path.join(dest, name))
 
 
 def run_pip(limits: BuildLimits, cgroups: set[str]) -> None:
@@ -367,7 +393,11 @@ def run_pip(limits: BuildLimits, cgroups: set[str]) -> None:
         os.setgroups([])
         os.setgid(limits.uid)
         os.setuid(limits.uid)
-        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+        try:
+            scope_landlock()
+        except StepUnsupported as exc:
+            print(f"squall build: sandbox step 'landlock' skipped: {exc}", file=sys.stderr, flush=True)
         command = [sys.executable, "-P", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                    "--no-input", "--no-cache-dir", "--target", TARGET, "-r", "requirements.txt"]
         os.execve(sys.executable, command, pip_environment(os.environ))
@@ -438,12 +468,6 @@ def _exit_code(status: int) -> int:
 def _write(path: str, value: str) -> None:
     with open(path, "w") as handle:
         handle.write(value)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
 if __name__ == "__main__":

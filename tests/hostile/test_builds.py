@@ -7,11 +7,16 @@ already stored changes when a deploy is refused."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
+import os
+import shutil
+import socket
 import tarfile
+import tempfile
 import textwrap
-import threading
-import time
+import uuid
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,8 +24,11 @@ from typing import Any, Iterator
 import psutil
 import pytest
 
+from squall.deps import install_requirements
+from squall.exceptions import BundleError
+from squall.runtime.build import BuildLimits
 from tests.hostile.bystander import bystander
-from tests.support import SquallServer, write_project
+from tests.support import PeakMemory, SquallServer, serving, write_project
 
 pytestmark = pytest.mark.e2e
 
@@ -66,10 +74,12 @@ backend-path = ["."]
 """
 
 PROBE = '''
-import json, subprocess
+import ctypes, json, socket, subprocess
 
 DATA = {data!r}
 SERVER_PID = {server_pid!r}
+SOCKETS = {sockets!r}
+SHM_KEY = {shm_key!r}
 
 
 def attempt(action):
@@ -87,6 +97,23 @@ def read(path):
 def write(path):
     with open(path, "w") as handle:
         handle.write("owned")
+
+
+def connect(path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        sock.connect(path)
+        return "connected"
+
+
+def shm_segment(key):
+    """The id of the System V shared memory segment `key`, if this IPC namespace has one."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    ident = libc.shmget(key, 0, 0)
+    if ident < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    return ident
 
 
 def leave_a_process_running():
@@ -110,6 +137,8 @@ def extra_files():
         "server_cmdline": attempt(lambda: read(f"/proc/{{SERVER_PID}}/cmdline")),
         "server_environ": attempt(lambda: read(f"/proc/{{SERVER_PID}}/environ")),
         "project": sorted(os.listdir(os.path.dirname(here))),
+        "sockets": {{path: attempt(lambda path=path: connect(path)) for path in SOCKETS}},
+        "shm": attempt(lambda: shm_segment(SHM_KEY)) if SHM_KEY else None,
         "environ": dict(os.environ),
     }}
     return {{"evil_seen.py": f"SEEN = {{json.dumps(seen)!r}}\\n"}}
@@ -138,10 +167,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
     token = data / "admin-token"
     token.write_text("admin-secret-on-disk\n")
     token.chmod(0o600)
-    node = SquallServer(data, environ=LIMITS).start()
-    node.cli("deploy", str(write_project(root / "steady", STEADY)), check=True)
-    yield node
-    node.stop()
+    with serving(root, STEADY, environ=LIMITS) as node:
+        yield node
 
 
 def package(name: str, modules: dict[str, str], backend_extra: str = "") -> dict[str, str]:
@@ -162,15 +189,6 @@ def project(root: Path, name: str, vendor: dict[str, str], handler: str, folder:
         (root / folder).mkdir(parents=True, exist_ok=True)
         (root / folder / rel).write_text(text)
     return root
-
-
-def invoke(server: SquallServer, function: str) -> Any:
-    with server.api() as api:
-        response = api.post(f"/_squall/api/functions/{function}/invoke", json={}, timeout=60)
-    response.raise_for_status()
-    envelope = response.json()
-    assert envelope["ok"], envelope
-    return envelope["payload"]
 
 
 def stored(server: SquallServer) -> dict[str, Any]:
@@ -195,17 +213,45 @@ def deploy(server: SquallServer, path: Path) -> Any:
 
 # -- hole 3: builds run sandboxed ------------------------------------------------
 
+@pytest.fixture
+def host_services() -> Iterator[dict[str, Any]]:
+    """What a build must not reach of the host: a Unix socket any uid may connect to where
+    services keep theirs (/run), an abstract one, and a System V shared memory segment any
+    uid may open."""
+    tag = uuid.uuid4().hex[:8]
+    run_path, abstract = f"/run/squall-builds-{tag}.sock", f"\0squall-builds-{tag}"
+    listeners = []
+    for address in (run_path, abstract):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(address)
+        listener.listen(16)
+        listeners.append(listener)
+    os.chmod(run_path, 0o777)
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = 0x5B11D000 + os.getpid() % 4096
+    segment = libc.shmget(key, 4096, 0o1000 | 0o666)  # IPC_CREAT, any uid
+    assert segment >= 0, ctypes.get_errno()
+    try:
+        yield {"run": run_path, "abstract": abstract, "shm_key": key}
+    finally:
+        libc.shmctl(segment, 0, None)  # IPC_RMID
+        for listener in listeners:
+            listener.close()
+        os.unlink(run_path)
+
+
 def test_a_build_backend_runs_unprivileged_and_sees_no_data_dir_token_or_key(
-        server: SquallServer, tmp_path: Path) -> None:
+        server: SquallServer, tmp_path: Path, host_services: dict[str, Any]) -> None:
     assert server.process is not None
     data = str(server.data_dir.resolve())
-    probe = PROBE.format(data=data, server_pid=server.process.pid, leftover=LEFTOVER)
+    probe = PROBE.format(data=data, server_pid=server.process.pid, leftover=LEFTOVER,
+                         sockets=[host_services["run"], host_services["abstract"]], shm_key=host_services["shm_key"])
     evil = project(tmp_path / "evil", "evil", package("evilpkg", {}, probe),
                    "__import__('json').loads(__import__('evil_seen').SEEN)")
     with bystander(server.url, "/steady"):
         result = deploy(server, evil)
         assert result.returncode == 0, result.stderr
-    seen = invoke(server, "evil")
+    seen = server.payload("evil")
     token = (server.data_dir / "admin-token").read_text().strip()
     key = (server.data_dir / "secret-key").read_text().strip()
     assert (seen["uid"], seen["euid"], seen["gid"], seen["groups"]) == (BUILD_UID, BUILD_UID, BUILD_UID, [])
@@ -216,6 +262,10 @@ def test_a_build_backend_runs_unprivileged_and_sees_no_data_dir_token_or_key(
     assert not seen["server_cmdline"]["ok"] and not seen["server_environ"]["ok"]
     assert seen["project"] == ["requirements.txt", "vendor"]  # the build's inputs, not the function's code
     assert not [name for name in seen["environ"] if name.startswith("SQUALL_")]
+    run_socket, abstract = seen["sockets"][host_services["run"]], seen["sockets"][host_services["abstract"]]
+    assert not run_socket["ok"] and run_socket["errno"] == errno.ENOENT, run_socket  # a private /run
+    assert not abstract["ok"] and abstract["errno"] == errno.EPERM, abstract  # the Landlock scope
+    assert not seen["shm"]["ok"] and seen["shm"]["errno"] == errno.ENOENT, seen["shm"]  # its own IPC namespace
     everything = json.dumps(seen)
     assert token not in everything and key not in everything and server.token not in everything
     assert not (server.data_dir / "owned-by-the-build").exists()
@@ -227,7 +277,7 @@ def test_installed_dependencies_are_root_owned_and_read_only(server: SquallServe
                   "__import__('rolib').ANSWER", folder="rolib")
     with bystander(server.url, "/steady"):
         assert deploy(server, lib).returncode == 0
-    assert invoke(server, "readonly") == 42
+    assert server.payload("readonly") == 42
     installed = [p for p in (server.data_dir / "deps").glob("*/rolib.py")]
     assert len(installed) == 1
     folder = installed[0].parent
@@ -253,7 +303,7 @@ def test_a_build_over_a_limit_fails_the_deploy_naming_the_limit(server: SquallSe
                                                               kind: str) -> None:
     attack, limit = ATTACKS[kind]
     hook = f"\n\ndef extra_files():\n    leave_a_process_running()\n{textwrap.indent(attack, '    ')}    return {{}}\n"
-    helpers = PROBE.format(data="/nonexistent", server_pid=0, leftover=LEFTOVER).split("def extra_files")[0]
+    helpers = PROBE.format(data="/nonexistent", server_pid=0, leftover=LEFTOVER, sockets=[], shm_key=0).split("def extra_files")[0]
     hostile = project(tmp_path / "hostile", "hostile", package("hostilepkg", {}, helpers + hook), "1",
                       folder=f"hostile-{kind}")  # a line of its own: no cached install to fall back on
     before = stored(server)
@@ -265,6 +315,69 @@ def test_a_build_over_a_limit_fails_the_deploy_naming_the_limit(server: SquallSe
     assert stored(server) == before
     assert not [p for p in (server.data_dir / "deps").iterdir() if p.name.startswith(".")]
     assert leftovers() == []
+
+
+LINK_PROBE = '''
+import json
+
+
+def extra_files():
+    """What the build can do with the links the project put in this folder."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    seen = {}
+    for name in ("token", "root-only"):
+        path = os.path.join(here, name)
+        try:
+            with open(path) as handle:
+                seen[name] = {"exists": os.path.lexists(path), "read": handle.read()}
+        except OSError as exc:
+            seen[name] = {"exists": os.path.lexists(path), "errno": exc.errno}
+    return {"linked_seen.py": f"SEEN = {json.dumps(seen)!r}\\n"}
+'''
+
+
+@pytest.fixture
+def root_only_file() -> Iterator[Path]:
+    """A file only root may read, outside the data dir (which builds do not see at all)."""
+    folder = Path(tempfile.mkdtemp(prefix="squall-test-", dir="/var/lib"))
+    folder.chmod(0o755)
+    secret = folder / "root-only"
+    secret.write_text(f"root-only-secret-{uuid.uuid4().hex[:8]}\n")
+    secret.chmod(0o600)
+    try:
+        yield secret
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_links_in_a_builds_inputs_are_neither_followed_nor_copied(
+        server: SquallServer, tmp_path: Path, root_only_file: Path) -> None:
+    """Bundles carry no links (squall/bundle.py), so this calls the node's build entry point
+    on a folder as a project checked out on the node would be: a link in a local requirement
+    folder to the data dir's admin token and one to a root-only file, and a requirements.txt
+    that is itself a link. The build's root part copies no link and follows none."""
+    linked = project(tmp_path / "linked", "linked", package("linkedpkg", {}, LINK_PROBE), "1")
+    (linked / "vendor" / "token").symlink_to(server.data_dir.resolve() / "admin-token")
+    (linked / "vendor" / "root-only").symlink_to(root_only_file)
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    limits = BuildLimits.from_environ(LIMITS)
+    hidden = [server.data_dir.resolve()]
+    with bystander(server.url, "/steady"):
+        key = install_requirements(linked, deps, hidden, limits)
+    assert key is not None
+    text = (deps / key / "linked_seen.py").read_text()
+    seen = json.loads(text.split("=", 1)[1].strip().strip("'"))
+    for name in ("token", "root-only"):
+        assert seen[name] == {"exists": False, "errno": errno.ENOENT}, (name, seen[name])
+    assert root_only_file.read_text().strip() not in text
+
+    relinked = write_project(tmp_path / "relinked", {"squall.yaml": "name: relinked\n", "app.py": ""})
+    (relinked / "requirements.txt").symlink_to(root_only_file)
+    with bystander(server.url, "/steady"), pytest.raises(BundleError) as refused:
+        install_requirements(relinked, deps, hidden, limits)
+    assert "requirements.txt is a symbolic link" in str(refused.value)
+    assert root_only_file.read_text().strip() not in str(refused.value)
 
 
 # -- hole 4: the deps cache is keyed by what it installs -------------------------
@@ -279,12 +392,12 @@ def test_the_same_vendor_line_with_different_contents_runs_each_projects_own_cod
     with bystander(server.url, "/steady"):
         assert deploy(server, alpha).returncode == 0
         assert deploy(server, beta).returncode == 0
-    assert (invoke(server, "alpha"), invoke(server, "beta")) == ("alpha", "beta")
+    assert (server.payload("alpha"), server.payload("beta")) == ("alpha", "beta")
     (alpha / "vendor" / "vendored.py").write_text("VALUE = 'gamma'\n")
     with bystander(server.url, "/steady"):
         result = deploy(server, alpha)
     assert result.returncode == 0, result.stderr
-    assert (invoke(server, "alpha"), invoke(server, "beta")) == ("gamma", "beta")
+    assert (server.payload("alpha"), server.payload("beta")) == ("gamma", "beta")
 
 
 # -- hole 13: a decompression bomb -----------------------------------------------
@@ -309,45 +422,18 @@ def zero_bomb(size: int) -> bytes:
     return b"".join(parts)
 
 
-def tree_rss(pid: int) -> int:
-    """Resident memory of a process and its descendants (the server, its zygote and instances)."""
-    total = 0
-    root = psutil.Process(pid)
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def test_a_decompression_bomb_is_refused_and_the_server_stays_small(server: SquallServer) -> None:
     assert server.process is not None
     bomb = zero_bomb(2100 * MB)
     assert len(bomb) < 3 * MB
     before = stored(server)
-    baseline = tree_rss(server.process.pid)
-    peak = [baseline]
-    done = threading.Event()
-
-    def sample() -> None:
-        assert server.process is not None
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_rss(server.process.pid))
-            time.sleep(0.01)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with PeakMemory(server.process.pid, tree=True, interval=0.01) as memory:  # the server, zygotes, instances
         with bystander(server.url, "/steady"), server.api() as api:
             response = api.post("/_squall/api/deploy", content=bomb, timeout=120)
-    finally:
-        done.set()
-        sampler.join(10)
     assert response.status_code == 413, response.text
     message = response.json()["error"]["message"]
     assert "SQUALL_BUNDLE_MAX_UNPACKED_MB" in message and "big.bin" in message
-    assert peak[0] - baseline < 100 * MB, f"the server grew by {(peak[0] - baseline) / MB:.0f} MB"
+    assert memory.growth_mb < 100, f"the server grew by {memory.growth_mb:.0f} MB"
     assert stored(server) == before
     assert list((server.data_dir / "tmp").iterdir()) == []
-    print(f"server tree RSS: baseline {baseline / MB:.0f} MB, peak {peak[0] / MB:.0f} MB")
+    print(f"server tree RSS: baseline {memory.before / MB:.0f} MB, peak {memory.peak / MB:.0f} MB")
