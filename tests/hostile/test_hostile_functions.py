@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from tests.hostile.bystander import bystander
-from tests.support import SquallServer, wait_until, write_project
+from tests.support import SquallServer, serving, wait_until
 from tests.test_sandbox import HANDLERS
 
 pytestmark = pytest.mark.e2e
@@ -70,30 +70,13 @@ PROJECT = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
     root = tmp_path_factory.mktemp("hostile")
-    project = write_project(root / "project", PROJECT)
-    (project / "app.py").write_text(HANDLERS + EXTRA)
     data = root / "data"
     data.mkdir()
     token = data / "admin-token"
     token.write_text("admin-secret-on-disk\n")
     token.chmod(0o600)
-    node = SquallServer(data).start()
-    node.cli("deploy", str(project), check=True)
-    yield node
-    node.stop()
-
-
-def invoke(server: SquallServer, function: str, event: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
-    with server.api() as api:
-        response = api.post(f"/_squall/api/functions/{function}/invoke", json=event, timeout=timeout)
-    response.raise_for_status()
-    return dict(response.json())
-
-
-def answers(server: SquallServer, function: str) -> bool:
-    with server.api() as api:
-        response = api.post(f"/_squall/api/functions/{function}/invoke", json={})
-    return response.status_code == 200 and bool(response.json()["ok"])
+    with serving(root, {**PROJECT, "app.py": HANDLERS + EXTRA}) as node:
+        yield node
 
 
 def steady_pid(server: SquallServer) -> int:
@@ -106,7 +89,7 @@ def while_serving(server: SquallServer, function: str, event: dict[str, Any]) ->
     """Invoke `function` with `event` while `steady` is called again and again: every steady
     call must succeed, during and after. Returns the envelope of the hostile call."""
     result: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: result.update(invoke(server, function, event)))
+    thread = threading.Thread(target=lambda: result.update(server.invoke(function, event, timeout=30)))
     thread.start()
     calls = 0
     while thread.is_alive() or calls == 0:
@@ -130,9 +113,7 @@ def probe_event(server: SquallServer) -> dict[str, Any]:
 
 
 def pid_of(server: SquallServer, function: str = "hostile") -> int:
-    envelope = invoke(server, function, {})
-    assert envelope["ok"], envelope
-    return int(envelope["payload"]["pid"])
+    return int(server.payload(function)["pid"])
 
 
 def assert_replaced(server: SquallServer, before: int) -> None:
@@ -205,7 +186,7 @@ def test_fork_bomb_is_capped_and_the_platform_survives(server: SquallServer) -> 
     result = envelope["payload"]
     if envelope["ok"]:
         assert result["errno"] == errno.EAGAIN and result["forks"] < 1024
-        invoke(server, "hostile", {"do": "exit"})
+        server.invoke("hostile", {"do": "exit"})
     else:  # killed out of memory, or too slow to fork under memory pressure
         assert "signal: killed" in result["errorMessage"] or "Task timed out" in result["errorMessage"]
     groups = [Path(root) / str(before) for root in cgroups.cgroup_roots().values()]
@@ -265,14 +246,14 @@ def test_printing_100_mb_is_truncated_and_the_server_stays_small(server: SquallS
 def test_killing_the_zygote_is_survived(server: SquallServer) -> None:
     """Inside the sandbox the instance cannot signal its root-owned parent; should the
     zygote die anyway, the node starts another one on the next cold start."""
-    seen = invoke(server, "hostile", probe_event(server))["payload"]
+    seen = server.payload("hostile", probe_event(server))
     assert not seen["kill_zygote"]["ok"] and seen["kill_zygote"]["errno"] == errno.ESRCH
     zygote = psutil.Process(seen["pid"]).ppid()
     os.kill(zygote, 9)
     wait_until(lambda: not psutil.pid_exists(seen["pid"]))
     # An idle instance that died with its zygote answers one call with an error (the pool
     # does not check idle instances before use); after that, new instances are forked.
-    wait_until(lambda: answers(server, "hostile"), timeout=20)
+    wait_until(lambda: server.invoke("hostile")["ok"], timeout=20)
     wait_until(lambda: httpx.get(f"{server.url}/steady", timeout=10).status_code == 200, timeout=20)
     assert pid_of(server) != seen["pid"]
     assert psutil.Process(pid_of(server)).ppid() != zygote
