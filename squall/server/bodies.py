@@ -172,9 +172,15 @@ async def read_body(scope: Mapping[str, Any], receive: Any, limit: int,
         raise BodyTooLarge(limit, declared)
     if budget is None or (declared is not None and declared <= SMALL_BODY):
         return await _read(receive, limit)
+    if declared is None:  # no body (a GET), or a chunked one: counted from its second message
+        message = await receive()
+        body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise BodyTooLarge(limit, len(body))
+        if not message.get("more_body"):
+            return body
+        return await _read_counted(receive, limit, budget, client_key(scope), body)
     client = client_key(scope)
-    if declared is None:
-        return await _read_counted(receive, limit, budget, client)
     budget.take(client, declared)
     try:
         return await (_read_paced(receive, limit) if budget.paced else _read(receive, limit))
@@ -221,11 +227,13 @@ async def _read_paced(receive: Any, limit: int) -> bytes:
         raise BodyTooSlow() from None
 
 
-async def _read_counted(receive: Any, limit: int, budget: BodyBudget, client: str) -> bytes:
-    """A body of unknown length (chunked), counted against `budget` as it arrives."""
-    if budget.paced:
-        start = asyncio.get_running_loop().time() + UNVERIFIED_GRACE
-    chunks, size, held = [], 0, 0
+async def _read_counted(receive: Any, limit: int, budget: BodyBudget, client: str, first: bytes) -> bytes:
+    """A body of unknown length (chunked) whose `first` message said more follows, counted
+    against `budget` as it arrives (the first message's bytes, at most what uvicorn buffers
+    per connection, as well)."""
+    start = asyncio.get_running_loop().time() + UNVERIFIED_GRACE
+    budget.take(client, len(first))
+    chunks, size, held = [first], len(first), len(first)
     try:
         async with asyncio.timeout_at(start if budget.paced else None) as timer:
             while True:
