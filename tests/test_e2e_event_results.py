@@ -1,12 +1,15 @@
 """End to end: what the dispatcher records of an event. An event's logs are stored no later
-than its result (a node killed with SIGKILL keeps no result without its logs), and a results
-write the store refuses is retried until it is taken: with PostgreSQL's connections to the
-node terminated again and again during a burst, every event runs once and none is left
-running."""
+than its result (a node killed with SIGKILL while it records results keeps none without its
+logs: checked in the store at each kill), and a results write the store refuses is retried
+until it is taken: with PostgreSQL's connections to the node terminated again and again
+during a burst, or SQLite's file locked by another process for longer than the store's busy
+timeout, every event runs once and none is left running. A cancelled event's task leaves no
+bookkeeping behind."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 import uuid
@@ -65,22 +68,56 @@ def reports(node: SquallServer) -> set[str]:
             if line["message"].startswith("REPORT RequestId:")}
 
 
+def recorded_and_logged(data_dir: Path) -> tuple[set[str], set[str]]:
+    """Read from the SQLite file of a node that is not running: the events recorded as
+    succeeded (kept for their idempotency key), and the request ids whose logs are stored
+    (one batch per invocation, its REPORT line included, shortened or not)."""
+    with sqlite3.connect(data_dir / "squall.db") as db:
+        recorded = {row[0] for row in db.execute("SELECT id FROM events WHERE status = 'succeeded'")}
+        logged = {row[0] for row in db.execute("SELECT DISTINCT request_id FROM log_batches WHERE request_id <> ''")}
+    return recorded, logged
+
+
+def try_submit(node: SquallServer, n: int) -> str | None:
+    """POST event `{"n": n}` once, under the idempotency key `n-<n>`; its request id, or None
+    when the node did not accept it (it was killed)."""
+    try:
+        with node.api() as api:
+            response = api.post("/_squall/api/functions/work/events", json={"n": n}, headers={"idempotency-key": f"n-{n}"})
+    except httpx.TransportError:
+        return None
+    return str(response.json()["requestId"]) if response.status_code == 202 else None
+
+
 def test_every_event_a_killed_node_recorded_has_its_logs(tmp_path: Path) -> None:
+    rounds, per_round = 3, 300
     node = SquallServer(tmp_path / "data").start()
+    ids: list[str] = []
     try:
         node.cli("deploy", str(write_project(tmp_path / "project", project("    print('ran', event['n'])\n"))),
                  check=True)
-        with ThreadPoolExecutor(8) as pool:
-            ids = list(pool.map(lambda n: submit(node, n), range(300)))
-        assert node.process is not None
-        node.process.kill()  # SIGKILL right after the last 202: results and logs of the last events in flight
-        node.process.wait()
+        for round_ in range(rounds):  # each kill catches a few results in the window, or none: three kills
+            numbers = range(round_ * per_round, (round_ + 1) * per_round)
+            with ThreadPoolExecutor(16) as pool:
+                accepted = pool.map(lambda n: try_submit(node, n), numbers)
+                # SIGKILL while events are accepted, run and recorded: results and logs of those in flight
+                wait_until(lambda: counts(node)["succeeded"] >= numbers[0] + per_round // 4, timeout=60)
+                assert node.process is not None
+                node.process.kill()
+                node.process.wait()
+                got = list(accepted)
+            recorded, logged = recorded_and_logged(node.data_dir)
+            print(f"kill {round_ + 1}: {len(recorded)} events recorded, {len(recorded - logged)} without their logs")
+            assert numbers[0] < len(recorded) < numbers[-1]  # the kill came while results were being recorded
+            assert not recorded - logged, f"recorded without their logs: {sorted(recorded - logged)[:10]}"
 
-        node.start()  # runs again what it had not recorded
+            node.start()  # runs again what it had not recorded; what it had not accepted is sent again
+            ids += [found or submit(node, n, key=f"n-{n}") for n, found in zip(numbers, got)]
         wait_until(lambda: (found := counts(node))["queued"] == 0 and found["running"] == 0, timeout=60)
         wait_until(lambda: reports(node) >= set(ids), timeout=20)
     finally:
         node.stop()
+    assert len(set(ids)) == rounds * per_round
 
 
 class Terminator:
