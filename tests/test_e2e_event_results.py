@@ -176,6 +176,41 @@ def test_results_the_store_refuses_are_retried_until_every_event_succeeded_once(
         f"ran more than once: {[n for n, times in ran.items() if times > 1][:10]}"
 
 
+def test_results_a_locked_sqlite_file_refuses_are_retried_until_every_event_succeeded_once(tmp_path: Path) -> None:
+    body = "    import time\n    time.sleep(0.5)\n    post({'n': event['n'], 'id': context.aws_request_id})\n"
+    total = 200
+    with Recorder() as recorder:
+        node = SquallServer(tmp_path / "data").start()
+        try:
+            env = f"    env: {{RECORDER: \"{recorder.url}\"}}\n"
+            node.cli("deploy", str(write_project(tmp_path / "project", project(body, env))), check=True)
+            with ThreadPoolExecutor(16) as pool:
+                ids = list(pool.map(lambda n: submit(node, n, key=f"n-{n}"), range(total)))
+            # Another process holds the file's write lock while those events run, past the busy
+            # timeout of every write: the log writer gives its document up after 30 s, then the
+            # results waiting for it are written, and refused, until the lock goes.
+            locker = sqlite3.connect(node.data_dir / "squall.db", isolation_level=None, timeout=30)
+            try:
+                locker.execute("BEGIN EXCLUSIVE")
+                wait_until(lambda: "could not record" in node.output(), timeout=90, interval=0.5)
+                locker.execute("COMMIT")
+            finally:
+                locker.close()
+
+            def settled() -> dict[str, Any] | None:
+                found = counts(node)
+                return found if found["queued"] == found["running"] == 0 else None
+            final = wait_until(settled, timeout=90)
+        finally:
+            node.stop()
+        ran = Counter(seen["n"] for seen in recorder.json())
+
+    assert len(set(ids)) == total
+    assert final["succeeded"] == total and final["dead"] == 0
+    assert sorted(ran) == list(range(total)) and set(ran.values()) == {1}, \
+        f"ran more than once: {[n for n, times in ran.items() if times > 1][:10]}"
+
+
 class DispatcherHost:
     """What a dispatcher reads of its node before it runs an event: the store."""
 
