@@ -29,7 +29,7 @@ import asyncio
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 from starlette.requests import Request
 
@@ -195,13 +195,21 @@ async def _read(receive: Any, limit: int) -> bytes:
         if len(body) > limit:
             raise BodyTooLarge(limit, len(body))
         return body
-    chunks, size = [body], len(body)
+    return await _receive_rest(receive, limit, [body], len(body))
+
+
+async def _receive_rest(receive: Any, limit: int, chunks: list[bytes], size: int,
+                        on_chunk: Callable[[int, int], None] | None = None) -> bytes:
+    """The rest of a body whose `chunks` so far hold `size` bytes, within `limit`;
+    `on_chunk(length, size)` sees each chunk once it is known to fit."""
     while True:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(limit, size)
+        if on_chunk is not None:
+            on_chunk(len(chunk), size)
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -210,19 +218,10 @@ async def _read(receive: Any, limit: int) -> bytes:
 async def _read_paced(receive: Any, limit: int) -> bytes:
     """`_read`, but BodyTooSlow unless the body keeps up with UNVERIFIED_GRACE and _MIN_RATE."""
     start = asyncio.get_running_loop().time() + UNVERIFIED_GRACE
-    chunks, size = [], 0
     try:
         async with asyncio.timeout_at(start) as timer:
-            while True:
-                message = await receive()
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge(limit, size)
-                chunks.append(chunk)
-                if not message.get("more_body"):
-                    return b"".join(chunks)
-                timer.reschedule(start + size / UNVERIFIED_MIN_RATE)
+            return await _receive_rest(receive, limit, [], 0,
+                                       lambda _length, size: timer.reschedule(start + size / UNVERIFIED_MIN_RATE))
     except TimeoutError:
         raise BodyTooSlow() from None
 
@@ -233,26 +232,20 @@ async def _read_counted(receive: Any, limit: int, budget: BodyBudget, client: st
     per connection, as well)."""
     start = asyncio.get_running_loop().time() + UNVERIFIED_GRACE
     budget.take(client, len(first))
-    chunks, size, held = [first], len(first), len(first)
+    held = [len(first)]
     try:
         async with asyncio.timeout_at(start if budget.paced else None) as timer:
-            while True:
-                message = await receive()
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge(limit, size)
-                budget.take(client, len(chunk))
-                held += len(chunk)
-                chunks.append(chunk)
-                if not message.get("more_body"):
-                    return b"".join(chunks)
+            def count(length: int, size: int) -> None:
+                budget.take(client, length)
+                held[0] += length
                 if budget.paced:
                     timer.reschedule(start + size / UNVERIFIED_MIN_RATE)
+
+            return await _receive_rest(receive, limit, [first], len(first), count)
     except TimeoutError:
         raise BodyTooSlow() from None
     finally:
-        budget.give(client, held)
+        budget.give(client, held[0])
 
 
 async def request_body(request: Request, limit: int) -> bytes:
