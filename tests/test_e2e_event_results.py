@@ -62,6 +62,19 @@ def counts(node: SquallServer) -> dict[str, int]:
     return dict(response.json()["events"])
 
 
+def settled_counts(node: SquallServer) -> dict[str, int]:
+    """The function's event counts once none is queued or running any more."""
+    def settled() -> dict[str, int] | None:
+        found = counts(node)
+        return found if found["queued"] == found["running"] == 0 else None
+    return dict(wait_until(settled, timeout=90))
+
+
+def assert_each_ran_once(ran: Counter[int], total: int) -> None:
+    assert sorted(ran) == list(range(total)) and set(ran.values()) == {1}, \
+        f"ran more than once: {[n for n, times in ran.items() if times > 1][:10]}"
+
+
 def reports(node: SquallServer) -> set[str]:
     """The request ids whose REPORT line is stored."""
     return {line["request_id"] for line in node.logs("work", limit=10000)
@@ -162,18 +175,14 @@ def test_results_the_store_refuses_are_retried_until_every_event_succeeded_once(
                     ids = list(pool.map(lambda n: submit(node, n, key=f"n-{n}"), range(total)))
                 wait_until(lambda: terminator.rounds >= 8, timeout=30)  # and while the last of them run
 
-            def settled() -> dict[str, Any] | None:
-                found = counts(node)
-                return found if found["queued"] == found["running"] == 0 else None
-            final = wait_until(settled, timeout=90)
+            final = settled_counts(node)
         finally:
             node.stop()
         ran = Counter(seen["n"] for seen in recorder.json())
 
     assert len(set(ids)) == total
     assert final["succeeded"] == total and final["dead"] == 0  # kept as succeeded for their idempotency key
-    assert sorted(ran) == list(range(total)) and set(ran.values()) == {1}, \
-        f"ran more than once: {[n for n, times in ran.items() if times > 1][:10]}"
+    assert_each_ran_once(ran, total)
 
 
 def test_results_a_locked_sqlite_file_refuses_are_retried_until_every_event_succeeded_once(tmp_path: Path) -> None:
@@ -197,18 +206,14 @@ def test_results_a_locked_sqlite_file_refuses_are_retried_until_every_event_succ
             finally:
                 locker.close()
 
-            def settled() -> dict[str, Any] | None:
-                found = counts(node)
-                return found if found["queued"] == found["running"] == 0 else None
-            final = wait_until(settled, timeout=90)
+            final = settled_counts(node)
         finally:
             node.stop()
         ran = Counter(seen["n"] for seen in recorder.json())
 
     assert len(set(ids)) == total
     assert final["succeeded"] == total and final["dead"] == 0
-    assert sorted(ran) == list(range(total)) and set(ran.values()) == {1}, \
-        f"ran more than once: {[n for n, times in ran.items() if times > 1][:10]}"
+    assert_each_ran_once(ran, total)
 
 
 class DispatcherHost:

@@ -219,6 +219,21 @@ def test_strangers_cannot_make_the_node_hold_many_unverified_bodies(server: Squa
     assert memory.growth_mb < 100
 
 
+def trickle_until_answered(sock: socket.socket, *, interval: float, tries: int) -> bytes:
+    """Send a byte every `interval` seconds until the server answers (what it said) or
+    closes the connection (b""), at most `tries` times."""
+    sock.settimeout(interval)
+    for _ in range(tries):
+        try:
+            sock.sendall(b"x")
+            return sock.recv(65536)
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    return b""
+
+
 def forged_aws_head(path: str, service: str, length: int | None, **headers: str) -> bytes:
     """A request head anyone can write: the public key id `admin`, today's date, a wrong
     signature and no payload hash, declaring `length` bytes (chunked when None)."""
@@ -275,16 +290,7 @@ def test_an_unverified_body_that_does_not_keep_arriving_is_cut_off(server: Squal
     try:
         with bystander(server.url, "/steady"):
             sock.sendall(forged_aws_head(LAMBDA_ECHO, "lambda", MB))
-            sock.settimeout(0.5)
-            for _ in range(120):  # a byte every half second, for up to a minute
-                try:
-                    sock.sendall(b"x")
-                    answer = sock.recv(65536)
-                    break
-                except TimeoutError:
-                    continue
-                except (BrokenPipeError, ConnectionResetError):
-                    break
+            answer = trickle_until_answered(sock, interval=0.5, tries=120)  # up to a minute
     finally:
         sock.close()
     assert status_of(answer) == 408 and b"RequestTimeoutException" in answer, answer[:300]
@@ -390,17 +396,7 @@ def test_a_slowloris_head_is_closed_with_408(server: SquallServer) -> None:
         sock = connect(server)
         try:
             sock.sendall(b"GET /steady HTTP/1.1\r\nHost: x\r\n")
-            answer = b""
-            sock.settimeout(0.3)
-            for _ in range(HEADER_TIMEOUT * 30):  # a header byte every 0.3 s, for up to 9 timeouts
-                try:
-                    sock.sendall(b"x")
-                    answer = sock.recv(65536)
-                    break
-                except TimeoutError:
-                    continue
-                except (BrokenPipeError, ConnectionResetError):
-                    break
+            answer = trickle_until_answered(sock, interval=0.3, tries=HEADER_TIMEOUT * 30)  # up to 9 timeouts
         finally:
             sock.close()
     assert status_of(answer) == 408, answer[:300]
