@@ -178,6 +178,16 @@ def serving(root: Path, project: dict[str, str], **options: Any) -> Iterator[Squ
         node.stop()
 
 
+def plant_admin_token(data_dir: Path, value: str = "admin-secret-on-disk") -> Path:
+    """Write an admin token file (mode 0600) in a data dir the server has not made yet, as a
+    secret that hostile code must not be able to read; returns its path."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = data_dir / "admin-token"
+    token.write_text(value + "\n")
+    token.chmod(0o600)
+    return token
+
+
 def copy_example(name: str, dest: Path) -> Path:
     source = Path(__file__).resolve().parent.parent / "examples" / name
     shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns(".squall", "__pycache__"))

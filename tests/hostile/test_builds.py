@@ -28,7 +28,7 @@ from squall.deps import install_requirements
 from squall.exceptions import BundleError
 from squall.runtime.build import BuildLimits
 from tests.hostile.bystander import bystander
-from tests.support import PeakMemory, SquallServer, serving, write_project
+from tests.support import PeakMemory, SquallServer, plant_admin_token, serving, write_project
 
 pytestmark = pytest.mark.e2e
 
@@ -162,11 +162,7 @@ STEADY = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
     root = tmp_path_factory.mktemp("builds")
-    data = root / "data"
-    data.mkdir()
-    token = data / "admin-token"
-    token.write_text("admin-secret-on-disk\n")
-    token.chmod(0o600)
+    plant_admin_token(root / "data")
     with serving(root, STEADY, environ=LIMITS) as node:
         yield node
 

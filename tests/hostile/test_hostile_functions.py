@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from tests.hostile.bystander import bystander
-from tests.support import SquallServer, serving, wait_until
+from tests.support import SquallServer, plant_admin_token, serving, wait_until
 from tests.test_sandbox import HANDLERS
 
 pytestmark = pytest.mark.e2e
@@ -70,11 +70,7 @@ PROJECT = {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
     root = tmp_path_factory.mktemp("hostile")
-    data = root / "data"
-    data.mkdir()
-    token = data / "admin-token"
-    token.write_text("admin-secret-on-disk\n")
-    token.chmod(0o600)
+    plant_admin_token(root / "data")
     with serving(root, {**PROJECT, "app.py": HANDLERS + EXTRA}) as node:
         yield node
 
