@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from squall.exceptions import SquallError
-from squall.store.releases import LIVE_ALIAS
+from squall.releases import LIVE_ALIAS
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API_PREFIX = "/_squall/api"

@@ -1,91 +1,75 @@
-"""Releases: moving a function's aliases (set, weighted split, rollback) on top of the store,
-with the checks that keep a bad request from changing anything. The API calls these; the
-node then serves what the store says (squall/server/releases.py).
+"""Releases, the one home of the concept: the `live` alias, qualifiers (`NAME`, `NAME:ALIAS`,
+`NAME:7`, `$LATEST`), an alias's traffic weights and how a served alias picks a version per call
+(`Release`). A leaf module: the store, the events and the node all read qualifiers through it.
 
-A rollback without `--to` goes to the alias's newest earlier state whose highest version is
-below the current highest one (so a canary `7=90,8=10` rolls back to 7, and a second rollback
-goes further back instead of toggling), or else to the newest stored version below it.
+A call names a function and, optionally, a qualifier: nothing (or `$LATEST`) reaches the
+`live` alias, a name reaches that alias, a number reaches that version. A weighted alias picks
+one of its versions per call, at random with the given percentages.
 """
 
 from __future__ import annotations
 
-import time
+import random
+from bisect import bisect_right
 from collections.abc import Mapping
-from typing import Any
-
-from squall.exceptions import BadInput, NotFound
-from squall.store.base import BaseStore, FunctionRecord
-from squall.store.releases import LIVE_ALIAS, Alias, check_weights
-
-HISTORY_SEARCHED = 100
-"""How many earlier moves of an alias a rollback looks through."""
+from dataclasses import dataclass, field
+from itertools import accumulate
+from typing import Generic, TypeVar
 
 
-def current_aliases(store: BaseStore, function: str) -> list[Alias]:
-    """The aliases of `function`, `live` included (its latest version when never moved).
-    Raises NotFound for an unknown function."""
-    record = store.get_function(function)
-    if record is None:
-        raise NotFound(f"Function not found: {function}")
-    return aliases_of(record, store.list_aliases(function))
+LIVE_ALIAS = "live"
+"""The alias every function has: what unqualified calls reach."""
+
+LATEST_QUALIFIER = "$LATEST"
+"""Lambda's name for the unqualified function; here it is the `live` alias."""
+
+Target = TypeVar("Target")
 
 
-def aliases_of(record: FunctionRecord, stored: list[Alias]) -> list[Alias]:
-    """`stored` (the aliases of the function `record`), with `live` at its latest version when no
-    `live` row is stored (a function deployed before aliases existed); `live` first."""
-    aliases = list(stored)
-    if not any(a.name == LIVE_ALIAS for a in aliases):
-        aliases.append(Alias(record.name, LIVE_ALIAS, {record.latest: 100}, record.updated_at))
-    return sorted(aliases, key=lambda a: (a.name != LIVE_ALIAS, a.name))
+@dataclass(frozen=True)
+class Release(Generic[Target]):
+    """An alias as served: `choices[i]` takes `weights[i]` percent of the calls."""
+
+    choices: tuple[Target, ...]
+    weights: tuple[int, ...]
+    bounds: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bounds", tuple(accumulate(self.weights)))
+
+    @property
+    def main(self) -> Target:
+        """The choice with the most traffic (the later, newer one on a tie)."""
+        return self.choices[max(range(len(self.choices)), key=lambda i: (self.weights[i], i))]
+
+    def pick(self) -> Target:
+        if len(self.choices) == 1:
+            return self.choices[0]
+        return self.choices[bisect_right(self.bounds, random.random() * self.bounds[-1])]
 
 
-def set_alias(store: BaseStore, function: str, name: str, weights: Mapping[int, int], *,
-              reason: str = "set") -> Alias:
-    """Point alias `name` at `weights`. BadInput (nothing changed) for weights that do not sum
-    to 100 or a version that does not exist; NotFound for an unknown function."""
-    try:
-        check_weights(weights)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
-    return store.set_alias(function, name, weights, reason=reason, now=time.time())
+def split_target(target: str) -> tuple[str, str | None]:
+    """`NAME`, `NAME:ALIAS` or `NAME:7` as (name, qualifier or None)."""
+    name, _, qualifier = target.partition(":")
+    return name, qualifier or None
 
 
-def remove_alias(store: BaseStore, function: str, name: str) -> None:
-    if name == LIVE_ALIAS:
-        raise BadInput(f"the {LIVE_ALIAS} alias cannot be removed: unqualified calls reach it "
-                       f"(move it with `squall rollback` or `squall alias set`)")
-    if not store.delete_alias(function, name):
-        raise NotFound(f"function {function} has no alias {name}")
+def alias_of(qualifier: str | None) -> str | None:
+    """The alias a qualifier names (None for a version number)."""
+    if qualifier is None or qualifier == LATEST_QUALIFIER:
+        return LIVE_ALIAS
+    return None if qualifier.isdigit() else qualifier
 
 
-def rollback(store: BaseStore, function: str, alias: str = LIVE_ALIAS, to: int | None = None) -> dict[str, Any]:
-    """Move `alias` back: to version `to`, or as the module docstring says. Returns
-    `{"function", "alias", "from": weights, "to": weights}`."""
-    current = next((a for a in current_aliases(store, function) if a.name == alias), None)
-    if current is None:
-        raise NotFound(f"function {function} has no alias {alias}")
-    target = {to: 100} if to is not None else _earlier_state(store, current)
-    moved = set_alias(store, function, alias, target, reason="rollback")
-    return {"function": function, "alias": alias, "from": _shown(current.weights), "to": _shown(moved.weights)}
-
-
-def _earlier_state(store: BaseStore, current: Alias) -> dict[int, int]:
-    top = max(current.weights)
-    stored = {v.number for v in store.list_versions(current.function)}
-    for move in store.alias_moves(current.function, current.name, limit=HISTORY_SEARCHED):
-        if max(move.weights) < top and set(move.weights) <= stored:
-            return dict(move.weights)
-    older = [number for number in stored if number < top]
-    if not older:
-        raise BadInput(f"nothing to roll back to: {current.function} has no version before {top} "
-                       f"(see `squall versions {current.function}`)")
-    return {max(older): 100}
-
-
-def _shown(weights: Mapping[int, int]) -> dict[str, int]:
-    return {str(number): weight for number, weight in sorted(weights.items())}
-
-
-def alias_info(alias: Alias) -> dict[str, Any]:
-    return {"function": alias.function, "name": alias.name, "version": alias.version,
-            "weights": _shown(alias.weights), "updated_at": alias.updated_at}
+def check_weights(weights: Mapping[int, int]) -> None:
+    """Raise ValueError unless `weights` gives 1-100 percent to each version and sums to 100."""
+    if not weights:
+        raise ValueError("an alias needs at least one version")
+    for number, weight in weights.items():
+        if number < 1:
+            raise ValueError(f"version {number} is not a version number (they start at 1)")
+        if not 0 < weight <= 100:
+            raise ValueError(f"weight {weight} of version {number} is not between 1 and 100")
+    if sum(weights.values()) != 100:
+        shown = ",".join(f"{n}={w}" for n, w in sorted(weights.items()))
+        raise ValueError(f"weights {shown} sum to {sum(weights.values())}, not 100")

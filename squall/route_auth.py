@@ -17,7 +17,7 @@ from typing import Mapping
 NOT_CONFIGURED = "Route secret is not configured"
 PLATFORM_ENV_PREFIXES = ("AWS_", "SQUALL_", "LAMBDA_", "_")
 PLATFORM_ENV_NAMES = frozenset({"PATH", "LANG", "TZ", "HOME"})
-"""Variables the platform sets in every instance (squall/server/specs.py): their values are
+"""Variables the platform sets in every instance (squall/node/specs.py): their values are
 known or guessable (AWS_REGION is us-east-1), so a route's secret may not be one of them."""
 
 

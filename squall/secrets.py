@@ -15,7 +15,7 @@ the masking of their values in log lines. The user's guide is docs/secrets.md.
   hide ordinary words and numbers.
 
 The store only ever sees ciphertext (squall/store/secrets.py); the node decrypts and keeps
-the values its functions list (squall/server/secret_env.py).
+the values its functions list (squall/node/secret_env.py).
 """
 
 from __future__ import annotations

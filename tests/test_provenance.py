@@ -29,7 +29,7 @@ from squall.provenance import (
     uncommitted_files,
     working_tree_provenance,
 )
-from squall.server.deploy import remove_unused_folders
+from squall.node.deploy import remove_unused_folders
 from squall.store.base import BaseStore, NewVersion
 from tests.support import write_project
 

@@ -434,7 +434,7 @@ def test_a_platform_dir_under_tmp_stays_importable_and_its_data_dir_hidden(tmp_p
 
 def test_function_uids_are_one_per_stage_and_function_and_never_shared() -> None:
     from squall.exceptions import BadInput, SquallError
-    from squall.server.specs import FunctionUids
+    from squall.node.specs import FunctionUids
 
     uids = FunctionUids(200000, 200002)
     first = uids.uid_of("default", "a")

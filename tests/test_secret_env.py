@@ -1,4 +1,4 @@
-"""squall/server/secret_env.py over a real SQLite store, and the pool's refusal to start a
+"""squall/node/secret_env.py over a real SQLite store, and the pool's refusal to start a
 spec that carries an init error (no process is launched)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from squall.runtime.instance import Instance, InstanceSpec
 from squall.runtime.launcher import InstanceLauncher
 from squall.runtime.pool import InstancePool
 from squall.secrets import MASK, SecretBox, new_key_text, parse_key
-from squall.server.secret_env import NOT_SET, UNREADABLE, SecretCache, spec_masker
+from squall.node.secret_env import NOT_SET, UNREADABLE, SecretCache, spec_masker
 from squall.store.sqlite import SqliteStore
 
 NOW = 6_000_000.0

@@ -9,7 +9,7 @@ import click
 
 from squall.cli.options import client_from, json_option
 from squall.cli.output import print_json, print_message, print_table, relative_time
-from squall.store.releases import LIVE_ALIAS
+from squall.releases import LIVE_ALIAS
 
 
 def parse_weights(text: str) -> dict[int, int]:

@@ -30,7 +30,7 @@ from squall.store.objects import ObjectInfo
 
 if TYPE_CHECKING:
     from squall.events.engine import EventEngine
-    from squall.server.node import Node
+    from squall.node.core import Node
 
 MAX_OBJECT_BYTES = 5 * 1024**3
 """S3's limit for a single PUT: 5 GiB."""

@@ -51,12 +51,12 @@ from squall.events.shapes import DestinationCondition, destination_record
 from squall.events.topics import HTTP_DELIVERY
 from squall.events.wakeups import EVENT_POLL
 from squall.exceptions import NotFound, Throttled
-from squall.server.releases import split_target
+from squall.releases import split_target
 from squall.store.events import DeadReason, Event, EventResult, EventStatus, Lease, NewEvent, Outcome
 from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from squall.server.node import ActiveFunction, Node
+    from squall.node.core import ActiveFunction, Node
 
 MAX_IN_FLIGHT = 128
 """Events one node runs at once (each holds an instance while it runs)."""

@@ -30,12 +30,12 @@ from squall.events.topics import HTTP_DELIVERY, HTTP_MAX_AGE, Topics
 from squall.events.wakeups import NoticeRouter, Polls
 from squall.exceptions import NotFound, PayloadTooLarge
 from squall.request_ids import new_request_id
-from squall.server.releases import alias_of
+from squall.releases import alias_of
 from squall.store.events import Event, EventStatus, NewEvent
-from squall.store.releases import LIVE_ALIAS
+from squall.releases import LIVE_ALIAS
 
 if TYPE_CHECKING:
-    from squall.server.node import ActiveFunction, Node
+    from squall.node.core import ActiveFunction, Node
 
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 """Lambda's limit for an asynchronous invocation's payload: 1 MB (1,048,576 bytes)."""

@@ -26,7 +26,7 @@ from squall.events.topics import normalize_attributes, subscription_arn
 from squall.exceptions import BadInput
 
 if TYPE_CHECKING:
-    from squall.server.node import ActiveFunction, Node
+    from squall.node.core import ActiveFunction, Node
 
 KINDS = ("schedule", "topic", "queue", "bucket")
 

@@ -29,12 +29,12 @@ import orjson
 from squall.events.shapes import sqs_event, sqs_record
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge, Throttled
 from squall.store.queues import NewMessage, QueueMessage
-from squall.store.releases import LIVE_ALIAS
+from squall.releases import LIVE_ALIAS
 from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from squall.events.engine import EventEngine
-    from squall.server.node import Node
+    from squall.node.core import Node
 
 MAX_MESSAGE_BYTES = 256 * 1024
 """SQS's limit for a message with its attributes: 256 KB."""

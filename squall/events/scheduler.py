@@ -40,7 +40,7 @@ from squall.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from squall.events.engine import EventEngine
-    from squall.server.node import Node
+    from squall.node.core import Node
 
 MISSED_AFTER = 60.0
 """Seconds late after which a fire time counts as missed (the node was down)."""

@@ -33,7 +33,7 @@ from squall.store.events import Event, NewEvent
 
 if TYPE_CHECKING:
     from squall.events.engine import EventEngine
-    from squall.server.node import Node
+    from squall.node.core import Node
 
 HTTP_DELIVERY = "@http"
 """The `function` of an event that is an HTTP delivery (no function has this name)."""

@@ -48,7 +48,7 @@ root), after the init frame and before the environment is set up. Its steps, in 
    pipe and epoll descriptor must not reach user code);
 9. privileges: `setgroups([])`, `setgid(gid)`, `setuid(uid)` (all capabilities go), then
    `PR_SET_NO_NEW_PRIVS`. The node gives every function a uid and gid of its own
-   (squall/server/specs.py, `FunctionUids`; 65534 `nobody` when the settings name none),
+   (squall/node/specs.py, `FunctionUids`; 65534 `nobody` when the settings name none),
    so that even a process the function `execve`s (dumpable again) is out of reach of every
    other function: another uid may not ptrace it, signal it or read its /proc files;
 9b. Landlock scopes (`scope_landlock`, best effort): a Landlock domain with no file or

@@ -23,13 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from squall import releases
+from squall.node import aliases as releases
 from squall.exceptions import BadInput
 from squall.server.bodies import MAX_JSON_REQUEST_BYTES, request_body
 from squall.server.events_api import json_object
-from squall.server.node import Node
+from squall.node.core import Node
 from squall.server.responses import json_response
-from squall.store.releases import LIVE_ALIAS
+from squall.releases import LIVE_ALIAS
 from squall.triggers import check_alias_name
 
 

@@ -21,9 +21,9 @@ from squall.exceptions import BadInput, NotFound, SquallError
 from squall.runtime.instance import Instance
 from squall.server.aliases_api import AliasesApi
 from squall.server.bodies import MAX_DEPLOY_BYTES, request_body
-from squall.server.deploy import Deployer
+from squall.node.deploy import Deployer
 from squall.server.events_api import EventsApi
-from squall.server.node import ActiveFunction, Node
+from squall.node.core import ActiveFunction, Node
 from squall.server.responses import error_response, event_payload, invocation_response, json_response
 from squall.server.sdk_api import SdkApi
 from squall.server.secrets_api import SecretsApi

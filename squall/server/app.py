@@ -14,9 +14,9 @@ from starlette.routing import Route
 
 from squall.server.api import PlatformApi
 from squall.server.aws_lambda import LambdaApi
-from squall.server.credential_refresh import refresh_credentials_forever
+from squall.node.credential_refresh import refresh_credentials_forever
 from squall.server.gateway import Gateway
-from squall.server.node import Node
+from squall.node.core import Node
 from squall.server.responses import error_response
 from squall.server.sdk_api import SdkApi
 from squall.server.tables_api import DYNAMODB_PREFIX, TablesApi

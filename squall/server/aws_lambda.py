@@ -34,7 +34,7 @@ from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.exceptions import NotFound, PayloadTooLarge, Throttled
 from squall.server.bodies import UNVERIFIED, BodySlotsSpent, BodyTooLarge, BodyTooSlow, read_body
 from squall.runtime.protocol import MAX_PAYLOAD_BYTES
-from squall.server.node import ActiveFunction, Invocation, Node
+from squall.node.core import ActiveFunction, Invocation, Node
 
 PREFIX = "/_squall/aws/lambda"
 ADMIN_ACCESS_KEY = "admin"

@@ -47,7 +47,7 @@ class DevLoop:
         self.node: Any = None
 
     async def deploy_once(self) -> None:
-        from squall.server.deploy import Deployer
+        from squall.node.deploy import Deployer
 
         try:
             # As it is on disk, with where it came from: never refused for uncommitted changes.

@@ -39,8 +39,8 @@ from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.events.local_triggers import trigger_event
 from squall.exceptions import BadInput
 from squall.server.bodies import MAX_JSON_REQUEST_BYTES, check_declared_length, request_body
-from squall.server.node import Node
-from squall.server.releases import split_target
+from squall.node.core import Node
+from squall.releases import split_target
 from squall.server.responses import event_payload, invocation_response, json_response
 from squall.store.events import Event
 

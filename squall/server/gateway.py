@@ -27,7 +27,7 @@ from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256, is_
 from squall.routing import MethodNotAllowed, RouteMatch
 from squall.server.bodies import ROUTES, BodySlotsSpent, BodyTooLarge, read_body
 from squall.runtime.protocol import MAX_PAYLOAD_BYTES
-from squall.server.node import ActiveFunction, Node
+from squall.node.core import ActiveFunction, Node
 
 LIMIT_MB = MAX_PAYLOAD_BYTES // (1024 * 1024)
 Scope = dict[str, Any]

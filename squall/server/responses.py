@@ -13,7 +13,7 @@ from starlette.responses import Response
 from squall.exceptions import BadInput
 from squall.server.bodies import request_body
 from squall.runtime.protocol import MAX_PAYLOAD_BYTES
-from squall.server.node import Invocation
+from squall.node.core import Invocation
 
 
 def json_response(data: Any, status: int = 200) -> Response:

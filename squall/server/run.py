@@ -17,8 +17,8 @@ from squall.secrets import load_secret_key
 from squall.server.app import StartupHook, build_app
 from squall.server.bodies import configure_route_budget
 from squall.server.connections import BoundedServer, bounded_protocol, raise_open_file_limit, serve_limits
-from squall.server.node import Node
-from squall.server.specs import NodeSettings
+from squall.node.core import Node
+from squall.node.specs import NodeSettings
 from squall.store import open_store
 from squall.store.base import BaseStore
 

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from squall import credentials
 from squall.exceptions import SquallError
 from squall.server.events_api import EventsApi
-from squall.server.node import Node
+from squall.node.core import Node
 from squall.server.responses import error_response, json_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]

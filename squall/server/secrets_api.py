@@ -12,7 +12,7 @@ no answer, error or log line of these endpoints holds a secret's value.
 
 A set or a delete takes effect on this node at once (the functions that list the secret get
 the new value in their next instance; idle ones are recycled) and on the other nodes of a
-shared store within a few seconds (squall/server/secret_env.py).
+shared store within a few seconds (squall/node/secret_env.py).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from starlette.routing import Route
 from squall.exceptions import NotFound, PayloadTooLarge, SquallError
 from squall.secrets import KEY_ENV, KEY_FILE, MAX_SECRET_BYTES, check_secret_name, check_secret_value
 from squall.server.bodies import BodyTooLarge, read_body
-from squall.server.node import Node
+from squall.node.core import Node
 from squall.server.responses import json_response
 
 

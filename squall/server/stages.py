@@ -26,7 +26,7 @@ from squall.aws_auth import STRIPPED_PREFIX
 from squall.runtime.instance import Instance, InstanceSpec
 from squall.runtime.pool import InstancePool
 from squall.server.app import NodeApp
-from squall.server.node import Node
+from squall.node.core import Node
 from squall.server.responses import error_response
 from squall.stages import DEFAULT_STAGE
 from squall.store import open_stage_store

@@ -83,7 +83,7 @@ class StagesApi:
                            f"squall.yaml or deploy to it once (`squall deploy --stage {target_name}`)")
         if source is target:
             raise BadInput("a stage cannot be promoted to itself")
-        from squall.server.promote import promote
+        from squall.node.promote import promote
         return json_response(await promote(source, target))
 
 

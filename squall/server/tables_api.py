@@ -40,7 +40,7 @@ from squall.server.bodies import (
     read_body,
     request_body,
 )
-from squall.server.node import Node
+from squall.node.core import Node
 from squall.server.responses import error_response, json_response
 from squall.server.sdk_api import SdkApi, unauthorized
 from squall.store.resources import Resource

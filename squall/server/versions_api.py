@@ -6,7 +6,7 @@ history with provenance and the aliases pointing at them, and the difference bet
                                         "code_hash", "code_path", "provenance", "aliases"}
                                         (`aliases`: alias name -> percent of its traffic);
                                         `aliases`: [{"name", "weights"}], `live` first (see
-                                        squall/releases.py:aliases_of)
+                                        squall/node/aliases.py:aliases_of)
     GET /functions/{name}/diff?a=N&b=M  {"function", "a", "b", "config", "files", "summary"}:
                                         the configuration as a unified diff of sorted-key
                                         JSON, then each file of the code that differs
@@ -31,8 +31,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from squall.exceptions import BadInput, NotFound, SquallError
-from squall.releases import aliases_of
-from squall.server.node import Node
+from squall.node.aliases import aliases_of
+from squall.node.core import Node
 from squall.server.responses import json_response
 from squall.store.base import FunctionRecord, FunctionVersion
 from squall.store.releases import Alias

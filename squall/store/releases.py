@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
-LIVE_ALIAS = "live"
+from squall.releases import LIVE_ALIAS, check_weights
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,20 +74,6 @@ class ReleaseStore:
     def code_in_use(self) -> set[str]:
         """Every `code_path`, and every `deps/<hash>` folder, that a stored version refers to."""
         raise NotImplementedError
-
-
-def check_weights(weights: Mapping[int, int]) -> None:
-    """Raise ValueError unless `weights` gives 1-100 percent to each version and sums to 100."""
-    if not weights:
-        raise ValueError("an alias needs at least one version")
-    for number, weight in weights.items():
-        if number < 1:
-            raise ValueError(f"version {number} is not a version number (they start at 1)")
-        if not 0 < weight <= 100:
-            raise ValueError(f"weight {weight} of version {number} is not between 1 and 100")
-    if sum(weights.values()) != 100:
-        shown = ",".join(f"{n}={w}" for n, w in sorted(weights.items()))
-        raise ValueError(f"weights {shown} sum to {sum(weights.values())}, not 100")
 
 
 def encode_weights(weights: Mapping[int, int]) -> str:

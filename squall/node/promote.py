@@ -17,8 +17,8 @@ from typing import Any
 
 from squall.exceptions import BadInput
 from squall.provenance import Provenance
-from squall.server.deploy import Deployer, StagedFunction, StagedProject
-from squall.server.node import Node
+from squall.node.deploy import Deployer, StagedFunction, StagedProject
+from squall.node.core import Node
 from squall.store.base import BaseStore, FunctionVersion
 from squall.store.resources import RESOURCE_KINDS
 

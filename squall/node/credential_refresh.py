@@ -9,7 +9,7 @@ import asyncio
 import os
 
 from squall.credentials import CREDENTIAL_LIFETIME, CREDENTIAL_REFRESH
-from squall.server.node import Node
+from squall.node.core import Node
 
 
 def refresh_interval() -> float:

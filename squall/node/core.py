@@ -23,11 +23,11 @@ from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec, InvokeOutcome
 from squall.runtime.pool import InstancePool
 from squall.secrets import LogMasker
-from squall.server.releases import Release, ReleaseState, alias_of, read_release_state, split_target
-from squall.server.secret_env import SecretCache, lists_any, spec_masker
-from squall.server.specs import NodeSettings, instance_spec
+from squall.node.aliases import ReleaseState, read_release_state
+from squall.releases import LIVE_ALIAS, Release, alias_of, split_target
+from squall.node.secret_env import SecretCache, lists_any, spec_masker
+from squall.node.specs import NodeSettings, instance_spec
 from squall.store.base import BaseStore, FunctionVersion, LogBatch
-from squall.store.releases import LIVE_ALIAS
 from squall.store.resources import Resource
 from squall.tasks import cancel_and_wait
 from squall.types import LogLine

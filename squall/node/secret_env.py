@@ -7,8 +7,8 @@ read. `refresh()` lists the secrets (names and times: a small read) and fetches 
 only those whose time changed, so a cold start never reads the store or decrypts anything:
 the values are in the spec already. The node refreshes at start, before each deploy's
 checks, after `secret set` / `rm` through its API, and on another node's store notice of a
-change or its store poll (squall/server/node.py, `follow_store`), then rebuilds the specs of the functions that list a
-changed name and recycles their instances (squall/server/node.py, `sync_secrets`).
+change or its store poll (squall/node/core.py, `follow_store`), then rebuilds the specs of the functions that list a
+changed name and recycles their instances (squall/node/core.py, `sync_secrets`).
 """
 
 from __future__ import annotations

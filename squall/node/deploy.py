@@ -41,9 +41,9 @@ from squall.provenance import SERVER_DEPLOYER, Provenance, manifest_digest
 from squall.runtime.build import BuildLimits
 from squall.runtime.instance import InvokeOutcome
 from squall.runtime.pool import MAX_INSTANCES_ENV
-from squall.server.node import Node, build_route_table
+from squall.node.core import Node, build_route_table
 from squall.store.base import FunctionVersion, NewVersion
-from squall.store.releases import LIVE_ALIAS
+from squall.releases import LIVE_ALIAS
 
 
 @dataclass(frozen=True)
