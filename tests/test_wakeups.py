@@ -35,20 +35,17 @@ class Waiter:
 
 
 @pytest.mark.parametrize(("topic", "woken"), [
-    ("events", [("dispatcher.wake",)]),
-    ("queue:jobs", [("queues.wake", "jobs")]),
-    ("queue:a:b", [("queues.wake", "a:b")]),
-    ("deploy", [("node.store_changed",)]),
-    ("secrets", [("node.store_changed",)]),
-    ("resources", [("node.store_changed",)]),
-    ("*", [("dispatcher.wake",), ("queues.wake_all",), ("node.store_changed",)]),
+    ("events", [("engine.wake_events",)]),
+    ("queue:jobs", [("engine.wake_queue", "jobs")]),
+    ("queue:a:b", [("engine.wake_queue", "a:b")]),
+    ("deploy", [("engine.store_changed",)]),
+    ("secrets", [("engine.store_changed",)]),
+    ("resources", [("engine.store_changed",)]),
+    ("*", [("engine.wake_events",), ("engine.wake_queues",), ("engine.store_changed",)]),
     ("from-a-newer-version", []),
 ])
 def test_each_notice_wakes_what_waits_for_it(topic: str, woken: list[tuple[str, ...]]) -> None:
     calls: list[tuple[str, ...]] = []
-    engine = SimpleNamespace(dispatcher=Waiter("dispatcher", calls), queues=Waiter("queues", calls),
-                             node=Waiter("node", calls))
-
-    NoticeRouter(engine).route(topic)  # type: ignore[arg-type]
+    NoticeRouter(None, Waiter("engine", calls)).route(topic)  # type: ignore[arg-type]
 
     assert calls == woken

@@ -19,18 +19,15 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Any, AsyncIterator
 
 import orjson
 
+from squall.events.host import EventHost, EventSink
 from squall.events.shapes import s3_event, s3_record
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge
 from squall.store.events import NewEvent
 from squall.store.objects import ObjectInfo
-
-if TYPE_CHECKING:
-    from squall.events.engine import EventEngine
-    from squall.node.core import Node
 
 MAX_OBJECT_BYTES = 5 * 1024**3
 """S3's limit for a single PUT: 5 GiB."""
@@ -56,9 +53,9 @@ def event_matches(trigger: dict[str, Any], event_name: str, key: str) -> bool:
 
 
 class Buckets:
-    def __init__(self, node: Node, engine: EventEngine) -> None:
+    def __init__(self, node: EventHost, sink: EventSink) -> None:
         self.node = node
-        self.engine = engine
+        self.sink = sink
         self.store = node.store
         self.root = Path(node.settings.data_dir) / "buckets"
 
@@ -75,7 +72,7 @@ class Buckets:
             for trigger in function.version.config.get("triggers", []):
                 if trigger.get("bucket") != bucket or not event_matches(trigger, event_name, key):
                     continue
-                event = self.engine.new_event(function, b"{}", source=f"bucket:{bucket}", qualifier=trigger.get("alias"))
+                event = self.sink.new_event(function, b"{}", source=f"bucket:{bucket}", qualifier=trigger.get("alias"))
                 record = s3_record(event_name, bucket, key, info.size if info else None, info.etag if info else None,
                                    f"{time.time_ns():016X}", now, event.id, region=settings.region)
                 events.append(NewEvent(event.id, event.function, orjson.dumps(s3_event([record])), event.source,
@@ -96,7 +93,7 @@ class Buckets:
             target.unlink(missing_ok=True)
             raise
         self._remove(old)
-        self.engine.dispatcher.wake()
+        self.sink.wake_events()
         return info
 
     async def _write_file(self, target: Path, body: AsyncIterator[bytes]) -> tuple[int, str]:
@@ -137,7 +134,7 @@ class Buckets:
         if removed is None:
             return False
         self._remove(removed.path)
-        self.engine.dispatcher.wake()
+        self.sink.wake_events()
         return True
 
     def list(self, bucket: str, *, prefix: str = "", start_after: str = "",

@@ -41,10 +41,11 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import orjson
 
+from squall.events.host import EventHost, HostedFunction
 from squall.events.intake import IDEMPOTENCY_WINDOW
 from squall.events.retry import RetryPolicy
 from squall.events.shapes import DestinationCondition, destination_record
@@ -55,8 +56,6 @@ from squall.releases import split_target
 from squall.store.events import DeadReason, Event, EventResult, EventStatus, Lease, NewEvent, Outcome
 from squall.tasks import cancel_and_wait
 
-if TYPE_CHECKING:
-    from squall.node.core import ActiveFunction, Node
 
 MAX_IN_FLIGHT = 128
 """Events one node runs at once (each holds an instance while it runs)."""
@@ -95,11 +94,15 @@ Deliver = Callable[[dict[str, Any], dict[str, Any], Event], Awaitable[None]]
 """`deliver(destination, record, event)`: hand a destination record to its target."""
 Finished = Callable[[Event, bool], Awaitable[None]]
 """`finished(event, ok)`: an event succeeded, or became a dead letter."""
+DeliverHttp = Callable[[Event], Awaitable["str | None"]]
+"""`deliver_http(event)`: POST a topic message to its HTTP subscriber; the error, or None."""
+OverlapOf = Callable[[str], str]
+"""`overlap_of(source)`: the overlap policy of the schedule `source` (`schedule:NAME`)."""
 
 
 class EventDispatcher:
-    def __init__(self, node: Node, owner: str, retry: RetryPolicy, deliver: Deliver, finished: Finished,
-                 *, max_in_flight: int = MAX_IN_FLIGHT, lease_seconds: float = 900 + LEASE_MARGIN,
+    def __init__(self, node: EventHost, owner: str, retry: RetryPolicy, deliver: Deliver, finished: Finished,
+                 *, deliver_http: DeliverHttp, overlap_of: OverlapOf, max_in_flight: int = MAX_IN_FLIGHT, lease_seconds: float = 900 + LEASE_MARGIN,
                  idle_poll: float = EVENT_POLL) -> None:
         self.node = node
         self.store = node.store
@@ -107,6 +110,8 @@ class EventDispatcher:
         self.retry = retry
         self.deliver = deliver
         self.finished = finished
+        self.deliver_http = deliver_http
+        self.overlap_of = overlap_of
         self.max_in_flight = max_in_flight
         self.lease_seconds = lease_seconds
         self.idle_poll = idle_poll
@@ -303,7 +308,7 @@ class EventDispatcher:
             await self.finished(event, False)
             await self._send_destination(event, function, "on_failure", reason.value, invocation.payload, "Unhandled")
 
-    async def _target(self, event: Event) -> ActiveFunction | None:
+    async def _target(self, event: Event) -> HostedFunction | None:
         """The version `event` goes to now: its alias's (live's for a plain function name, one
         by weight when it splits traffic), or the version it names."""
         try:
@@ -315,14 +320,14 @@ class EventDispatcher:
         """Stop the runs of `source` going on this node (a schedule's `overlap: replace`);
         they end without a retry or a destination record."""
         for event_id, event in list(self._running.items()):
-            if event.source == source and self.node.pool.stop_request(event_id):
+            if event.source == source and self.node.stop_request(event_id):
                 self._replaced.add(event_id)
 
     async def _waits_for_previous_run(self, event: Event) -> bool:
         """A run of a schedule with `overlap: queue` waits while an earlier run is going."""
         if not event.source.startswith("schedule:"):
             return False
-        if self.node.events.scheduler.overlap_of(event.source) != "queue":
+        if self.overlap_of(event.source) != "queue":
             return False
         return await asyncio.to_thread(self.store.runs_before, event)
 
@@ -342,18 +347,18 @@ class EventDispatcher:
             self._record(EventResult(event.id, Outcome.DEAD, error="the delivery was older than an hour",
                                      dead_reason=DeadReason.EVENT_AGE_EXCEEDED))
             return
-        error = await self.node.events.topics.deliver_http(event)
+        error = await self.deliver_http(event)
         if error is None:
             self._record(EventResult(event.id, Outcome.SUCCEEDED))
         else:
             self._failed(event, error)
 
-    async def _die(self, event: Event, function: ActiveFunction, reason: DeadReason, error: str) -> None:
+    async def _die(self, event: Event, function: HostedFunction, reason: DeadReason, error: str) -> None:
         self._record(EventResult(event.id, Outcome.DEAD, error=error, dead_reason=reason))
         await self.finished(event, False)
         await self._send_destination(event, function, "on_failure", reason.value, None, None)
 
-    async def _send_destination(self, event: Event, function: ActiveFunction, key: str, condition: str,
+    async def _send_destination(self, event: Event, function: HostedFunction, key: str, condition: str,
                                 response: bytes | None, function_error: str | None) -> None:
         """Send the destination record to what the version the event ran on names under `key`."""
         target = function.version.config.get(key)

@@ -16,12 +16,13 @@ import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from squall.events.buckets import Buckets
 from squall.events.dispatcher import EventDispatcher
+from squall.events.host import EventHost, HostedFunction
 from squall.events.intake import EventIntake
 from squall.events.queues import Queues
 from squall.events.retry import RetryPolicy
@@ -30,12 +31,9 @@ from squall.events.topics import HTTP_DELIVERY, HTTP_MAX_AGE, Topics
 from squall.events.wakeups import NoticeRouter, Polls
 from squall.exceptions import NotFound, PayloadTooLarge
 from squall.request_ids import new_request_id
-from squall.releases import alias_of
 from squall.store.events import Event, EventStatus, NewEvent
-from squall.releases import LIVE_ALIAS
+from squall.releases import LIVE_ALIAS, alias_of
 
-if TYPE_CHECKING:
-    from squall.node.core import ActiveFunction, Node
 
 MAX_ASYNC_PAYLOAD = 1024 * 1024
 """Lambda's limit for an asynchronous invocation's payload: 1 MB (1,048,576 bytes)."""
@@ -44,20 +42,22 @@ DEFAULT_MAX_EVENT_AGE = 21600.0
 
 
 class EventEngine:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: EventHost) -> None:
         self.node = node
         self.store = node.store
         self.owner = node_id(node.settings.data_dir)
         self.retry = RetryPolicy(base=float(os.environ.get("SQUALL_RETRY_BASE_SECONDS", "1")))
         self.polls = Polls.from_environ(os.environ, notices_reach_other_nodes=self.store.notices_reach_other_nodes)
         self.dispatcher = EventDispatcher(node, self.owner, self.retry, self.deliver, self.finished,
+                                          deliver_http=lambda event: self.topics.deliver_http(event),
+                                          overlap_of=lambda source: self.scheduler.overlap_of(source),
                                           idle_poll=self.polls.events)
         self.intake = EventIntake(self.store, on_stored=self.dispatcher.wake, runner=self.dispatcher)
         self.topics = Topics(node, self)
         self.scheduler = Scheduler(node, self)
-        self.queues = Queues(node, self)
+        self.queues = Queues(node, idle_poll=self.polls.queues)
         self.buckets = Buckets(node, self)
-        self.notices = NoticeRouter(self)
+        self.notices = NoticeRouter(self.store, self)
         self.started = False
 
     async def start(self) -> None:
@@ -85,13 +85,32 @@ class EventEngine:
         """Publish to `topic` (see squall/events/topics.py); the message id once stored."""
         return await self.topics.publish(topic, message, subject=subject, attributes=attributes)
 
+    # -- what the triggers and the store's notices call (EventSink, NoticeTargets) ---------
+    async def submit(self, events: list[NewEvent]) -> list[str]:
+        return await self.intake.submit(events)
+
+    def stop_runs(self, source: str) -> None:
+        self.dispatcher.stop_runs(source)
+
+    def wake_events(self) -> None:
+        self.dispatcher.wake()
+
+    def wake_queue(self, name: str) -> None:
+        self.queues.wake(name)
+
+    def wake_queues(self) -> None:
+        self.queues.wake_all()
+
+    def store_changed(self) -> None:
+        self.node.store_changed()
+
     async def finished(self, event: Event, ok: bool) -> None:
         """An event is done for good (succeeded, or dead): tell its schedule, if any."""
         if event.source.startswith("schedule:"):
             await self.scheduler.record_result(event.source, ok)
 
     # -- accepting -------------------------------------------------------------
-    def new_event(self, function: ActiveFunction, payload: bytes, *, source: str,
+    def new_event(self, function: HostedFunction, payload: bytes, *, source: str,
                   idempotency_key: str | None = None, delay: float = 0.0, qualifier: str | None = None) -> NewEvent:
         """An event for `function` (its `qualifier`: an alias or a version, None for live) with the
         function's retry and age settings. Raises PayloadTooLarge over 1 MB."""
@@ -106,7 +125,7 @@ class EventEngine:
         return NewEvent(new_request_id(), target, payload, source, retries + 1, now + max_age,
                         now + delay, idempotency_key)
 
-    async def invoke_async(self, function: ActiveFunction, payload: bytes, *, qualifier: str | None,
+    async def invoke_async(self, function: HostedFunction, payload: bytes, *, qualifier: str | None,
                            idempotency_key: str | None = None, source: str = "invoke") -> str:
         """Store an asynchronous invocation of `function`, the version `qualifier` (an alias, a
         version number, or None for live) reached when the call came; it runs on the version

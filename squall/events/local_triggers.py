@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from squall.events.host import HostedFunction, HostSettings
 from squall.events.queues import send_attributes
 from squall.events.shapes import (
     s3_event,
@@ -25,20 +26,17 @@ from squall.events.shapes import (
 from squall.events.topics import normalize_attributes, subscription_arn
 from squall.exceptions import BadInput
 
-if TYPE_CHECKING:
-    from squall.node.core import ActiveFunction, Node
-
 KINDS = ("schedule", "topic", "queue", "bucket")
 
 
-def trigger_event(node: Node, function: ActiveFunction, request: dict[str, Any]) -> bytes:
+def trigger_event(settings: HostSettings, function: HostedFunction, request: dict[str, Any]) -> bytes:
     """The event for `request` (`{"kind", ...}`); BadInput names what is missing or wrong."""
     kind = request.get("kind")
     if kind not in KINDS:
         raise BadInput(f"kind must be one of {', '.join(KINDS)}")
     triggers = [t for t in function.version.config.get("triggers", []) if kind in t]
     builder = {"schedule": _schedule, "topic": _topic, "queue": _queue, "bucket": _bucket}[kind]
-    return orjson.dumps(builder(node, function, triggers, request))
+    return orjson.dumps(builder(settings, function, triggers, request))
 
 
 def _pick(triggers: list[dict[str, Any]], kind: str, name: Any) -> dict[str, Any] | None:
@@ -51,7 +49,7 @@ def _pick(triggers: list[dict[str, Any]], kind: str, name: Any) -> dict[str, Any
     return triggers[0] if triggers else None
 
 
-def _schedule(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]],
+def _schedule(settings: HostSettings, function: HostedFunction, triggers: list[dict[str, Any]],
               request: dict[str, Any]) -> Any:
     trigger = _pick(triggers, "schedule", request.get("name"))
     if trigger is None and (request.get("name") or not triggers):
@@ -61,16 +59,15 @@ def _schedule(node: Node, function: ActiveFunction, triggers: list[dict[str, Any
     if trigger.get("input") is not None:
         return trigger["input"]
     return scheduled_event(str(uuid.uuid4()), trigger.get("name") or f"{function.name}-0",
-                           datetime.now(timezone.utc), region=node.settings.region, account=node.settings.account_id)
+                           datetime.now(timezone.utc), region=settings.region, account=settings.account_id)
 
 
-def _topic(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]], request: dict[str, Any]) -> Any:
+def _topic(settings: HostSettings, function: HostedFunction, triggers: list[dict[str, Any]], request: dict[str, Any]) -> Any:
     trigger = _pick(triggers, "topic", request.get("name"))
     topic = request.get("name") or (trigger or {}).get("topic")
     if not topic:
         raise BadInput(f"{function.name} has no topic trigger; give the topic's name")
     message = _text(request, "message")
-    settings = node.settings
     arn = subscription_arn(str(topic), f"function:{function.name}", settings.region, settings.account_id)
     return sns_records(str(uuid.uuid4()), str(topic), request.get("subject"), message,
                        normalize_attributes(request.get("attributes")), datetime.now(timezone.utc), arn,
@@ -78,7 +75,7 @@ def _topic(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]],
                        region=settings.region, account=settings.account_id)
 
 
-def _queue(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]], request: dict[str, Any]) -> Any:
+def _queue(settings: HostSettings, function: HostedFunction, triggers: list[dict[str, Any]], request: dict[str, Any]) -> Any:
     trigger = _pick(triggers, "queue", request.get("name"))
     queue = request.get("name") or (trigger or {}).get("queue")
     if not queue:
@@ -89,7 +86,6 @@ def _queue(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]],
     fifo = str(queue).endswith(".fifo")
     now_ms = int(time.time() * 1000)
     attributes = send_attributes(request.get("attributes"))
-    settings = node.settings
     return sqs_event(sqs_record(
         str(uuid.uuid4()), f"local-{uuid.uuid4().hex}", body, queue=str(queue), receive_count=1,
         sent_timestamp=now_ms, first_receive_timestamp=now_ms, sender_id=settings.account_id,
@@ -99,7 +95,7 @@ def _queue(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]],
         account=settings.account_id) for index, body in enumerate(bodies))
 
 
-def _bucket(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]], request: dict[str, Any]) -> Any:
+def _bucket(settings: HostSettings, function: HostedFunction, triggers: list[dict[str, Any]], request: dict[str, Any]) -> Any:
     trigger = _pick(triggers, "bucket", request.get("name"))
     bucket = request.get("name") or (trigger or {}).get("bucket")
     if not bucket:
@@ -112,7 +108,7 @@ def _bucket(node: Node, function: ActiveFunction, triggers: list[dict[str, Any]]
     size = int(request.get("size", 0))
     record = s3_record(event_name, str(bucket), key, size if created else None,
                        "d41d8cd98f00b204e9800998ecf8427e" if created else None, f"{time.time_ns():016X}",
-                       datetime.now(timezone.utc), str(uuid.uuid4()), region=node.settings.region)
+                       datetime.now(timezone.utc), str(uuid.uuid4()), region=settings.region)
     return s3_event([record])
 
 

@@ -22,19 +22,16 @@ import asyncio
 import contextlib
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import orjson
 
+from squall.events.host import EventHost
 from squall.events.shapes import sqs_event, sqs_record
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge, Throttled
 from squall.store.queues import NewMessage, QueueMessage
 from squall.releases import LIVE_ALIAS
 from squall.tasks import cancel_and_wait
-
-if TYPE_CHECKING:
-    from squall.events.engine import EventEngine
-    from squall.node.core import Node
 
 MAX_MESSAGE_BYTES = 256 * 1024
 """SQS's limit for a message with its attributes: 256 KB."""
@@ -70,9 +67,10 @@ def send_attributes(raw: Any) -> dict[str, dict[str, str]]:
 
 
 class Queues:
-    def __init__(self, node: Node, engine: EventEngine) -> None:
+    def __init__(self, node: EventHost, *, idle_poll: float) -> None:
         self.node = node
-        self.engine = engine
+        self.idle_poll = idle_poll
+        """Longest sleep of a consumer with nothing visible (other nodes' sends whose notice went missing)."""
         self.store = node.store
         self.consumers: dict[tuple[str, str], QueueConsumer] = {}
         self._wakers: dict[str, list[asyncio.Event]] = {}
@@ -208,7 +206,7 @@ class QueueConsumer:
     async def _sleep(self) -> None:
         """Until the next message is visible, a wake, or the idle poll (other nodes' sends whose
         notice went missing)."""
-        poll = self.queues.engine.polls.queues
+        poll = self.queues.idle_poll
         due = await asyncio.to_thread(self.store.next_visible, self.queue)
         wait = poll if due is None else min(poll, max(0.01, due - time.time()))
         with contextlib.suppress(asyncio.TimeoutError):

@@ -26,21 +26,18 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from squall.events.host import EventHost, EventSink
 from squall.events.schedule_expressions import Schedule, parse_schedule
 from squall.events.shapes import scheduled_event
 from squall.exceptions import NotFound
 from squall.store.events import NewEvent
 from squall.store.schedules import ScheduleFire, ScheduleState
 from squall.tasks import cancel_and_wait
-
-if TYPE_CHECKING:
-    from squall.events.engine import EventEngine
-    from squall.node.core import Node
 
 MISSED_AFTER = 60.0
 """Seconds late after which a fire time counts as missed (the node was down)."""
@@ -71,10 +68,10 @@ def next_fire(state: ScheduleState, after: float) -> float | None:
 
 
 class Scheduler:
-    def __init__(self, node: Node, engine: EventEngine) -> None:
+    def __init__(self, node: EventHost, sink: EventSink) -> None:
         self.node = node
         self.store = node.store
-        self.engine = engine
+        self.sink = sink
         self.states: dict[str, ScheduleState] = {}
         self.leader = False
         self._wake = asyncio.Event()
@@ -181,7 +178,7 @@ class Scheduler:
         pending = await asyncio.to_thread(self.store.pending_sources, skipping)
         fires = [await self._fire_one(state, now, source_of(state.key) in pending) for state in due]
         await asyncio.to_thread(self.store.fire_schedules, fires, now=time.time())
-        self.engine.dispatcher.wake()
+        self.sink.wake_events()
         await self.refresh()
 
     async def _fire_one(self, state: ScheduleState, now: float, pending: bool) -> ScheduleFire:
@@ -196,12 +193,12 @@ class Scheduler:
             return ScheduleFire(state.key, fired, following, "skipped (overlap)")
         if overlap == "replace":
             await asyncio.to_thread(self.store.cancel_queued_events, source)
-            self.engine.dispatcher.stop_runs(source)
+            self.sink.stop_runs(source)
         return ScheduleFire(state.key, fired, following, "queued", self.run_event(state, fired))
 
     def run_event(self, state: ScheduleState, fire_time: float) -> NewEvent:
         function = self.node.get(state.function)
-        event = self.engine.new_event(function, b"{}", source=source_of(state.key),
+        event = self.sink.new_event(function, b"{}", source=source_of(state.key),
                                       delay=max(0.0, fire_time - time.time()), qualifier=state.config.get("alias"))
         payload = state.config.get("input")
         if payload is None:
@@ -221,7 +218,7 @@ class Scheduler:
         if len(matches) > 1:
             raise NotFound(f"{name} names several schedules ({', '.join(s.key for s in matches)}); "
                            "give FUNCTION/NAME")
-        [request_id] = await self.engine.intake.submit([self.run_event(matches[0], time.time())])
+        [request_id] = await self.sink.submit([self.run_event(matches[0], time.time())])
         return request_id
 
     def overlap_of(self, source: str) -> str:
@@ -245,7 +242,7 @@ class Scheduler:
             message = {"schedule": state.name, "function": state.function, "key": state.key,
                        "last_success": state.last_success, "last_status": state.last_status,
                        "alarm_after": after, "raised_at": now}
-            await self.engine.publish(str(topic), orjson.dumps(message).decode(),
+            await self.sink.publish(str(topic), orjson.dumps(message).decode(),
                                       subject=f"squall alarm: schedule {state.name} has not succeeded")
             await asyncio.to_thread(self.store.mark_schedule_alarm, state.key, now)
             self._next_refresh = 0.0

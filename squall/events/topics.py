@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import httpx
 import orjson
 
+from squall.events.host import EventHost, EventSink
 from squall.events.filter_policy import parse_filter_policy
 from squall.events.shapes import (
     sns_http_headers,
@@ -30,10 +31,6 @@ from squall.events.shapes import (
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge
 from squall.request_ids import new_request_id
 from squall.store.events import Event, NewEvent
-
-if TYPE_CHECKING:
-    from squall.events.engine import EventEngine
-    from squall.node.core import Node
 
 HTTP_DELIVERY = "@http"
 """The `function` of an event that is an HTTP delivery (no function has this name)."""
@@ -74,9 +71,9 @@ def subscription_arn(topic: str, subscriber: str, region: str, account: str) -> 
 
 
 class Topics:
-    def __init__(self, node: Node, engine: EventEngine) -> None:
+    def __init__(self, node: EventHost, sink: EventSink) -> None:
         self.node = node
-        self.engine = engine
+        self.sink = sink
         self.http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
 
     async def close(self) -> None:
@@ -108,7 +105,7 @@ class Topics:
         events += [self._http_event(name, sub, message_id, subject, message, attrs, now)
                    for sub in topic.get("subscriptions") or [] if _accepts(sub, message, attrs)]
         if events:
-            await self.engine.intake.submit(events)
+            await self.sink.submit(events)
         return message_id
 
     def _arn(self, topic: str, subscriber: str) -> str:
@@ -122,7 +119,7 @@ class Topics:
         record = sns_records(message_id, topic, subject, message, attrs, now, arn,
                              unsubscribe_url=sns_unsubscribe_url("http://localhost/_squall", arn),
                              region=settings.region, account=settings.account_id)
-        return self.engine.new_event(self.node.get(function), orjson.dumps(record), source=f"topic:{topic}",
+        return self.sink.new_event(self.node.get(function), orjson.dumps(record), source=f"topic:{topic}",
                                      qualifier=alias)
 
     def _http_event(self, topic: str, subscription: dict[str, Any], message_id: str, subject: str | None,

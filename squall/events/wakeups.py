@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from squall.store.base import BaseStore
 from squall.store.notices import DEPLOY, EVENTS, QUEUE_PREFIX, RESOURCES, RESYNC, SECRETS, Listener
 
-if TYPE_CHECKING:
-    from squall.events.engine import EventEngine
 
 EVENT_POLL = 5.0
 QUEUE_POLL = 1.0
@@ -57,17 +56,30 @@ class Polls:
                    store=seconds("SQUALL_STORE_POLL_SECONDS", STORE_POLL))
 
 
+class NoticeTargets(Protocol):
+    """What the store's notices wake (the engine)."""
+
+    def wake_events(self) -> None: ...
+
+    def wake_queue(self, name: str) -> None: ...
+
+    def wake_queues(self) -> None: ...
+
+    def store_changed(self) -> None: ...
+
+
 class NoticeRouter:
     """Listens to the store's notices while the node runs and routes each on the event loop."""
 
-    def __init__(self, engine: EventEngine) -> None:
-        self.engine = engine
+    def __init__(self, store: BaseStore, targets: NoticeTargets) -> None:
+        self.store = store
+        self.targets = targets
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listener: Listener | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._listener = await asyncio.to_thread(self.engine.store.listen, self._from_listener)
+        self._listener = await asyncio.to_thread(self.store.listen, self._from_listener)
 
     async def stop(self) -> None:
         listener, self._listener = self._listener, None
@@ -81,12 +93,12 @@ class NoticeRouter:
 
     def route(self, topic: str) -> None:
         """Wake what waits for `topic` (on the event loop)."""
-        engine, everything = self.engine, topic == RESYNC
+        targets, everything = self.targets, topic == RESYNC
         if everything or topic == EVENTS:
-            engine.dispatcher.wake()
+            targets.wake_events()
         if everything:
-            engine.queues.wake_all()
+            targets.wake_queues()
         elif topic.startswith(QUEUE_PREFIX):
-            engine.queues.wake(topic[len(QUEUE_PREFIX):])
+            targets.wake_queue(topic[len(QUEUE_PREFIX):])
         if everything or topic in (DEPLOY, SECRETS, RESOURCES):
-            engine.node.store_changed()
+            targets.store_changed()

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 import orjson
 
 from squall.events.engine import EventEngine
+from squall.events.host import HostedFunction
 from squall.exceptions import NotFound
 from squall.logs import LogRetention, LogSweeper, LogWriter, invocation_batch, report_line
 from squall.request_ids import new_request_id
@@ -97,7 +98,7 @@ class Node:
         self.deploy_lock = asyncio.Lock()
         self.launcher_ready: asyncio.Future[None] | None = None
         pool.on_idle_output = self.store_idle_output
-        self.events = EventEngine(self)
+        self.events = EventEngine(NodeEventHost(self))
         self.secrets = SecretCache(store, settings.secret_key)
         self._follower: asyncio.Task[None] | None = None
         self._store_changed = asyncio.Event()
@@ -342,6 +343,52 @@ class Node:
             self.log_sweeper.remove(self.store)
         self.logs.stop()
         self.store.close()
+
+
+class NodeEventHost:
+    """The node as its events see it (squall.events.host.EventHost): what they may reach."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    @property
+    def store(self) -> BaseStore:
+        return self._node.store
+
+    @property
+    def settings(self) -> NodeSettings:
+        return self._node.settings
+
+    @property
+    def logs(self) -> LogWriter:
+        return self._node.logs
+
+    @property
+    def functions(self) -> Mapping[str, ActiveFunction]:
+        return self._node.functions
+
+    @property
+    def resources(self) -> Mapping[str, Mapping[str, Resource]]:
+        return self._node.resources
+
+    def get(self, name: str) -> ActiveFunction:
+        return self._node.get(name)
+
+    def pick(self, name: str, alias: str = LIVE_ALIAS) -> ActiveFunction | None:
+        return self._node.pick(name, alias)
+
+    async def resolve(self, target: str, qualifier: str | None = None) -> ActiveFunction:
+        return await self._node.resolve(target, qualifier)
+
+    async def invoke(self, function: HostedFunction, event: bytes, request_id: str | None = None) -> Invocation:
+        assert isinstance(function, ActiveFunction), function  # the events only hold what this host gave them
+        return await self._node.invoke(function, event, request_id)
+
+    def stop_request(self, request_id: str) -> bool:
+        return self._node.pool.stop_request(request_id)
+
+    def store_changed(self) -> None:
+        self._node.store_changed()
 
 
 def freeze_heap() -> None:

@@ -20,7 +20,7 @@ from squall.exceptions import BadInput, SquallError
 from squall.runtime.instance import InstanceSpec
 from squall.runtime.launcher import choose_profile
 from squall.secrets import SecretKey
-from squall.store.base import FunctionVersion
+from squall.store.base import BaseStore, FunctionVersion
 
 
 UID_RANGE_ENV = "SQUALL_UID_RANGE"
@@ -172,3 +172,15 @@ def environment(settings: NodeSettings, version: FunctionVersion, spec: Instance
         base.update(platform_access(settings, version.function))
     own = {str(k): str(v) for k, v in (config.get("env") or {}).items()}
     return {**base, **settings.stage_env, **own}
+
+
+SDK_KEY = "sdk_signing_key"
+
+
+def sdk_key(store: BaseStore) -> bytes:
+    """The key that signs function credentials, shared by every node on the store."""
+    key = store.get_meta(SDK_KEY)
+    if key is None:
+        store.set_meta(SDK_KEY, secrets.token_hex(32))
+        key = store.get_meta(SDK_KEY) or ""
+    return bytes.fromhex(key)

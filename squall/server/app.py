@@ -5,8 +5,7 @@ gateway. The app answers ASGI lifespan itself: starting the root node, then the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,7 +22,6 @@ from squall.server.tables_api import DYNAMODB_PREFIX, TablesApi
 from squall.tasks import cancel_and_wait
 
 PREFIX = "/_squall/"
-StartupHook = Callable[[Node], Awaitable[None]]
 ExtraRoutes = Callable[[Callable[[Any], Any]], list[Route]]
 """Given the admin guard, more platform routes (the stages API, on the root node)."""
 
@@ -62,53 +60,3 @@ class NodeApp:
 
 async def _not_found(request: Any, exc: Exception) -> Any:
     return error_response(404, "NotFound", f"no platform endpoint at {request.url.path}")
-
-
-def build_app(node: Node, token: str, on_startup: StartupHook | None = None) -> Callable[..., Any]:
-    """The ASGI app of the root `node` and its stages; `on_startup` runs once the root node is
-    started (used by `squall dev`)."""
-    from squall.server.stages import StageSet
-
-    stages = StageSet(node, token)
-    root = NodeApp(node, token, stages.api_routes)
-
-    async def start() -> None:
-        await root.start()
-        await stages.start()
-        if on_startup is not None:
-            await on_startup(node)
-
-    async def stop() -> None:
-        await stages.stop()
-        await root.stop()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            routed = stages.route(scope)
-            if routed is None:
-                await root(scope, receive, send)
-            else:
-                await routed[0](routed[1], receive, send)
-        elif scope["type"] == "lifespan":
-            await run_lifespan(receive, send, start, stop)
-
-    return app
-
-
-async def run_lifespan(receive: Any, send: Any, start: Callable[[], Awaitable[None]],
-                       stop: Callable[[], Awaitable[None]]) -> None:
-    """ASGI's lifespan protocol: `start` on startup, `stop` on shutdown, failures reported."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            try:
-                await start()
-            except BaseException as exc:  # noqa: BLE001 - reported to the server, which exits
-                await send({"type": "lifespan.startup.failed", "message": repr(exc)})
-                return
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            with contextlib.suppress(Exception):
-                await stop()
-            await send({"type": "lifespan.shutdown.complete"})
-            return

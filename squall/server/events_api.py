@@ -117,7 +117,7 @@ class EventsApi:
     async def trigger(self, request: Request) -> Response:
         """Invoke a function now with the event one of its triggers would deliver."""
         function = self.node.get(request.path_params["name"])
-        event = trigger_event(self.node, function, await json_object(request))
+        event = trigger_event(self.node.settings, function, await json_object(request))
         return invocation_response(await self.node.invoke(function, event), event=event)
 
     async def list_buckets(self, request: Request) -> Response:

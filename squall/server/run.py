@@ -14,11 +14,11 @@ from squall.exceptions import BadInput
 from squall.runtime.launcher import ZygoteLauncher
 from squall.runtime.pool import InstancePool
 from squall.secrets import load_secret_key
-from squall.server.app import StartupHook, build_app
+from squall.server.root import StartupHook, build_app
 from squall.server.bodies import configure_route_budget
 from squall.server.connections import BoundedServer, bounded_protocol, raise_open_file_limit, serve_limits
 from squall.node.core import Node
-from squall.node.specs import NodeSettings
+from squall.node.specs import NodeSettings, sdk_key
 from squall.store import open_store
 from squall.store.base import BaseStore
 
@@ -38,18 +38,6 @@ def admin_token(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     return token
-
-
-SDK_KEY = "sdk_signing_key"
-
-
-def sdk_key(store: BaseStore) -> bytes:
-    """The key that signs function credentials, shared by every node on the store."""
-    key = store.get_meta(SDK_KEY)
-    if key is None:
-        store.set_meta(SDK_KEY, secrets.token_hex(32))
-        key = store.get_meta(SDK_KEY) or ""
-    return bytes.fromhex(key)
 
 
 GRACE_ENV = "SQUALL_CODE_GRACE_SECONDS"

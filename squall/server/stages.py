@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from starlette.routing import Route
 
 from squall.aws_auth import STRIPPED_PREFIX
 from squall.runtime.instance import Instance, InstanceSpec
@@ -84,10 +83,6 @@ class StageSet:
         self._prefixes: list[tuple[str, Stage]] = []
         self._lock = asyncio.Lock()
 
-    def api_routes(self, guard: Callable[[Any], Any]) -> list[Route]:
-        from squall.server.stages_api import StagesApi
-        return StagesApi(self).routes(guard)
-
     # -- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
         await self.sync()
@@ -118,7 +113,7 @@ class StageSet:
         root = self.root.settings
         data_dir = root.data_dir / "stages" / name
         store = await asyncio.to_thread(open_stage_store, self.root.store, name, data_dir)
-        from squall.server.run import sdk_key
+        from squall.node.specs import sdk_key
         node_settings = replace(root, data_dir=data_dir, server_data_dir=root.hidden_dir, api_url=f"{root.api_url}{STAGES_PREFIX}{name}" if root.api_url
                                 else "", sdk_key=await asyncio.to_thread(sdk_key, store), stage=name,
                                 stage_env=dict(settings.get("env") or {}))
