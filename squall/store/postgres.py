@@ -55,7 +55,7 @@ from squall.store.events import NewEvent
 from squall.store.notices import DEPLOY, Listener, NoticeCallback
 from squall.store.pg_events import PostgresEventQueue
 from squall.store.pg_notices import KEEPALIVES, PostgresListener, encode
-from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records, version_of
+from squall.store.sql import FUNCTION_COLUMNS, Dialect, VERSION_COLUMNS, log_batch_query, log_records, version_of
 from squall.store.sql_events import EVENT_COLUMNS, event_schema
 from squall.store.sql_logs import SqlLogs, log_size_schema
 from squall.store.sql_objects import object_schema
@@ -73,6 +73,13 @@ CONNECT_TIMEOUT = 10
 FRESH_CONNECTION = 1.0
 """Seconds after a pooled connection was handed out during which it is handed out again
 unchecked (a check is a round trip; a busy node would pay one per statement)."""
+POSTGRES = Dialect(
+    name="postgresql", mark="%s", skip_locked=" FOR UPDATE SKIP LOCKED", byte_order=' COLLATE "C"',
+    blob="BYTEA", real="DOUBLE PRECISION", bigint="BIGINT",
+    sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", byte_length="octet_length({})")
+"""PostgreSQL's spelling: claims skip the rows other nodes' claims hold; text compared by
+its bytes asks for the "C" collation (the database's may order otherwise)."""
+
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
 
@@ -107,15 +114,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FROM logs ORDER BY id""",
         "DROP TABLE logs",
     ),
-    event_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 3: the event queue
-    schedule_schema(real="DOUBLE PRECISION"),  # 4: schedules
+    event_schema(POSTGRES),  # 3: the event queue
+    schedule_schema(POSTGRES),  # 4: schedules
     resource_schema(),  # 5: topics, queues and buckets of projects
-    queue_schema(real="DOUBLE PRECISION", sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),  # 6
-    object_schema(real="DOUBLE PRECISION", key_type='TEXT COLLATE "C"'),  # 7: bucket objects
-    secret_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 8: secrets
-    table_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 9: table items
-    release_schema(real="DOUBLE PRECISION", sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),  # 10
-    log_size_schema("octet_length(lines)", "BIGINT"),  # 11: log batch sizes, for retention
+    queue_schema(POSTGRES),  # 6: queue messages
+    object_schema(POSTGRES),  # 7: bucket objects
+    secret_schema(POSTGRES),  # 8: secrets
+    table_schema(POSTGRES),  # 9: table items
+    release_schema(POSTGRES),  # 10: aliases, provenance
+    log_size_schema(POSTGRES),  # 11: log batch sizes, for retention
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -142,9 +149,7 @@ _UPSERT_FUNCTION = """
 class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
-    MARK = "%s"
-    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
-    BYTE_ORDER = ' COLLATE "C"'
+    dialect = POSTGRES
     notices_reach_other_nodes = True
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
@@ -334,7 +339,7 @@ class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
                   request_id: str | None = None, after_id: int = 0,
                   limit: int = 1000) -> list[LogRecord]:
         sql, params = log_batch_query(function, since=since, request_id=request_id, after_id=after_id,
-                                      limit=limit, placeholder="%s")
+                                      limit=limit, placeholder=self.dialect.mark)
         return log_records(self._query(sql, params), since)
 
     # -- small settings ----------------------------------------------------

@@ -1,14 +1,49 @@
-"""SQL shared by the SQL backends (each passes its own parameter placeholder), and reading
-log batch rows back as lines."""
+"""SQL shared by the SQL backends: the Dialect value that says how each spells what the
+others spell differently, and reading log batch rows back as lines."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import orjson
 
 from squall.store.base import FunctionVersion, LogRecord
 from squall.types import LogLevel
+
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one SQL backend spells what the shared SQL leaves open. The shared SQL is written
+    once, with `?` for each parameter; what differs between the backends is this data, never
+    a copied method. (Both spell an upsert `ON CONFLICT (...) DO UPDATE SET c = excluded.c`
+    and both have `RETURNING`, so neither is here.)"""
+
+    name: str
+    mark: str
+    """The parameter placeholder of the backend's driver, written for each `?`."""
+    skip_locked: str
+    """Appended to the SELECT that picks the rows a claim takes: `FOR UPDATE SKIP LOCKED`
+    where concurrent claimers must pass over each other's rows; nothing where one writer
+    at a time holds the whole store."""
+    byte_order: str
+    """Appended to a text column or comparison to order it by its bytes (SQLite's default)."""
+    blob: str
+    """The column type of bytes."""
+    real: str
+    """The column type of a float (times are seconds since the epoch)."""
+    bigint: str
+    """The column type of a 64-bit integer."""
+    sequence: str
+    """The column definition of an increasing integer primary key."""
+    byte_length: str
+    """The SQL of the byte length of a text column, `{}` standing for the column."""
+
+    def sql(self, text: str) -> str:
+        """`text` with each `?` written as this backend's parameter mark."""
+        return text if self.mark == "?" else text.replace("?", self.mark)
+
 
 LOG_BATCH_COLUMNS = "function, version, request_id, lines, id"
 VERSION_COLUMNS = "function, number, project, code_hash, config, code_path, created_at, provenance"

@@ -25,6 +25,7 @@ from squall.store.events import (
     Outcome,
 )
 from squall.store.notices import EVENTS
+from squall.store.sql import Dialect
 
 EVENT_TABLE = """CREATE TABLE events (
     id TEXT PRIMARY KEY, function TEXT NOT NULL, payload {blob} NOT NULL, source TEXT NOT NULL,
@@ -42,9 +43,9 @@ EVENT_COLUMNS = ("id, function, payload, source, status, attempts, max_attempts,
                  "expires_at, last_error, dead_reason, finished_at")
 
 
-def event_schema(blob: str, real: str) -> tuple[str, ...]:
+def event_schema(dialect: Dialect) -> tuple[str, ...]:
     """The migration step that creates the event queue, in a backend's column types."""
-    return (EVENT_TABLE.format(blob=blob, real=real), *EVENT_INDEXES)
+    return (EVENT_TABLE.format(blob=dialect.blob, real=dialect.real), *EVENT_INDEXES)
 
 
 _RUNNING_UNDER = "status = 'running' AND (? IS NULL OR lease_owner = ?)"
@@ -82,10 +83,7 @@ def of_function(function: str, byte_order: str) -> tuple[str, list[Any]]:
 class SqlEventQueue(EventQueue):
     """EventQueue over a SQL backend's `_write()` transactions and `_query()` reads."""
 
-    MARK = "?"
-    SKIP_LOCKED = ""
-    BYTE_ORDER = ""
-    """How a comparison of text asks for byte order (SQLite's is its default)."""
+    dialect: Dialect
 
     def _write(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -94,7 +92,7 @@ class SqlEventQueue(EventQueue):
         raise NotImplementedError
 
     def _sql(self, text: str) -> str:
-        return text.replace("?", self.MARK)
+        return self.dialect.sql(text)
 
     def _run_many(self, conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
@@ -251,7 +249,7 @@ class SqlEventQueue(EventQueue):
                                     (source,)).rowcount)
 
     def _dead_of(self, function: str, ids: Sequence[str] | None) -> tuple[str, list[Any]]:
-        where, params = of_function(function, self.BYTE_ORDER)
+        where, params = of_function(function, self.dialect.byte_order)
         where += " AND status = 'dead'"
         if ids is not None:
             where += f" AND id IN ({', '.join('?' for _ in ids) or 'NULL'})"
@@ -270,7 +268,7 @@ class SqlEventQueue(EventQueue):
         return event_of(rows[0]) if rows else None
 
     def list_events(self, function: str, status: EventStatus, *, limit: int = 100) -> list[Event]:
-        where, params = of_function(function, self.BYTE_ORDER)
+        where, params = of_function(function, self.dialect.byte_order)
         rows = self._query(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} AND status = ? "
                                      "ORDER BY finished_at, created_at, id LIMIT ?"),
                            (*params, status.value, limit))
@@ -279,7 +277,7 @@ class SqlEventQueue(EventQueue):
     def count_events(self, function: str | None = None) -> dict[EventStatus, int]:
         where, params = "", list[Any]()
         if function is not None:
-            condition, params = of_function(function, self.BYTE_ORDER)
+            condition, params = of_function(function, self.dialect.byte_order)
             where = f"WHERE {condition}"
         rows = self._query(self._sql(f"SELECT status, count(*) FROM events {where} GROUP BY status"), params)
         counts = {status: 0 for status in EventStatus}

@@ -11,22 +11,23 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from squall.store.base import StoredLogBatch
+from squall.store.sql import Dialect
 
 LOG_SIZE_INDEX = "CREATE INDEX log_batches_size ON log_batches (id, size)"
 
 
-def log_size_schema(length_of_lines: str, integer: str) -> tuple[str, ...]:
-    """The migration step that gives each log batch its size (`length_of_lines`: the
-    backend's byte length of the `lines` column) and the index the sweep reads."""
-    return (f"ALTER TABLE log_batches ADD COLUMN size {integer} NOT NULL DEFAULT 0",
-            f"UPDATE log_batches SET size = {length_of_lines}",
+def log_size_schema(dialect: Dialect) -> tuple[str, ...]:
+    """The migration step that gives each log batch its size (the byte length of its `lines`)
+    and the index the sweep reads."""
+    return (f"ALTER TABLE log_batches ADD COLUMN size {dialect.bigint} NOT NULL DEFAULT 0",
+            f"UPDATE log_batches SET size = {dialect.byte_length.format('lines')}",
             LOG_SIZE_INDEX)
 
 
 class SqlLogs:
     """The retention queries of BaseStore over a SQL backend's `_write()` and `_query()`."""
 
-    MARK = "?"
+    dialect: Dialect
 
     def _write(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -35,13 +36,13 @@ class SqlLogs:
         raise NotImplementedError
 
     def oldest_logs(self, limit: int) -> list[StoredLogBatch]:
-        rows = self._query(f"SELECT id, ts_end, size FROM log_batches ORDER BY id LIMIT {self.MARK}", (limit,))
+        rows = self._query(f"SELECT id, ts_end, size FROM log_batches ORDER BY id LIMIT {self.dialect.mark}", (limit,))
         return [StoredLogBatch(int(i), float(ended), int(size)) for i, ended, size in rows]
 
     def delete_logs(self, ids: Sequence[int]) -> int:
         if not ids:
             return 0
-        marks = ", ".join(self.MARK for _ in ids)
+        marks = ", ".join(self.dialect.mark for _ in ids)
         with self._write() as conn:
             return int(conn.execute(f"DELETE FROM log_batches WHERE id IN ({marks})", list(ids)).rowcount)
 

@@ -7,17 +7,18 @@ from typing import Any, Sequence
 from squall.store.events import NewEvent
 from squall.store.notices import EVENTS
 from squall.store.objects import ObjectInfo, ObjectStore
+from squall.store.sql import Dialect
 from squall.store.sql_events import _INSERT_EVENT
 from squall.store.sql_queues import SqlQueues
 
 OBJECT_COLUMNS = "bucket, key, size, etag, content_type, modified_at, path"
 
 
-def object_schema(real: str, key_type: str = "TEXT") -> tuple[str, ...]:
-    """`key_type` must order keys by their bytes, as S3 lists them (PostgreSQL: COLLATE "C")."""
+def object_schema(dialect: Dialect) -> tuple[str, ...]:
+    """Keys are ordered by their bytes, as S3 lists them."""
     return (f"""CREATE TABLE objects (
-        bucket TEXT NOT NULL, key {key_type} NOT NULL, size BIGINT NOT NULL, etag TEXT NOT NULL,
-        content_type TEXT NOT NULL, modified_at {real} NOT NULL, path TEXT NOT NULL,
+        bucket TEXT NOT NULL, key TEXT{dialect.byte_order} NOT NULL, size BIGINT NOT NULL, etag TEXT NOT NULL,
+        content_type TEXT NOT NULL, modified_at {dialect.real} NOT NULL, path TEXT NOT NULL,
         PRIMARY KEY (bucket, key))""",)
 
 

@@ -17,7 +17,7 @@ from squall.store.releases import (
     decode_weights,
     encode_weights,
 )
-from squall.store.sql import json_value
+from squall.store.sql import Dialect, json_value
 from squall.store.sql_tables import SqlTables
 
 ALIAS_TABLES = (
@@ -32,9 +32,9 @@ ALIAS_TABLES = (
 )
 
 
-def release_schema(real: str, sequence: str) -> tuple[str, ...]:
+def release_schema(dialect: Dialect) -> tuple[str, ...]:
     """The migration step adding aliases, their moves and each version's provenance."""
-    return tuple(statement.format(real=real, sequence=sequence) for statement in ALIAS_TABLES)
+    return tuple(statement.format(real=dialect.real, sequence=dialect.sequence) for statement in ALIAS_TABLES)
 
 
 class SqlReleases(SqlTables, ReleaseStore):

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import orjson
 
 from squall.store.notices import EVENTS
+from squall.store.sql import Dialect
 from squall.store.schedules import ScheduleFire, ScheduleState, ScheduleStore
 from squall.store.sql_events import _INSERT_EVENT, SqlEventQueue
 
@@ -19,8 +20,8 @@ SCHEDULE_COLUMNS = ("key, function, name, expression, timezone, anchor, next_fir
                     "last_status, last_request_id, last_success, alarm_raised")
 
 
-def schedule_schema(real: str) -> tuple[str, ...]:
-    return (SCHEDULE_TABLE.format(real=real),)
+def schedule_schema(dialect: Dialect) -> tuple[str, ...]:
+    return (SCHEDULE_TABLE.format(real=dialect.real),)
 
 
 def schedule_of(row: Sequence[Any]) -> ScheduleState:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from squall.store.notices import SECRETS
 from squall.store.secrets import SecretInfo, SecretStore
+from squall.store.sql import Dialect
 from squall.store.sql_objects import SqlObjects
 
 
-def secret_schema(blob: str, real: str) -> tuple[str, ...]:
+def secret_schema(dialect: Dialect) -> tuple[str, ...]:
     return (f"""CREATE TABLE secrets (
-        name TEXT PRIMARY KEY, ciphertext {blob} NOT NULL,
-        created_at {real} NOT NULL, updated_at {real} NOT NULL)""",)
+        name TEXT PRIMARY KEY, ciphertext {dialect.blob} NOT NULL,
+        created_at {dialect.real} NOT NULL, updated_at {dialect.real} NOT NULL)""",)
 
 
 class SqlSecrets(SqlObjects, SecretStore):

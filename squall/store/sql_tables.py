@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from squall.store.sql import Dialect
 from squall.store.sql_secrets import SqlSecrets
 from squall.store.tables import Change, ItemKey, KeyRange, StoredItem, TableStore
 
@@ -14,8 +15,9 @@ _COLUMNS = "table_name, pk, sk, item, expires_at"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
-def table_schema(blob: str, real: str) -> tuple[str, ...]:
+def table_schema(dialect: Dialect) -> tuple[str, ...]:
     """`shard` is crc32 of the partition key bytes: Scan's segments are ranges of it."""
+    blob, real = dialect.blob, dialect.real
     return (f"""CREATE TABLE table_items (
         table_name TEXT NOT NULL, pk {blob} NOT NULL, sk {blob} NOT NULL, shard BIGINT NOT NULL,
         item {blob} NOT NULL, expires_at {real}, PRIMARY KEY (table_name, pk, sk))""",

@@ -30,7 +30,7 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
-from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records, version_of
+from squall.store.sql import FUNCTION_COLUMNS, Dialect, VERSION_COLUMNS, log_batch_query, log_records, version_of
 from squall.store.sql_events import event_schema
 from squall.store.sql_logs import SqlLogs, log_size_schema
 from squall.store.sql_objects import object_schema
@@ -40,6 +40,12 @@ from squall.store.sql_resources import resource_schema
 from squall.store.sql_schedules import schedule_schema
 from squall.store.sql_secrets import secret_schema
 from squall.store.sql_tables import table_schema
+
+SQLITE = Dialect(
+    name="sqlite", mark="?", skip_locked="", byte_order="", blob="BLOB", real="REAL", bigint="INTEGER",
+    sequence="INTEGER PRIMARY KEY AUTOINCREMENT", byte_length="length(CAST({} AS BLOB))")
+"""SQLite's spelling: no SKIP LOCKED (one writer holds the whole file), text compares by its
+bytes already."""
 
 BUSY_TIMEOUT_MS = 10_000
 MAX_IDLE_CONNECTIONS = 8
@@ -75,15 +81,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FROM logs ORDER BY id""",
         "DROP TABLE logs",
     ),
-    event_schema(blob="BLOB", real="REAL"),  # 3: the event queue
-    schedule_schema(real="REAL"),  # 4: schedules
+    event_schema(SQLITE),  # 3: the event queue
+    schedule_schema(SQLITE),  # 4: schedules
     resource_schema(),  # 5: topics, queues and buckets of projects
-    queue_schema(real="REAL", sequence="INTEGER PRIMARY KEY AUTOINCREMENT"),  # 6: queue messages
-    object_schema(real="REAL"),  # 7: bucket objects
-    secret_schema(blob="BLOB", real="REAL"),  # 8: secrets
-    table_schema(blob="BLOB", real="REAL"),  # 9: table items
-    release_schema(real="REAL", sequence="INTEGER PRIMARY KEY AUTOINCREMENT"),  # 10: aliases, provenance
-    log_size_schema("length(CAST(lines AS BLOB))", "INTEGER"),  # 11: log batch sizes, for retention
+    queue_schema(SQLITE),  # 6: queue messages
+    object_schema(SQLITE),  # 7: bucket objects
+    secret_schema(SQLITE),  # 8: secrets
+    table_schema(SQLITE),  # 9: table items
+    release_schema(SQLITE),  # 10: aliases, provenance
+    log_size_schema(SQLITE),  # 11: log batch sizes, for retention
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -101,6 +107,7 @@ class SqliteStore(SqlLogs, SqlReleases, BaseStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
 
     calls_are_local = True
+    dialect = SQLITE
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -243,7 +250,7 @@ class SqliteStore(SqlLogs, SqlReleases, BaseStore):
                   request_id: str | None = None, after_id: int = 0,
                   limit: int = 1000) -> list[LogRecord]:
         sql, params = log_batch_query(function, since=since, request_id=request_id, after_id=after_id,
-                                      limit=limit, placeholder="?")
+                                      limit=limit, placeholder=self.dialect.mark)
         return log_records(self._query(sql, params), since)
 
     # -- small settings ----------------------------------------------------
