@@ -51,20 +51,19 @@ from squall.store.base import (
     LogRecord,
     NewVersion,
 )
-from squall.store.events import NewEvent
 from squall.store.notices import DEPLOY, Listener, NoticeCallback
 from squall.store.pg_events import PostgresEventQueue
 from squall.store.pg_notices import KEEPALIVES, PostgresListener, encode
 from squall.store.sql import FUNCTION_COLUMNS, Dialect, VERSION_COLUMNS, log_batch_query, log_records, version_of
-from squall.store.sql_events import EVENT_COLUMNS, event_schema
+from squall.store.sql_events import EVENT_COLUMNS, SqlEventQueue, event_schema
 from squall.store.sql_logs import SqlLogs, log_size_schema
-from squall.store.sql_objects import object_schema
-from squall.store.sql_queues import queue_schema
+from squall.store.sql_objects import SqlObjects, object_schema
+from squall.store.sql_queues import SqlQueues, queue_schema
 from squall.store.sql_releases import SqlReleases, release_schema
-from squall.store.sql_resources import resource_schema
-from squall.store.sql_schedules import schedule_schema
-from squall.store.sql_secrets import secret_schema
-from squall.store.sql_tables import table_schema
+from squall.store.sql_resources import SqlResources, resource_schema
+from squall.store.sql_schedules import SqlSchedules, schedule_schema
+from squall.store.sql_secrets import SqlSecrets, secret_schema
+from squall.store.sql_tables import SqlTables, table_schema
 from squall.store.tables import ItemKey
 
 Connection = psycopg.Connection[TupleRow]
@@ -146,7 +145,8 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
+class PostgresStore(PostgresEventQueue, SqlEventQueue, SqlSchedules, SqlResources, SqlQueues, SqlObjects, SqlSecrets,
+                    SqlTables, SqlReleases, SqlLogs, BaseStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
     dialect = POSTGRES
@@ -201,9 +201,9 @@ class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
     def _notice(self, conn: Connection, topic: str) -> None:
         conn.execute("SELECT pg_notify(%s, %s)", (self.notice_channel, encode(self._origin, topic)))
 
-    def _lock_key_of(self, conn: Connection, event: NewEvent) -> None:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                     (self._lock_key(f"event-key:{event.function}:{event.idempotency_key}"),))
+    def _serialize(self, conn: Connection, name: str) -> None:
+        """A transaction advisory lock on `name` in this store's schema."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key(name),))
 
     def _claim_rows(self, conn: Connection, owner: str, limit: int, now: float, lease_until: float) -> list[Any]:
         """One statement: the due events are locked (skipping those another node holds) and
@@ -230,7 +230,7 @@ class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
     # -- lifecycle ---------------------------------------------------------
     def migrate(self, target: int | None = None) -> None:
         with self._transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("migrate"),))
+            self._serialize(conn, "migrate")
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
                          "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
             row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
@@ -298,7 +298,7 @@ class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
                     created[index] = version = _add_version(conn, project, versions[index], now)
                     self._point_live(conn, version.function, version.number, now)
             if resources is not None:
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("resources"),))
+                self._serialize(conn, "resources")
                 self._replace_resources(conn, project, resources)
             self._notice(conn, DEPLOY)
         return [created[i] for i in range(len(versions))]
@@ -332,7 +332,7 @@ class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
     # -- logs --------------------------------------------------------------
     def append_log_document(self, document: bytes) -> None:
         with self._transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("logs"),))
+            self._serialize(conn, "logs")
             conn.execute(_INSERT_LOG_BATCHES, (_without_nul_escapes(document).decode(),))
 
     def read_logs(self, function: str, *, since: float | None = None,

@@ -1,14 +1,17 @@
 """SQL shared by the SQL backends: the Dialect value that says how each spells what the
-others spell differently, and reading log batch rows back as lines."""
+others spell differently, SqlBackend (what the SQL of every concern needs of its backend),
+and reading log batch rows back as lines."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import orjson
 
 from squall.store.base import FunctionVersion, LogRecord
+from squall.store.tables import ItemKey
 from squall.types import LogLevel
 
 
@@ -43,6 +46,61 @@ class Dialect:
     def sql(self, text: str) -> str:
         """`text` with each `?` written as this backend's parameter mark."""
         return text if self.mark == "?" else text.replace("?", self.mark)
+
+
+class SqlBackend(Protocol):
+    """What the SQL of each concern (squall/store/sql_*.py) needs of the backend it is part of.
+
+    Each concern's class inherits this and nothing else, and a backend is composed of all of
+    them. What is declared here is where the backends differ in more than spelling, so each
+    backend supplies it, and its correctness stays there (squall/store/sqlite.py: one writer,
+    `BEGIN IMMEDIATE`; squall/store/postgres.py: `FOR UPDATE SKIP LOCKED`, advisory locks,
+    `NOTIFY`). The shared SQL writes `?` for each parameter; `_sql` spells it for the backend.
+    """
+
+    dialect: Dialect
+
+    def _sql(self, text: str) -> str:
+        """`text`, written with `?` marks, in this backend's dialect."""
+        return self.dialect.sql(text)
+
+    def _write(self) -> AbstractContextManager[Any]:
+        """One write transaction: the block gets a connection whose `execute` takes the
+        dialect's marks; committed when the block ends, else rolled back. Raises StoreError
+        when the store cannot be reached."""
+        raise NotImplementedError
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one read (`sql` in the dialect's marks)."""
+        raise NotImplementedError
+
+    def _run_many(self, conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run `sql` (written with `?` marks) once per row of `rows` in the transaction on
+        `conn`; nothing when `rows` is empty."""
+        raise NotImplementedError
+
+    def _notice(self, conn: Any, topic: str) -> None:
+        """Send a notice of `topic` when, and only if, the transaction on `conn` commits
+        (squall/store/notices.py)."""
+        raise NotImplementedError
+
+    def _serialize(self, conn: Any, name: str) -> None:
+        """Make the writers of `name` take turns: hold a lock named `name` (private to this
+        store's data) until the transaction on `conn` ends."""
+        raise NotImplementedError
+
+    def _lock_items(self, conn: Any, keys: Sequence[ItemKey]) -> None:
+        """Hold every table item key of `keys` (sorted) until the transaction on `conn` ends,
+        the key of an item that does not exist yet too, so that a read-modify-write of items
+        is never interleaved with another's."""
+        raise NotImplementedError
+
+    def _claim_rows(self, conn: Any, owner: str, limit: int, now: float, lease_until: float) -> list[Any]:
+        """In the transaction on `conn` (or as one statement): mark up to `limit` queued events
+        due by `now` running under `owner`'s lease until `lease_until`, counting the attempt,
+        never an event another claim holds. The claimed rows as `EVENT_COLUMNS` selects them,
+        each followed by the time it was due."""
+        raise NotImplementedError
 
 
 LOG_BATCH_COLUMNS = "function, version, request_id, lines, id"

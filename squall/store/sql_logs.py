@@ -7,11 +7,9 @@ without touching the lines, and a delete is one short transaction by id.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import Any
 
 from squall.store.base import StoredLogBatch
-from squall.store.sql import Dialect
+from squall.store.sql import Dialect, SqlBackend
 
 LOG_SIZE_INDEX = "CREATE INDEX log_batches_size ON log_batches (id, size)"
 
@@ -24,16 +22,8 @@ def log_size_schema(dialect: Dialect) -> tuple[str, ...]:
             LOG_SIZE_INDEX)
 
 
-class SqlLogs:
-    """The retention queries of BaseStore over a SQL backend's `_write()` and `_query()`."""
-
-    dialect: Dialect
-
-    def _write(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
+class SqlLogs(SqlBackend):
+    """The retention queries of BaseStore over a SQL backend."""
 
     def oldest_logs(self, limit: int) -> list[StoredLogBatch]:
         rows = self._query(f"SELECT id, ts_end, size FROM log_batches ORDER BY id LIMIT {self.dialect.mark}", (limit,))

@@ -9,9 +9,8 @@ from typing import Any, Sequence
 import orjson
 
 from squall.store.notices import queue_topic
-from squall.store.queues import FIFO_DEDUPLICATION_WINDOW, NewMessage, QueueMessage, QueueStore
-from squall.store.sql import Dialect
-from squall.store.sql_resources import SqlResources
+from squall.store.queues import FIFO_DEDUPLICATION_WINDOW, NewMessage, QueueMessage
+from squall.store.sql import Dialect, SqlBackend
 
 MESSAGE_COLUMNS = ("id, queue, body, attributes, group_id, deduplication_id, sequence, sent_at, receive_count, "
                    "first_received_at, receipt")
@@ -41,7 +40,10 @@ def message_of(row: Sequence[Any]) -> QueueMessage:
                         sent_at, receive_count, first_received_at, receipt or "")
 
 
-class SqlQueues(SqlResources, QueueStore):
+class SqlQueues(SqlBackend):
+    """The QueueStore methods (squall/store/queues.py) over a SQL backend; a receive passes over
+    the messages another receive holds where the dialect has `skip_locked`."""
+
     def send_messages(self, queue: str, messages: Sequence[NewMessage], *, now: float) -> list[str]:
         ids, stored = [m.id for m in messages], 0
         with self._write() as conn:

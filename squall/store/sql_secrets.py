@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from squall.store.notices import SECRETS
-from squall.store.secrets import SecretInfo, SecretStore
-from squall.store.sql import Dialect
-from squall.store.sql_objects import SqlObjects
+from squall.store.secrets import SecretInfo
+from squall.store.sql import Dialect, SqlBackend
 
 
 def secret_schema(dialect: Dialect) -> tuple[str, ...]:
@@ -14,7 +13,9 @@ def secret_schema(dialect: Dialect) -> tuple[str, ...]:
         created_at {dialect.real} NOT NULL, updated_at {dialect.real} NOT NULL)""",)
 
 
-class SqlSecrets(SqlObjects, SecretStore):
+class SqlSecrets(SqlBackend):
+    """The SecretStore methods (squall/store/secrets.py) over a SQL backend."""
+
     def put_secret(self, name: str, ciphertext: bytes, *, now: float) -> None:
         with self._write() as conn:
             conn.execute(self._sql(

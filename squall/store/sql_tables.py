@@ -6,9 +6,8 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from squall.store.sql import Dialect
-from squall.store.sql_secrets import SqlSecrets
-from squall.store.tables import Change, ItemKey, KeyRange, StoredItem, TableStore
+from squall.store.sql import Dialect, SqlBackend
+from squall.store.tables import Change, ItemKey, KeyRange, StoredItem
 
 SHARDS = 1 << 32
 _COLUMNS = "table_name, pk, sk, item, expires_at"
@@ -34,9 +33,9 @@ def _item_of(row: Sequence[Any]) -> StoredItem:
     return StoredItem((table, bytes(pk), bytes(sk)), bytes(item), expires_at)
 
 
-class SqlTables(SqlSecrets, TableStore):
-    def _lock_items(self, conn: Any, keys: Sequence[ItemKey]) -> None:
-        """Hold every key of `keys` until the transaction ends (SQLite's writer lock already does)."""
+class SqlTables(SqlBackend):
+    """The TableStore methods (squall/store/tables.py) over a SQL backend: a change of items
+    holds their keys (`_lock_items`) while it reads and writes them."""
 
     def get_items(self, keys: Sequence[ItemKey], *, now: float) -> dict[ItemKey, StoredItem]:
         sql = self._sql(f"SELECT {_COLUMNS} FROM table_items WHERE table_name = ? AND pk = ? AND sk = ? AND {_LIVE}")

@@ -31,15 +31,16 @@ from squall.store.base import (
     NewVersion,
 )
 from squall.store.sql import FUNCTION_COLUMNS, Dialect, VERSION_COLUMNS, log_batch_query, log_records, version_of
-from squall.store.sql_events import event_schema
+from squall.store.sql_events import EVENT_COLUMNS, SqlEventQueue, event_schema
 from squall.store.sql_logs import SqlLogs, log_size_schema
-from squall.store.sql_objects import object_schema
-from squall.store.sql_queues import queue_schema
+from squall.store.sql_objects import SqlObjects, object_schema
+from squall.store.sql_queues import SqlQueues, queue_schema
 from squall.store.sql_releases import SqlReleases, release_schema
-from squall.store.sql_resources import resource_schema
-from squall.store.sql_schedules import schedule_schema
-from squall.store.sql_secrets import secret_schema
-from squall.store.sql_tables import table_schema
+from squall.store.sql_resources import SqlResources, resource_schema
+from squall.store.sql_schedules import SqlSchedules, schedule_schema
+from squall.store.sql_secrets import SqlSecrets, secret_schema
+from squall.store.sql_tables import SqlTables, table_schema
+from squall.store.tables import ItemKey
 
 SQLITE = Dialect(
     name="sqlite", mark="?", skip_locked="", byte_order="", blob="BLOB", real="REAL", bigint="INTEGER",
@@ -103,7 +104,8 @@ _INSERT_LOG_BATCHES = """
 
 
 
-class SqliteStore(SqlLogs, SqlReleases, BaseStore):
+class SqliteStore(SqlEventQueue, SqlSchedules, SqlResources, SqlQueues, SqlObjects, SqlSecrets, SqlTables,
+                  SqlReleases, SqlLogs, BaseStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
 
     calls_are_local = True
@@ -175,6 +177,39 @@ class SqliteStore(SqlLogs, SqlReleases, BaseStore):
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._connection() as conn:
             return conn.execute(sql, params).fetchall()
+
+    def _run_many(self, conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            conn.executemany(sql, rows)
+
+    # -- what one writer makes simple ----------------------------------------
+    def _notice(self, conn: sqlite3.Connection, topic: str) -> None:
+        """Nothing: one node per file, whose wake-ups stay in its process (squall/store/notices.py)."""
+
+    def _serialize(self, conn: sqlite3.Connection, name: str) -> None:
+        """Nothing: every write transaction holds the one writer lock, so writers take turns."""
+
+    def _lock_items(self, conn: sqlite3.Connection, keys: Sequence[ItemKey]) -> None:
+        """Nothing: the write transaction holds the one writer lock, every key with it."""
+
+    def _claim_rows(self, conn: sqlite3.Connection, owner: str, limit: int, now: float,
+                    lease_until: float) -> list[Any]:
+        """A select, then an update, in the writer's transaction: no other claim runs
+        meanwhile (and RETURNING cannot show the run_at the update replaced)."""
+        due = dict(conn.execute("SELECT id, run_at FROM events WHERE status = 'queued' AND run_at <= ? "
+                                "ORDER BY run_at LIMIT ?", (now, limit)).fetchall())
+        if not due:
+            return []
+        marks = ", ".join("?" * len(due))
+        rows = conn.execute(
+            f"UPDATE events SET status = 'running', attempts = attempts + 1, run_at = ?, lease_owner = ? "
+            f"WHERE id IN ({marks}) AND status = 'queued' RETURNING {EVENT_COLUMNS}",
+            (lease_until, owner, *due)).fetchall()
+        return [(*row, due[row[0]]) for row in rows]
+
+    def try_lead(self, role: str) -> bool:
+        """True: one node per file, which leads every role."""
+        return True
 
     # -- lifecycle ---------------------------------------------------------
     def migrate(self, target: int | None = None) -> None:
