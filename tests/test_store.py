@@ -13,6 +13,7 @@ import pytest
 
 from squall.exceptions import Conflict, StoreError
 from squall.store.base import BaseStore, FunctionVersion, LogBatch, NewVersion
+from squall.store.sql_store import SqlStore
 from squall.store.sqlite import SqliteStore
 from squall.types import LogLevel, LogLine
 
@@ -339,16 +340,17 @@ def test_migrate_twice_is_harmless(store: BaseStore) -> None:
     assert store.commit_deploy("shop", [new("a")])[0].number == 2
 
 
-def store_at_step(store_factory: StoreFactory, step: int) -> tuple[BaseStore, str]:
+def store_at_step(store_factory: StoreFactory, step: int) -> tuple[SqlStore, str]:
     """A store migrated up to schema `step` only, and its parameter mark."""
     old = store_factory(migrate=False)
+    assert isinstance(old, SqlStore)
     old.migrate(target=step)
-    return old, "?" if isinstance(old, SqliteStore) else "%s"
+    return old, old.dialect.mark
 
 
-def raw_write(store: BaseStore) -> Any:
+def raw_write(store: SqlStore) -> Any:
     """A write transaction of the backend's own, for rows an older schema would have held."""
-    return store._write() if isinstance(store, SqliteStore) else store._transaction()  # type: ignore[attr-defined]
+    return store._write()
 
 
 def test_log_lines_stored_before_log_batches_are_kept(store_factory: StoreFactory) -> None:

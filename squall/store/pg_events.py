@@ -21,7 +21,8 @@ from squall.exceptions import StoreError
 from squall.store.events import DeadReason, Event, EventResult, Outcome
 from squall.store.notices import EVENTS
 from squall.store.pg_notices import encode
-from squall.store.sql_events import INSERTED_COLUMNS, SqlEventQueue, claimed_events
+from squall.store.sql import SqlBackend
+from squall.store.sql_events import INSERTED_COLUMNS, claimed_events
 
 Connection = psycopg.Connection[TupleRow]
 
@@ -60,8 +61,9 @@ _FINISH = """
 Succeeded events are deleted, or kept as succeeded while their idempotency key answers."""
 
 
-class PostgresEventQueue(SqlEventQueue):
-    """The one-statement writes of the event queue, over PostgresStore's pool."""
+class PostgresEventQueue(SqlBackend):
+    """The one-statement writes of the event queue, over PostgresStore's pool: placed before
+    SqlEventQueue among PostgresStore's bases, they replace its transactions."""
 
     _pool: ConnectionPool[Connection]
     _origin: str

@@ -1,7 +1,9 @@
 """The PostgreSQL store: the state shared by a cluster of squall nodes.
 
-Owns the PostgreSQL schema and its migrations, and what keeps several nodes
-correct against one database:
+The SQL it shares with SQLite is SqlStore's (squall/store/sql_store.py) and that of one
+class per concern (squall/store/sql_*.py), spelled by the POSTGRES dialect. This module
+owns the PostgreSQL schema and its migrations, and what keeps several nodes correct
+against one database:
 
 * `migrate()` holds a transaction-level advisory lock, so nodes starting at
   once apply each migration step exactly once;
@@ -13,6 +15,9 @@ correct against one database:
   become visible in increasing order and a reader tailing with `after_id`
   never skips a batch that committed late. NUL characters, which
   PostgreSQL text cannot hold, are replaced by U+FFFD.
+* a claim locks the due events `FOR UPDATE SKIP LOCKED`, passing over those
+  another node is claiming; the writers of one idempotency key, and of one
+  table item's key, take turns on a transaction advisory lock.
 
 Writes that other nodes wait for send NOTIFY in their transactions, and
 `listen()` hears the other nodes' on a connection of its own
@@ -44,27 +49,20 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from squall.exceptions import Conflict, StoreError
-from squall.store.base import (
-    BaseStore,
-    FunctionRecord,
-    FunctionVersion,
-    LogRecord,
-    NewVersion,
-)
-from squall.store.events import NewEvent
+from squall.store.base import FunctionVersion, NewVersion
 from squall.store.notices import DEPLOY, Listener, NoticeCallback
 from squall.store.pg_events import PostgresEventQueue
 from squall.store.pg_notices import KEEPALIVES, PostgresListener, encode
-from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records, version_of
-from squall.store.sql_events import EVENT_COLUMNS, event_schema
-from squall.store.sql_logs import SqlLogs, log_size_schema
-from squall.store.sql_objects import object_schema
-from squall.store.sql_queues import queue_schema
+from squall.store.sql import Dialect
+from squall.store.sql_events import EVENT_COLUMNS, SqlEventQueue, event_schema
+from squall.store.sql_objects import SqlObjects, object_schema
+from squall.store.sql_queues import SqlQueues, queue_schema
 from squall.store.sql_releases import SqlReleases, release_schema
-from squall.store.sql_resources import resource_schema
-from squall.store.sql_schedules import schedule_schema
-from squall.store.sql_secrets import secret_schema
-from squall.store.sql_tables import table_schema
+from squall.store.sql_resources import SqlResources, resource_schema
+from squall.store.sql_schedules import SqlSchedules, schedule_schema
+from squall.store.sql_secrets import SqlSecrets, secret_schema
+from squall.store.sql_store import VERSION_COLUMNS, SqlStore, log_size_schema, version_of
+from squall.store.sql_tables import SqlTables, table_schema
 from squall.store.tables import ItemKey
 
 Connection = psycopg.Connection[TupleRow]
@@ -73,6 +71,13 @@ CONNECT_TIMEOUT = 10
 FRESH_CONNECTION = 1.0
 """Seconds after a pooled connection was handed out during which it is handed out again
 unchecked (a check is a round trip; a busy node would pay one per statement)."""
+POSTGRES = Dialect(
+    name="postgresql", mark="%s", skip_locked=" FOR UPDATE SKIP LOCKED", byte_order=' COLLATE "C"',
+    blob="BYTEA", real="DOUBLE PRECISION", bigint="BIGINT",
+    sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", byte_length="octet_length({})")
+"""PostgreSQL's spelling: claims skip the rows other nodes' claims hold; text compared by
+its bytes asks for the "C" collation (the database's may order otherwise)."""
+
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
 
@@ -107,15 +112,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FROM logs ORDER BY id""",
         "DROP TABLE logs",
     ),
-    event_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 3: the event queue
-    schedule_schema(real="DOUBLE PRECISION"),  # 4: schedules
+    event_schema(POSTGRES),  # 3: the event queue
+    schedule_schema(POSTGRES),  # 4: schedules
     resource_schema(),  # 5: topics, queues and buckets of projects
-    queue_schema(real="DOUBLE PRECISION", sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),  # 6
-    object_schema(real="DOUBLE PRECISION", key_type='TEXT COLLATE "C"'),  # 7: bucket objects
-    secret_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 8: secrets
-    table_schema(blob="BYTEA", real="DOUBLE PRECISION"),  # 9: table items
-    release_schema(real="DOUBLE PRECISION", sequence="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),  # 10
-    log_size_schema("octet_length(lines)", "BIGINT"),  # 11: log batch sizes, for retention
+    queue_schema(POSTGRES),  # 6: queue messages
+    object_schema(POSTGRES),  # 7: bucket objects
+    secret_schema(POSTGRES),  # 8: secrets
+    table_schema(POSTGRES),  # 9: table items
+    release_schema(POSTGRES),  # 10: aliases, provenance
+    log_size_schema(POSTGRES),  # 11: log batch sizes, for retention
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -129,9 +134,6 @@ _INSERT_LOG_BATCHES = """
     WHERE json_array_length(b -> 'lines') > 0 ORDER BY n"""
 """The batches of one JSON document as rows (json, not jsonb: jsonb cannot hold the \\u0000
 escape a log line may contain; the lines are stored as the JSON text they arrived in)."""
-_LATEST_VERSIONS = ("SELECT v.function, v.number, v.project, v.code_hash, v.config, v.code_path, "
-                    "v.created_at, v.provenance FROM functions f JOIN versions v "
-                    "ON v.function = f.name AND v.number = f.latest")
 _UPSERT_FUNCTION = """
     INSERT INTO functions (name, project, latest, created_at, updated_at) VALUES (%s, %s, 1, %s, %s)
     ON CONFLICT (name) DO UPDATE SET latest = functions.latest + 1, updated_at = excluded.updated_at
@@ -139,12 +141,12 @@ _UPSERT_FUNCTION = """
     RETURNING latest"""
 
 
-class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
+class PostgresStore(PostgresEventQueue, SqlEventQueue, SqlSchedules, SqlResources, SqlQueues, SqlObjects, SqlSecrets,
+                    SqlTables, SqlReleases, SqlStore):
     """The store in the PostgreSQL database at `url` (in `schema` when given)."""
 
-    MARK = "%s"
-    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
-    BYTE_ORDER = ' COLLATE "C"'
+    dialect = POSTGRES
+    migrations = MIGRATIONS
     notices_reach_other_nodes = True
 
     def __init__(self, url: str, *, schema: str | None = None) -> None:
@@ -196,9 +198,9 @@ class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
     def _notice(self, conn: Connection, topic: str) -> None:
         conn.execute("SELECT pg_notify(%s, %s)", (self.notice_channel, encode(self._origin, topic)))
 
-    def _lock_key_of(self, conn: Connection, event: NewEvent) -> None:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                     (self._lock_key(f"event-key:{event.function}:{event.idempotency_key}"),))
+    def _serialize(self, conn: Connection, name: str) -> None:
+        """A transaction advisory lock on `name` in this store's schema."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key(name),))
 
     def _claim_rows(self, conn: Connection, owner: str, limit: int, now: float, lease_until: float) -> list[Any]:
         """One statement: the due events are locked (skipping those another node holds) and
@@ -223,18 +225,6 @@ class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
             return conn.execute(sql, params).fetchall()
 
     # -- lifecycle ---------------------------------------------------------
-    def migrate(self, target: int | None = None) -> None:
-        with self._transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("migrate"),))
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                         "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
-            row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-            current = int(row[0]) if row else 0
-            for number, step in enumerate(MIGRATIONS[current:target], start=current + 1):
-                for statement in step:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (number, time.time()))
-
     def close(self) -> None:
         for listener in self._listeners:
             listener.close()
@@ -293,59 +283,16 @@ class PostgresStore(SqlLogs, PostgresEventQueue, SqlReleases, BaseStore):
                     created[index] = version = _add_version(conn, project, versions[index], now)
                     self._point_live(conn, version.function, version.number, now)
             if resources is not None:
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("resources"),))
+                self._serialize(conn, "resources")
                 self._replace_resources(conn, project, resources)
             self._notice(conn, DEPLOY)
         return [created[i] for i in range(len(versions))]
 
-    def get_function(self, name: str) -> FunctionRecord | None:
-        rows = self._query(f"SELECT {FUNCTION_COLUMNS} FROM functions WHERE name = %s", (name,))
-        return FunctionRecord(*rows[0]) if rows else None
-
-    def list_functions(self, project: str | None = None) -> list[FunctionRecord]:
-        where, params = ("WHERE project = %s", (project,)) if project is not None else ("", ())
-        rows = self._query(f"SELECT {FUNCTION_COLUMNS} FROM functions {where} ORDER BY name", params)
-        return [FunctionRecord(*row) for row in rows]
-
-    def get_version(self, function: str, number: int) -> FunctionVersion | None:
-        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions "
-                           "WHERE function = %s AND number = %s", (function, number))
-        return version_of(rows[0]) if rows else None
-
-    def list_versions(self, function: str) -> list[FunctionVersion]:
-        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions WHERE function = %s "
-                           "ORDER BY number", (function,))
-        return [version_of(row) for row in rows]
-
-    def latest_version(self, function: str) -> FunctionVersion | None:
-        rows = self._query(f"{_LATEST_VERSIONS} WHERE f.name = %s", (function,))
-        return version_of(rows[0]) if rows else None
-
-    def latest_versions(self) -> list[FunctionVersion]:
-        return [version_of(row) for row in self._query(f"{_LATEST_VERSIONS} ORDER BY f.name")]
-
     # -- logs --------------------------------------------------------------
     def append_log_document(self, document: bytes) -> None:
         with self._transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key("logs"),))
+            self._serialize(conn, "logs")
             conn.execute(_INSERT_LOG_BATCHES, (_without_nul_escapes(document).decode(),))
-
-    def read_logs(self, function: str, *, since: float | None = None,
-                  request_id: str | None = None, after_id: int = 0,
-                  limit: int = 1000) -> list[LogRecord]:
-        sql, params = log_batch_query(function, since=since, request_id=request_id, after_id=after_id,
-                                      limit=limit, placeholder="%s")
-        return log_records(self._query(sql, params), since)
-
-    # -- small settings ----------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        rows = self._query("SELECT value FROM meta WHERE key = %s", (key,))
-        return str(rows[0][0]) if rows else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._transaction() as conn:
-            conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s) "
-                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
 
 _handed_out: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
@@ -403,8 +350,3 @@ _NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 def _without_nul_escapes(document: bytes) -> bytes:
     """`document` with each escaped NUL, which PostgreSQL's JSON functions refuse, as U+FFFD."""
     return _NUL_ESCAPE.sub(rb"\1\\ufffd", document) if b"\\u0000" in document else document
-
-
-def _text(value: str) -> str:
-    """`value` without NUL characters, which PostgreSQL text cannot store."""
-    return value.replace("\x00", "\ufffd")

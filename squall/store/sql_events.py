@@ -1,6 +1,7 @@
 """The event queue (squall/store/events.py) in SQL, shared by the SQLite and PostgreSQL
-backends: each supplies its write transaction, its parameter mark and, for PostgreSQL,
-`FOR UPDATE SKIP LOCKED` so that concurrent claimers pass over each other's rows.
+backends: each supplies its write transaction, the claim (`_claim_rows`; PostgreSQL's
+passes over rows other claimers hold with `FOR UPDATE SKIP LOCKED`) and the lock that
+makes writers of one idempotency key take turns (`_serialize`).
 
 `run_at` is indexed with `status`: for a queued event it is when the event is due, for a
 running one when its lease ends, so claiming, finding expired leases and the next wake-up
@@ -10,14 +11,12 @@ are all range scans of one index.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
 from squall.store.events import (
     DeadReason,
     Event,
-    EventQueue,
     EventResult,
     EventStatus,
     Lease,
@@ -25,6 +24,7 @@ from squall.store.events import (
     Outcome,
 )
 from squall.store.notices import EVENTS
+from squall.store.sql import Dialect, SqlBackend
 
 EVENT_TABLE = """CREATE TABLE events (
     id TEXT PRIMARY KEY, function TEXT NOT NULL, payload {blob} NOT NULL, source TEXT NOT NULL,
@@ -42,9 +42,9 @@ EVENT_COLUMNS = ("id, function, payload, source, status, attempts, max_attempts,
                  "expires_at, last_error, dead_reason, finished_at")
 
 
-def event_schema(blob: str, real: str) -> tuple[str, ...]:
+def event_schema(dialect: Dialect) -> tuple[str, ...]:
     """The migration step that creates the event queue, in a backend's column types."""
-    return (EVENT_TABLE.format(blob=blob, real=real), *EVENT_INDEXES)
+    return (EVENT_TABLE.format(blob=dialect.blob, real=dialect.real), *EVENT_INDEXES)
 
 
 _RUNNING_UNDER = "status = 'running' AND (? IS NULL OR lease_owner = ?)"
@@ -79,35 +79,13 @@ def of_function(function: str, byte_order: str) -> tuple[str, list[Any]]:
             [function, function + ":", function + ";"])
 
 
-class SqlEventQueue(EventQueue):
-    """EventQueue over a SQL backend's `_write()` transactions and `_query()` reads."""
-
-    MARK = "?"
-    SKIP_LOCKED = ""
-    BYTE_ORDER = ""
-    """How a comparison of text asks for byte order (SQLite's is its default)."""
-
-    def _write(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _sql(self, text: str) -> str:
-        return text.replace("?", self.MARK)
-
-    def _run_many(self, conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            conn.executemany(self._sql(sql), rows)
-
-    def _notice(self, conn: Any, topic: str) -> None:
-        """Send a notice of `topic` when the transaction on `conn` commits (squall/store/notices.py);
-        nothing where notices stay in the process (SQLite)."""
+class SqlEventQueue(SqlBackend):
+    """The EventQueue methods (squall/store/events.py) over a SQL backend."""
 
     # -- writing ---------------------------------------------------------------
     def enqueue_events(self, events: Sequence[NewEvent], *, now: float, idempotency_window: float,
                        lease: Lease | None = None) -> list[str]:
-        rows = [self._row(event, now, lease) for event in events]
+        rows = [event_row(event, now, lease) for event in events]
         if all(event.idempotency_key is None for event in events):
             self._insert_events(rows, notify=not all(_leased(event, lease) for event in events))
             return [event.id for event in events]
@@ -121,25 +99,25 @@ class SqlEventQueue(EventQueue):
                     ids[index] = earlier
                     continue
                 else:
-                    conn.execute(self._sql(_INSERT_EVENT), row)
+                    conn.execute(self._sql(INSERT_EVENT), row)
                 queued = queued or not _leased(event, lease)
-            self._run_many(conn, _INSERT_EVENT, plain)
+            self._run_many(conn, INSERT_EVENT, plain)
             if queued:
                 self._notice(conn, EVENTS)
         return ids
 
     def _insert_events(self, rows: list[tuple[Any, ...]], *, notify: bool) -> None:
-        """Insert `rows` (as `_row` makes them) in one transaction; with a notice of EVENTS
+        """Insert `rows` (as `event_row` makes them) in one transaction; with a notice of EVENTS
         when `notify` (some are queued, for any node to claim)."""
         with self._write() as conn:
-            self._run_many(conn, _INSERT_EVENT, rows)
+            self._run_many(conn, INSERT_EVENT, rows)
             if notify:
                 self._notice(conn, EVENTS)
 
     def _earlier_event(self, conn: Any, event: NewEvent, since: float) -> str | None:
         """The id of the event that holds `event`'s idempotency key since `since`; a key held
         longer ago is taken from its event (its window is over)."""
-        self._lock_key_of(conn, event)
+        self._serialize(conn, f"event-key:{event.function}:{event.idempotency_key}")
         row = conn.execute(self._sql("SELECT id, created_at FROM events WHERE function = ? "
                                      "AND idempotency_key = ?"), (event.function, event.idempotency_key)).fetchone()
         if row is None:
@@ -149,35 +127,9 @@ class SqlEventQueue(EventQueue):
         conn.execute(self._sql("UPDATE events SET idempotency_key = NULL WHERE id = ?"), (row[0],))
         return None
 
-    def _lock_key_of(self, conn: Any, event: NewEvent) -> None:
-        """Serialize writers of one idempotency key (SQLite's single writer already does)."""
-
-    @staticmethod
-    def _row(event: NewEvent, now: float, lease: Lease | None = None) -> tuple[Any, ...]:
-        """The values `_INSERT_EVENT` stores for `event`: queued, or running under `lease`."""
-        if lease is not None and event.id in lease.ids:
-            return (event.id, event.function, event.payload, event.source, EventStatus.RUNNING.value, 1,
-                    event.max_attempts, now, lease.until, event.expires_at, event.idempotency_key, lease.owner)
-        return (event.id, event.function, event.payload, event.source, EventStatus.QUEUED.value, 0,
-                event.max_attempts, now, event.run_at, event.expires_at, event.idempotency_key, None)
-
     def claim_events(self, owner: str, *, limit: int, now: float, lease_until: float) -> list[Event]:
         with self._write() as conn:
             return claimed_events(self._claim_rows(conn, owner, limit, now, lease_until))
-
-    def _claim_rows(self, conn: Any, owner: str, limit: int, now: float, lease_until: float) -> list[Any]:
-        """The claimed events' rows, each followed by the time it was due. Here: a select then
-        an update in the writer's transaction (SQLite's RETURNING cannot show the old run_at)."""
-        due = dict(conn.execute(self._sql("SELECT id, run_at FROM events WHERE status = 'queued' AND run_at <= ? "
-                                          "ORDER BY run_at LIMIT ?"), (now, limit)).fetchall())
-        if not due:
-            return []
-        marks = ", ".join("?" * len(due))
-        rows = conn.execute(self._sql(
-            f"UPDATE events SET status = 'running', attempts = attempts + 1, run_at = ?, lease_owner = ? "
-            f"WHERE id IN ({marks}) AND status = 'queued' RETURNING {EVENT_COLUMNS}"),
-            (lease_until, owner, *due)).fetchall()
-        return [(*row, due[row[0]]) for row in rows]
 
     def finish_events(self, results: Sequence[EventResult], *, now: float, owner: str | None = None) -> None:
         mine = (owner, owner)  # each row's own `(? IS NULL OR lease_owner = ?)`
@@ -251,7 +203,7 @@ class SqlEventQueue(EventQueue):
                                     (source,)).rowcount)
 
     def _dead_of(self, function: str, ids: Sequence[str] | None) -> tuple[str, list[Any]]:
-        where, params = of_function(function, self.BYTE_ORDER)
+        where, params = of_function(function, self.dialect.byte_order)
         where += " AND status = 'dead'"
         if ids is not None:
             where += f" AND id IN ({', '.join('?' for _ in ids) or 'NULL'})"
@@ -270,7 +222,7 @@ class SqlEventQueue(EventQueue):
         return event_of(rows[0]) if rows else None
 
     def list_events(self, function: str, status: EventStatus, *, limit: int = 100) -> list[Event]:
-        where, params = of_function(function, self.BYTE_ORDER)
+        where, params = of_function(function, self.dialect.byte_order)
         rows = self._query(self._sql(f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} AND status = ? "
                                      "ORDER BY finished_at, created_at, id LIMIT ?"),
                            (*params, status.value, limit))
@@ -279,7 +231,7 @@ class SqlEventQueue(EventQueue):
     def count_events(self, function: str | None = None) -> dict[EventStatus, int]:
         where, params = "", list[Any]()
         if function is not None:
-            condition, params = of_function(function, self.BYTE_ORDER)
+            condition, params = of_function(function, self.dialect.byte_order)
             where = f"WHERE {condition}"
         rows = self._query(self._sql(f"SELECT status, count(*) FROM events {where} GROUP BY status"), params)
         counts = {status: 0 for status in EventStatus}
@@ -297,5 +249,14 @@ class SqlEventQueue(EventQueue):
 
 INSERTED_COLUMNS = ("id, function, payload, source, status, attempts, max_attempts, created_at, run_at, "
                     "expires_at, idempotency_key, lease_owner")
-"""The columns of a new event's row, in the order of `SqlEventQueue._row`."""
-_INSERT_EVENT = f"INSERT INTO events ({INSERTED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+"""The columns of a new event's row, in the order of `event_row`."""
+INSERT_EVENT = f"INSERT INTO events ({INSERTED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def event_row(event: NewEvent, now: float, lease: Lease | None = None) -> tuple[Any, ...]:
+    """The values `INSERT_EVENT` stores for `event`: queued, or running under `lease`."""
+    if lease is not None and event.id in lease.ids:
+        return (event.id, event.function, event.payload, event.source, EventStatus.RUNNING.value, 1,
+                event.max_attempts, now, lease.until, event.expires_at, event.idempotency_key, lease.owner)
+    return (event.id, event.function, event.payload, event.source, EventStatus.QUEUED.value, 0,
+            event.max_attempts, now, event.run_at, event.expires_at, event.idempotency_key, None)

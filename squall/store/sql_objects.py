@@ -6,18 +6,18 @@ from typing import Any, Sequence
 
 from squall.store.events import NewEvent
 from squall.store.notices import EVENTS
-from squall.store.objects import ObjectInfo, ObjectStore
-from squall.store.sql_events import _INSERT_EVENT
-from squall.store.sql_queues import SqlQueues
+from squall.store.objects import ObjectInfo
+from squall.store.sql import Dialect, SqlBackend
+from squall.store.sql_events import INSERT_EVENT, event_row
 
 OBJECT_COLUMNS = "bucket, key, size, etag, content_type, modified_at, path"
 
 
-def object_schema(real: str, key_type: str = "TEXT") -> tuple[str, ...]:
-    """`key_type` must order keys by their bytes, as S3 lists them (PostgreSQL: COLLATE "C")."""
+def object_schema(dialect: Dialect) -> tuple[str, ...]:
+    """Keys are ordered by their bytes, as S3 lists them."""
     return (f"""CREATE TABLE objects (
-        bucket TEXT NOT NULL, key {key_type} NOT NULL, size BIGINT NOT NULL, etag TEXT NOT NULL,
-        content_type TEXT NOT NULL, modified_at {real} NOT NULL, path TEXT NOT NULL,
+        bucket TEXT NOT NULL, key TEXT{dialect.byte_order} NOT NULL, size BIGINT NOT NULL, etag TEXT NOT NULL,
+        content_type TEXT NOT NULL, modified_at {dialect.real} NOT NULL, path TEXT NOT NULL,
         PRIMARY KEY (bucket, key))""",)
 
 
@@ -26,9 +26,12 @@ def object_of(row: Sequence[Any]) -> ObjectInfo:
     return ObjectInfo(bucket, key, int(size), etag, content_type, modified_at, path)
 
 
-class SqlObjects(SqlQueues, ObjectStore):
+class SqlObjects(SqlBackend):
+    """The ObjectStore methods (squall/store/objects.py) over a SQL backend: an object's row is
+    written in one transaction with the notification events it triggers."""
+
     def _store_events(self, conn: Any, events: Sequence[NewEvent], now: float) -> None:
-        self._run_many(conn, _INSERT_EVENT, [self._row(event, now) for event in events])
+        self._run_many(conn, INSERT_EVENT, [event_row(event, now) for event in events])
         if events:
             self._notice(conn, EVENTS)
 

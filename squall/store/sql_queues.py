@@ -9,14 +9,15 @@ from typing import Any, Sequence
 import orjson
 
 from squall.store.notices import queue_topic
-from squall.store.queues import FIFO_DEDUPLICATION_WINDOW, NewMessage, QueueMessage, QueueStore
-from squall.store.sql_resources import SqlResources
+from squall.store.queues import FIFO_DEDUPLICATION_WINDOW, NewMessage, QueueMessage
+from squall.store.sql import Dialect, SqlBackend
 
 MESSAGE_COLUMNS = ("id, queue, body, attributes, group_id, deduplication_id, sequence, sent_at, receive_count, "
                    "first_received_at, receipt")
 
 
-def queue_schema(real: str, sequence: str) -> tuple[str, ...]:
+def queue_schema(dialect: Dialect) -> tuple[str, ...]:
+    real, sequence = dialect.real, dialect.sequence
     return (
         f"""CREATE TABLE queue_messages (
             sequence {sequence}, id TEXT NOT NULL UNIQUE, queue TEXT NOT NULL, body TEXT NOT NULL,
@@ -39,7 +40,10 @@ def message_of(row: Sequence[Any]) -> QueueMessage:
                         sent_at, receive_count, first_received_at, receipt or "")
 
 
-class SqlQueues(SqlResources, QueueStore):
+class SqlQueues(SqlBackend):
+    """The QueueStore methods (squall/store/queues.py) over a SQL backend; a receive passes over
+    the messages another receive holds where the dialect has `skip_locked`."""
+
     def send_messages(self, queue: str, messages: Sequence[NewMessage], *, now: float) -> list[str]:
         ids, stored = [m.id for m in messages], 0
         with self._write() as conn:
@@ -82,7 +86,7 @@ class SqlQueues(SqlResources, QueueStore):
         sql = (f"UPDATE queue_messages SET visible_at = ?, receive_count = receive_count + 1, receipt = "
                f"? || ':' || id, first_received_at = coalesce(first_received_at, ?) WHERE sequence IN ("
                f"SELECT m.sequence FROM queue_messages m WHERE m.queue = ? AND m.visible_at <= ?{blocked} "
-               f"ORDER BY m.sequence LIMIT ?{self.SKIP_LOCKED}) RETURNING {MESSAGE_COLUMNS}")
+               f"ORDER BY m.sequence LIMIT ?{self.dialect.skip_locked}) RETURNING {MESSAGE_COLUMNS}")
         params: list[Any] = [now + visibility_timeout, receipt, now, queue, now]
         if fifo:
             params.append(now)

@@ -13,12 +13,10 @@ from squall.store.releases import (
     LIVE_ALIAS,
     Alias,
     AliasMove,
-    ReleaseStore,
     decode_weights,
     encode_weights,
 )
-from squall.store.sql import json_value
-from squall.store.sql_tables import SqlTables
+from squall.store.sql import Dialect, SqlBackend, json_value
 
 ALIAS_TABLES = (
     """CREATE TABLE aliases (
@@ -32,12 +30,15 @@ ALIAS_TABLES = (
 )
 
 
-def release_schema(real: str, sequence: str) -> tuple[str, ...]:
+def release_schema(dialect: Dialect) -> tuple[str, ...]:
     """The migration step adding aliases, their moves and each version's provenance."""
-    return tuple(statement.format(real=real, sequence=sequence) for statement in ALIAS_TABLES)
+    return tuple(statement.format(real=dialect.real, sequence=dialect.sequence) for statement in ALIAS_TABLES)
 
 
-class SqlReleases(SqlTables, ReleaseStore):
+class SqlReleases(SqlBackend):
+    """The ReleaseStore methods (squall/store/releases.py) over a SQL backend, and the alias
+    moves that `commit_deploy` makes in its transaction."""
+
     def list_aliases(self, function: str | None = None) -> list[Alias]:
         where, params = ("WHERE function = ?", (function,)) if function is not None else ("", ())
         rows = self._query(self._sql(f"SELECT function, name, weights, updated_at FROM aliases {where} "

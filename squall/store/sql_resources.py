@@ -9,8 +9,8 @@ import orjson
 
 from squall.exceptions import Conflict
 from squall.store.notices import RESOURCES
-from squall.store.resources import RESOURCE_KINDS, Resource, ResourceStore
-from squall.store.sql_schedules import SqlSchedules
+from squall.store.resources import RESOURCE_KINDS, Resource
+from squall.store.sql import SqlBackend
 
 RESOURCE_TABLE = """CREATE TABLE resources (
     kind TEXT NOT NULL, name TEXT NOT NULL, project TEXT NOT NULL, config TEXT NOT NULL,
@@ -24,7 +24,10 @@ def resource_schema() -> tuple[str, ...]:
     return (RESOURCE_TABLE, "CREATE INDEX resources_project ON resources (project)")
 
 
-class SqlResources(SqlSchedules, ResourceStore):
+class SqlResources(SqlBackend):
+    """The ResourceStore methods (squall/store/resources.py) over a SQL backend, and the
+    replacement of a project's resources that `commit_deploy` makes in its transaction."""
+
     def list_resources(self, kind: str | None = None) -> list[Resource]:
         where, params = ("WHERE kind = ?", (kind,)) if kind else ("", ())
         rows = self._query(self._sql(f"SELECT kind, name, project, config FROM resources {where} "

@@ -1,5 +1,5 @@
 """The schedules (squall/store/schedules.py) in SQL, shared by the SQLite and PostgreSQL
-backends (the leader lock is each backend's own)."""
+backends (the leader lock, `try_lead`, is each backend's own)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any, Sequence
 import orjson
 
 from squall.store.notices import EVENTS
-from squall.store.schedules import ScheduleFire, ScheduleState, ScheduleStore
-from squall.store.sql_events import _INSERT_EVENT, SqlEventQueue
+from squall.store.sql import Dialect, SqlBackend
+from squall.store.schedules import ScheduleFire, ScheduleState
+from squall.store.sql_events import INSERT_EVENT, event_row
 
 SCHEDULE_TABLE = """CREATE TABLE schedules (
     key TEXT PRIMARY KEY, function TEXT NOT NULL, name TEXT NOT NULL, expression TEXT NOT NULL,
@@ -19,8 +20,8 @@ SCHEDULE_COLUMNS = ("key, function, name, expression, timezone, anchor, next_fir
                     "last_status, last_request_id, last_success, alarm_raised")
 
 
-def schedule_schema(real: str) -> tuple[str, ...]:
-    return (SCHEDULE_TABLE.format(real=real),)
+def schedule_schema(dialect: Dialect) -> tuple[str, ...]:
+    return (SCHEDULE_TABLE.format(real=dialect.real),)
 
 
 def schedule_of(row: Sequence[Any]) -> ScheduleState:
@@ -30,7 +31,9 @@ def schedule_of(row: Sequence[Any]) -> ScheduleState:
                          last_fire, last_status, last_request_id, last_success, alarm_raised)
 
 
-class SqlSchedules(SqlEventQueue, ScheduleStore):
+class SqlSchedules(SqlBackend):
+    """The ScheduleStore methods (squall/store/schedules.py) over a SQL backend, but `try_lead`."""
+
     def list_schedules(self) -> list[ScheduleState]:
         return [schedule_of(row) for row in self._query(f"SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY key")]
 
@@ -60,7 +63,7 @@ class SqlSchedules(SqlEventQueue, ScheduleStore):
                     continue
                 applied.append(fire.key)
                 if fire.event is not None:
-                    conn.execute(self._sql(_INSERT_EVENT), self._row(fire.event, now))
+                    conn.execute(self._sql(INSERT_EVENT), event_row(fire.event, now))
                     stored = True
             if stored:
                 self._notice(conn, EVENTS)
@@ -77,6 +80,3 @@ class SqlSchedules(SqlEventQueue, ScheduleStore):
     def mark_schedule_alarm(self, key: str, at: float) -> None:
         with self._write() as conn:
             conn.execute(self._sql("UPDATE schedules SET alarm_raised = ? WHERE key = ?"), (at, key))
-
-    def try_lead(self, role: str) -> bool:
-        return True

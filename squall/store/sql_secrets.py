@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from squall.store.notices import SECRETS
-from squall.store.secrets import SecretInfo, SecretStore
-from squall.store.sql_objects import SqlObjects
+from squall.store.secrets import SecretInfo
+from squall.store.sql import Dialect, SqlBackend
 
 
-def secret_schema(blob: str, real: str) -> tuple[str, ...]:
+def secret_schema(dialect: Dialect) -> tuple[str, ...]:
     return (f"""CREATE TABLE secrets (
-        name TEXT PRIMARY KEY, ciphertext {blob} NOT NULL,
-        created_at {real} NOT NULL, updated_at {real} NOT NULL)""",)
+        name TEXT PRIMARY KEY, ciphertext {dialect.blob} NOT NULL,
+        created_at {dialect.real} NOT NULL, updated_at {dialect.real} NOT NULL)""",)
 
 
-class SqlSecrets(SqlObjects, SecretStore):
+class SqlSecrets(SqlBackend):
+    """The SecretStore methods (squall/store/secrets.py) over a SQL backend."""
+
     def put_secret(self, name: str, ciphertext: bytes, *, now: float) -> None:
         with self._write() as conn:
             conn.execute(self._sql(

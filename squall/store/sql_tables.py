@@ -6,16 +6,17 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from squall.store.sql_secrets import SqlSecrets
-from squall.store.tables import Change, ItemKey, KeyRange, StoredItem, TableStore
+from squall.store.sql import Dialect, SqlBackend
+from squall.store.tables import Change, ItemKey, KeyRange, StoredItem
 
 SHARDS = 1 << 32
 _COLUMNS = "table_name, pk, sk, item, expires_at"
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
-def table_schema(blob: str, real: str) -> tuple[str, ...]:
+def table_schema(dialect: Dialect) -> tuple[str, ...]:
     """`shard` is crc32 of the partition key bytes: Scan's segments are ranges of it."""
+    blob, real = dialect.blob, dialect.real
     return (f"""CREATE TABLE table_items (
         table_name TEXT NOT NULL, pk {blob} NOT NULL, sk {blob} NOT NULL, shard BIGINT NOT NULL,
         item {blob} NOT NULL, expires_at {real}, PRIMARY KEY (table_name, pk, sk))""",
@@ -32,9 +33,9 @@ def _item_of(row: Sequence[Any]) -> StoredItem:
     return StoredItem((table, bytes(pk), bytes(sk)), bytes(item), expires_at)
 
 
-class SqlTables(SqlSecrets, TableStore):
-    def _lock_items(self, conn: Any, keys: Sequence[ItemKey]) -> None:
-        """Hold every key of `keys` until the transaction ends (SQLite's writer lock already does)."""
+class SqlTables(SqlBackend):
+    """The TableStore methods (squall/store/tables.py) over a SQL backend: a change of items
+    holds their keys (`_lock_items`) while it reads and writes them."""
 
     def get_items(self, keys: Sequence[ItemKey], *, now: float) -> dict[ItemKey, StoredItem]:
         sql = self._sql(f"SELECT {_COLUMNS} FROM table_items WHERE table_name = ? AND pk = ? AND sk = ? AND {_LIVE}")

@@ -1,6 +1,8 @@
 """The SQLite store: the default, single-node backend in one file.
 
-Owns the SQLite schema and its migrations, and SQLite's concurrency rules:
+The SQL it shares with PostgreSQL is SqlStore's (squall/store/sql_store.py) and that of one
+class per concern (squall/store/sql_*.py), spelled by the SQLITE dialect. This module owns
+the SQLite schema and its migrations, and SQLite's concurrency rules:
 
 * WAL journal (readers never block the writer, nor the writer them) with
   `synchronous=NORMAL`, which is durable across application crashes;
@@ -10,6 +12,10 @@ Owns the SQLite schema and its migrations, and SQLite's concurrency rules:
 * connections are shared by threads through a small pool of idle ones: a call
   borrows one and gives it back, so any thread may call any method and
   `close()` closes every connection (no ResourceWarning from dead threads).
+
+With one writer the shared SQL's hooks are simple: a claim selects then updates, the locks
+a writer would take are already held, no notice leaves the process (one node per file), and
+that node leads every role.
 """
 
 from __future__ import annotations
@@ -23,23 +29,24 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from squall.exceptions import Conflict, StoreError
-from squall.store.base import (
-    BaseStore,
-    FunctionRecord,
-    FunctionVersion,
-    LogRecord,
-    NewVersion,
-)
-from squall.store.sql import FUNCTION_COLUMNS, VERSION_COLUMNS, log_batch_query, log_records, version_of
-from squall.store.sql_events import event_schema
-from squall.store.sql_logs import SqlLogs, log_size_schema
-from squall.store.sql_objects import object_schema
-from squall.store.sql_queues import queue_schema
+from squall.store.base import FunctionVersion, NewVersion
+from squall.store.sql import Dialect
+from squall.store.sql_events import EVENT_COLUMNS, SqlEventQueue, event_schema
+from squall.store.sql_objects import SqlObjects, object_schema
+from squall.store.sql_queues import SqlQueues, queue_schema
 from squall.store.sql_releases import SqlReleases, release_schema
-from squall.store.sql_resources import resource_schema
-from squall.store.sql_schedules import schedule_schema
-from squall.store.sql_secrets import secret_schema
-from squall.store.sql_tables import table_schema
+from squall.store.sql_resources import SqlResources, resource_schema
+from squall.store.sql_schedules import SqlSchedules, schedule_schema
+from squall.store.sql_secrets import SqlSecrets, secret_schema
+from squall.store.sql_store import FUNCTION_COLUMNS, VERSION_COLUMNS, SqlStore, log_size_schema, version_of
+from squall.store.sql_tables import SqlTables, table_schema
+from squall.store.tables import ItemKey
+
+SQLITE = Dialect(
+    name="sqlite", mark="?", skip_locked="", byte_order="", blob="BLOB", real="REAL", bigint="INTEGER",
+    sequence="INTEGER PRIMARY KEY AUTOINCREMENT", byte_length="length(CAST({} AS BLOB))")
+"""SQLite's spelling: no SKIP LOCKED (one writer holds the whole file), text compares by its
+bytes already."""
 
 BUSY_TIMEOUT_MS = 10_000
 MAX_IDLE_CONNECTIONS = 8
@@ -75,15 +82,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FROM logs ORDER BY id""",
         "DROP TABLE logs",
     ),
-    event_schema(blob="BLOB", real="REAL"),  # 3: the event queue
-    schedule_schema(real="REAL"),  # 4: schedules
+    event_schema(SQLITE),  # 3: the event queue
+    schedule_schema(SQLITE),  # 4: schedules
     resource_schema(),  # 5: topics, queues and buckets of projects
-    queue_schema(real="REAL", sequence="INTEGER PRIMARY KEY AUTOINCREMENT"),  # 6: queue messages
-    object_schema(real="REAL"),  # 7: bucket objects
-    secret_schema(blob="BLOB", real="REAL"),  # 8: secrets
-    table_schema(blob="BLOB", real="REAL"),  # 9: table items
-    release_schema(real="REAL", sequence="INTEGER PRIMARY KEY AUTOINCREMENT"),  # 10: aliases, provenance
-    log_size_schema("length(CAST(lines AS BLOB))", "INTEGER"),  # 11: log batch sizes, for retention
+    queue_schema(SQLITE),  # 6: queue messages
+    object_schema(SQLITE),  # 7: bucket objects
+    secret_schema(SQLITE),  # 8: secrets
+    table_schema(SQLITE),  # 9: table items
+    release_schema(SQLITE),  # 10: aliases, provenance
+    log_size_schema(SQLITE),  # 11: log batch sizes, for retention
 )
 """Migration steps in order; step i (1-based) brings the schema to version i.
 Append new steps, never edit applied ones."""
@@ -97,10 +104,13 @@ _INSERT_LOG_BATCHES = """
 
 
 
-class SqliteStore(SqlLogs, SqlReleases, BaseStore):
+class SqliteStore(SqlEventQueue, SqlSchedules, SqlResources, SqlQueues, SqlObjects, SqlSecrets, SqlTables,
+                  SqlReleases, SqlStore):
     """The store in the SQLite file `path` (its directory is created if missing)."""
 
     calls_are_local = True
+    dialect = SQLITE
+    migrations = MIGRATIONS
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -169,17 +179,40 @@ class SqliteStore(SqlLogs, SqlReleases, BaseStore):
         with self._connection() as conn:
             return conn.execute(sql, params).fetchall()
 
-    # -- lifecycle ---------------------------------------------------------
-    def migrate(self, target: int | None = None) -> None:
-        with self._write() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version ("
-                         "version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
-            current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
-            for number, step in enumerate(MIGRATIONS[current:target], start=current + 1):
-                for statement in step:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (number, time.time()))
+    def _run_many(self, conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            conn.executemany(sql, rows)
 
+    # -- what one writer makes simple ----------------------------------------
+    def _notice(self, conn: sqlite3.Connection, topic: str) -> None:
+        """Nothing: one node per file, whose wake-ups stay in its process (squall/store/notices.py)."""
+
+    def _serialize(self, conn: sqlite3.Connection, name: str) -> None:
+        """Nothing: every write transaction holds the one writer lock, so writers take turns."""
+
+    def _lock_items(self, conn: sqlite3.Connection, keys: Sequence[ItemKey]) -> None:
+        """Nothing: the write transaction holds the one writer lock, every key with it."""
+
+    def _claim_rows(self, conn: sqlite3.Connection, owner: str, limit: int, now: float,
+                    lease_until: float) -> list[Any]:
+        """A select, then an update, in the writer's transaction: no other claim runs
+        meanwhile (and RETURNING cannot show the run_at the update replaced)."""
+        due = dict(conn.execute("SELECT id, run_at FROM events WHERE status = 'queued' AND run_at <= ? "
+                                "ORDER BY run_at LIMIT ?", (now, limit)).fetchall())
+        if not due:
+            return []
+        marks = ", ".join("?" * len(due))
+        rows = conn.execute(
+            f"UPDATE events SET status = 'running', attempts = attempts + 1, run_at = ?, lease_owner = ? "
+            f"WHERE id IN ({marks}) AND status = 'queued' RETURNING {EVENT_COLUMNS}",
+            (lease_until, owner, *due)).fetchall()
+        return [(*row, due[row[0]]) for row in rows]
+
+    def try_lead(self, role: str) -> bool:
+        """True: one node per file, which leads every role."""
+        return True
+
+    # -- lifecycle ---------------------------------------------------------
     def close(self) -> None:
         with self._pool_lock:
             self._closed = True
@@ -206,31 +239,6 @@ class SqliteStore(SqlLogs, SqlReleases, BaseStore):
                 self._point_live(conn, version.function, version.number, now)
             return created
 
-    def get_function(self, name: str) -> FunctionRecord | None:
-        rows = self._query(f"SELECT {FUNCTION_COLUMNS} FROM functions WHERE name = ?", (name,))
-        return FunctionRecord(*rows[0]) if rows else None
-
-    def list_functions(self, project: str | None = None) -> list[FunctionRecord]:
-        where, params = ("WHERE project = ?", (project,)) if project is not None else ("", ())
-        rows = self._query(f"SELECT {FUNCTION_COLUMNS} FROM functions {where} ORDER BY name", params)
-        return [FunctionRecord(*row) for row in rows]
-
-    def get_version(self, function: str, number: int) -> FunctionVersion | None:
-        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions WHERE function = ? AND number = ?",
-                           (function, number))
-        return version_of(rows[0]) if rows else None
-
-    def list_versions(self, function: str) -> list[FunctionVersion]:
-        rows = self._query(f"SELECT {VERSION_COLUMNS} FROM versions WHERE function = ? ORDER BY number",
-                           (function,))
-        return [version_of(row) for row in rows]
-
-    def latest_versions(self) -> list[FunctionVersion]:
-        columns = ", ".join(f"v.{c.strip()}" for c in VERSION_COLUMNS.split(","))
-        rows = self._query(f"SELECT {columns} FROM functions f JOIN versions v "
-                           "ON v.function = f.name AND v.number = f.latest ORDER BY f.name")
-        return [version_of(row) for row in rows]
-
     # -- logs --------------------------------------------------------------
     def append_log_document(self, document: bytes) -> None:
         # One statement takes every row out of the one JSON parameter, so the GIL is released
@@ -238,23 +246,6 @@ class SqliteStore(SqlLogs, SqlReleases, BaseStore):
         # stalls the event loop's I/O (each of its syscalls can then wait a switch interval).
         with self._write() as conn:
             conn.execute(_INSERT_LOG_BATCHES, (document.decode(),))
-
-    def read_logs(self, function: str, *, since: float | None = None,
-                  request_id: str | None = None, after_id: int = 0,
-                  limit: int = 1000) -> list[LogRecord]:
-        sql, params = log_batch_query(function, since=since, request_id=request_id, after_id=after_id,
-                                      limit=limit, placeholder="?")
-        return log_records(self._query(sql, params), since)
-
-    # -- small settings ----------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._write() as conn:
-            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
 
 def _check_owner(conn: sqlite3.Connection, name: str, project: str) -> None:
