@@ -75,16 +75,21 @@ def make_node(data_dir: Path, store_url: str | None, api_url: str = "") -> Node:
                              region=os.environ.get("SQUALL_REGION", "us-east-1")), store, pool)
 
 
-def run_app(app: Any, host: str, port: int) -> None:
-    """Serve `app` with uvicorn, its connections bounded (squall/server/connections.py) after
-    the open-file soft limit is raised to the hard limit, and its route bodies within
-    SQUALL_ROUTE_BODY_BUDGET_MB (squall/server/bodies.py; docs/limits.md)."""
+def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """How a node serves `app` with uvicorn: its connections bounded (squall/server/connections.py)
+    after the open-file soft limit is raised to the hard limit, and its route bodies within
+    SQUALL_ROUTE_BODY_BUDGET_MB (squall/server/bodies.py; docs/limits.md). `options` are more
+    of uvicorn's settings (squall.testing serves in a thread and logs through the root logger)."""
     limits = serve_limits(raise_open_file_limit())
     configure_route_budget()
-    config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http=bounded_protocol(limits), ws="none",
-                            lifespan="on", log_level="warning", access_log=False, server_header=False,
-                            date_header=False)
-    BoundedServer(config).run()
+    return uvicorn.Config(app, host=host, port=port, loop="uvloop", http=bounded_protocol(limits), ws="none",
+                          lifespan="on", log_level="warning", access_log=False, server_header=False,
+                          date_header=False, **options)
+
+
+def run_app(app: Any, host: str, port: int) -> None:
+    """Serve `app` with uvicorn as `server_config` sets it up (blocking)."""
+    BoundedServer(server_config(app, host, port)).run()
 
 
 def serve(data_dir: Path, host: str, port: int, store_url: str | None,
