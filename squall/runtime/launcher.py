@@ -284,10 +284,20 @@ async def _send_fds(sock: socket.socket, message: bytes, fds: list[int]) -> None
     raise OSError("the zygote does not read its requests")
 
 
+class _PipeReaderProtocol(asyncio.StreamReaderProtocol):
+    """A StreamReaderProtocol whose transport closes (with its pipe) at the end of the stream:
+    a pipe has no half-close to keep it open for, and an instance's pipe left open stayed
+    until the garbage collector found it (a ResourceWarning)."""
+
+    def eof_received(self) -> bool:
+        super().eof_received()
+        return False
+
+
 async def _forked_child(pid: int, to_child: int, from_child: int, exited: asyncio.Future[int]) -> ForkedChild:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**20, loop=loop)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
+    await loop.connect_read_pipe(lambda: _PipeReaderProtocol(reader, loop=loop),
                                  os.fdopen(from_child, "rb", buffering=0))
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
                                                         os.fdopen(to_child, "wb", buffering=0))
