@@ -1,6 +1,7 @@
 """Tests of the ci-cards example: the stand-in tracker's API, the webhook handler's transitions
-and the stale-card archiver against it, and both end to end on a real squall server (signed
-webhooks, the table read back with boto3; the daily schedule fired with the CLI).
+and the stale-card archiver against it (called directly with squall.testing's events), and both
+end to end on a real squall node (squall.testing's `squall_project`: signed webhooks, the table
+read back; the daily schedule fired by moving the schedules' clock a day).
 
 The example's modules are loaded by path: examples/hello has an `app.py` and a test of its own.
 """
@@ -12,19 +13,17 @@ import hmac
 import importlib.util
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import httpx
 import pytest
-import yaml
 
-from tests.support import SquallServer, copy_example, wait_until
+from squall.testing import Project, http_event, lambda_context, scheduled_event
 
 EXAMPLE = Path(__file__).resolve().parent
 TRACKER_TOKEN = "tracker-test-token"
@@ -130,10 +129,6 @@ def cards(tracker: Any, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return load_example_module("cards")
 
 
-def webhook_event(body: str) -> dict[str, Any]:
-    return {"version": "2.0", "routeKey": "POST /ci/webhook", "body": body, "isBase64Encoded": False}
-
-
 @pytest.mark.parametrize("body, problem", [
     ("{not json", "the body is not JSON"),
     ('["a list"]', 'no "build" object'),
@@ -142,7 +137,7 @@ def webhook_event(body: str) -> dict[str, Any]:
     (json.dumps({"name": JOB, "build": {"number": 7}}), '"build.status"'),
 ])
 def test_a_body_that_is_not_a_build_notification_gets_400(cards: ModuleType, body: str, problem: str) -> None:
-    response = cards.handler(webhook_event(body), None)
+    response = cards.handler(http_event("POST", "/ci/webhook", body=body), lambda_context("ci_webhook"))
     assert response["statusCode"] == 400
     assert problem in json.loads(response["body"])["message"]
 
@@ -185,12 +180,7 @@ def archiver(tracker: Any, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return load_example_module("archiver")
 
 
-def scheduled_event(at: datetime = RUN_TIME) -> dict[str, Any]:
-    """EventBridge's Scheduled Event, as the schedule archive-stale-cards delivers it."""
-    return {"version": "0", "id": "0196a3f2-5c1e-7b3a-9d4e-2f6a8c0b1d37", "detail-type": "Scheduled Event",
-            "source": "aws.events", "account": "000000000000", "time": f"{at:%Y-%m-%dT%H:%M:%SZ}",
-            "region": "us-east-1", "detail": {},
-            "resources": ["arn:aws:events:us-east-1:000000000000:rule/archive-stale-cards"]}
+SCHEDULE = "archive-stale-cards"
 
 
 def test_archiver_archives_only_the_cards_done_for_over_14_days(archiver: ModuleType, tracker: Any) -> None:
@@ -205,7 +195,7 @@ def test_archiver_archives_only_the_cards_done_for_over_14_days(archiver: Module
     seed_card(tracker, "done", RUN_TIME - 30 * DAY, board="Ops")
     tracker.requests.clear()
 
-    result = archiver.handler(scheduled_event(), None)
+    result = archiver.handler(scheduled_event(SCHEDULE, time=RUN_TIME), lambda_context("archive_stale"))
 
     assert result == {"archived": 2, "cards": [stale, just_over], "kept": 2,
                       "cutoff": "2026-02-23T03:00:00+00:00"}
@@ -231,7 +221,7 @@ def test_archiver_refuses_a_bad_stale_days_before_calling_the_tracker(
         archiver: ModuleType, tracker: Any, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("STALE_DAYS", value)
     with pytest.raises(ValueError, match="STALE_DAYS must be a whole number"):
-        archiver.handler(scheduled_event(), None)
+        archiver.handler(scheduled_event(SCHEDULE, time=RUN_TIME), lambda_context("archive_stale"))
     assert tracker.requests == []
 
 
@@ -251,118 +241,96 @@ def test_archiver_dates_a_card_by_moved_at_else_created_at(archiver: ModuleType)
 # ------------------------------------------------------------------ end to end, on squall
 
 
-def signed_post(server: SquallServer, body: bytes, secret: str = WEBHOOK_SECRET) -> httpx.Response:
+@pytest.fixture
+def project(tracker: Any, squall_project: Callable[..., Project]) -> Project:
+    """The example on a squall node of its own: TRACKER_URL pointing at the stand-in tracker,
+    its secrets set, and the schedules' clock at the midnight before RUN_TIME."""
+    return squall_project(env={"TRACKER_URL": tracker.url},
+                          secrets={"TRACKER_TOKEN": TRACKER_TOKEN, "CI_WEBHOOK_SECRET": WEBHOOK_SECRET},
+                          now=RUN_TIME - timedelta(hours=3))
+
+
+def signed_post(project: Project, body: bytes, secret: str = WEBHOOK_SECRET) -> httpx.Response:
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return httpx.post(f"{server.url}/ci/webhook", content=body, timeout=30,
-                      headers={"content-type": "application/json", "x-signature-256": signature})
+    return project.post("/ci/webhook", content=body,
+                        headers={"content-type": "application/json", "x-signature-256": signature})
 
 
-def notify(server: SquallServer, number: int, status: str) -> dict[str, Any]:
-    response = signed_post(server, json.dumps(build_notification(number, status)).encode())
+def notify(project: Project, number: int, status: str) -> dict[str, Any]:
+    response = signed_post(project, json.dumps(build_notification(number, status)).encode())
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
-def point_at_tracker(project: Path, tracker_url: str) -> None:
-    manifest_path = project / "squall.yaml"
-    manifest = yaml.safe_load(manifest_path.read_text())
-    for function in manifest["functions"].values():
-        function["env"]["TRACKER_URL"] = tracker_url
-    manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-
-
-@pytest.fixture
-def server(tmp_path: Path, tracker: Any) -> Iterator[SquallServer]:
-    """A squall server with the secrets set and the example deployed, pointing at the tracker."""
-    project = copy_example("ci-cards", tmp_path)
-    point_at_tracker(project, tracker.url)
-    node = SquallServer(tmp_path / "data").start()
-    try:
-        node.cli("secret", "set", "TRACKER_TOKEN", input=TRACKER_TOKEN, check=True)
-        node.cli("secret", "set", "CI_WEBHOOK_SECRET", input=WEBHOOK_SECRET, check=True)
-        node.cli("deploy", str(project), check=True)
-        yield node
-    finally:
-        node.stop()
-
-
-def job_item(server: SquallServer, job: str = JOB) -> dict[str, Any]:
-    table = boto3.resource("dynamodb", endpoint_url=f"{server.url}/_squall/aws/dynamodb",
-                           region_name="us-east-1", aws_access_key_id="admin",
-                           aws_secret_access_key=server.token).Table("ci_jobs")
-    return dict(table.get_item(Key={"job": job}).get("Item", {}))
+def job_item(project: Project, job: str = JOB) -> dict[str, Any]:
+    return dict(project.table("ci_jobs").get({"job": job}) or {})
 
 
 @pytest.mark.e2e
-def test_build_notifications_drive_the_card_lifecycle(server: SquallServer, tracker: Any) -> None:
-    assert notify(server, 1, "SUCCESS")["action"] == "nothing"
+def test_build_notifications_drive_the_card_lifecycle(project: Project, tracker: Any) -> None:
+    assert notify(project, 1, "SUCCESS")["action"] == "nothing"
     assert tracker.cards == {}
-    assert job_item(server) == {"job": JOB, "last_state": "success", "last_build": 1}
+    assert job_item(project) == {"job": JOB, "last_state": "success", "last_build": 1}
 
-    created = notify(server, 2, "FAILURE")
+    created = notify(project, 2, "FAILURE")
     card = tracker.cards[created["card"]]
     assert created["action"] == "created"
     assert (card.title, card.list_id) == (f"{JOB}: build #2 failed", tracker.list_named("CI", "to do").id)
     assert f"https://ci.example.com/job/{JOB}/2/" in card.description
-    assert job_item(server) == {"job": JOB, "last_state": "failure", "last_build": 2, "card_id": card.id}
+    assert job_item(project) == {"job": JOB, "last_state": "failure", "last_build": 2, "card_id": card.id}
 
-    forged = signed_post(server, json.dumps(build_notification(3, "SUCCESS")).encode(), secret="guess")
+    forged = signed_post(project, json.dumps(build_notification(3, "SUCCESS")).encode(), secret="guess")
     assert forged.status_code == 403
-    assert job_item(server)["last_build"] == 2 and not card.archived and tracker.comments == []
+    assert job_item(project)["last_build"] == 2 and not card.archived and tracker.comments == []
 
-    assert notify(server, 3, "UNSTABLE") == {"job": JOB, "build": 3, "status": "UNSTABLE",
-                                             "state": "failure", "action": "commented", "card": card.id}
+    assert notify(project, 3, "UNSTABLE") == {"job": JOB, "build": 3, "status": "UNSTABLE",
+                                              "state": "failure", "action": "commented", "card": card.id}
     assert [c.text for c in tracker.comments_on(card.id)] == [
         f"Build #3 failed too: https://ci.example.com/job/{JOB}/3/"]
 
-    assert notify(server, 4, "SUCCESS")["action"] == "archived"
+    assert notify(project, 4, "SUCCESS")["action"] == "archived"
     assert card.archived is True and len(tracker.cards) == 1
     assert tracker.comments_on(card.id)[-1].text.startswith("Build #4 passed")
-    assert job_item(server) == {"job": JOB, "last_state": "success", "last_build": 4}
+    assert job_item(project) == {"job": JOB, "last_state": "success", "last_build": 4}
 
 
 @pytest.mark.e2e
-def test_repeated_aborted_and_malformed_notifications_change_nothing(server: SquallServer,
-                                                                      tracker: Any) -> None:
-    assert notify(server, 5, "FAILURE")["action"] == "created"
-    before = job_item(server)
+def test_repeated_aborted_and_malformed_notifications_change_nothing(project: Project, tracker: Any) -> None:
+    assert notify(project, 5, "FAILURE")["action"] == "created"
+    before = job_item(project)
 
-    assert notify(server, 5, "FAILURE")["action"] == "ignored"
-    assert notify(server, 4, "SUCCESS")["action"] == "ignored"
-    assert notify(server, 6, "ABORTED")["action"] == "ignored"
-    malformed = signed_post(server, b'{"name": "api-tests"}')
-    unsigned = httpx.post(f"{server.url}/ci/webhook", content=b"{}", timeout=30)
+    assert notify(project, 5, "FAILURE")["action"] == "ignored"
+    assert notify(project, 4, "SUCCESS")["action"] == "ignored"
+    assert notify(project, 6, "ABORTED")["action"] == "ignored"
+    malformed = signed_post(project, b'{"name": "api-tests"}')
+    unsigned = project.post("/ci/webhook", content=b"{}")
 
     assert malformed.status_code == 400 and '"build"' in malformed.json()["message"]
     assert unsigned.status_code == 401
-    assert job_item(server) == before and len(tracker.cards) == 1 and tracker.comments == []
+    assert job_item(project) == before and len(tracker.cards) == 1 and tracker.comments == []
 
 
 @pytest.mark.e2e
-def test_the_daily_schedule_archives_the_cards_done_for_over_14_days(server: SquallServer,
-                                                                    tracker: Any) -> None:
-    now = datetime.now(UTC)
-    stale = seed_card(tracker, "done", now - 20 * DAY)
-    others = [seed_card(tracker, "done", now - 3 * DAY), seed_card(tracker, "to do", now - 30 * DAY),
-              seed_card(tracker, "done", now - 30 * DAY, archived=True)]
+def test_the_daily_schedule_archives_the_cards_done_for_over_14_days(project: Project, tracker: Any) -> None:
+    stale = seed_card(tracker, "done", RUN_TIME - 20 * DAY)
+    others = [seed_card(tracker, "done", RUN_TIME - 3 * DAY), seed_card(tracker, "to do", RUN_TIME - 30 * DAY),
+              seed_card(tracker, "done", RUN_TIME - 30 * DAY, archived=True)]
     before = {card_id: asdict(tracker.cards[card_id]) for card_id in others}
     tracker.requests.clear()
-    [schedule] = json.loads(server.cli("schedules", "--json", check=True).stdout)
-    assert (schedule["name"], schedule["function"], schedule["expression"], schedule["timezone"]) == (
-        "archive-stale-cards", "archive_stale", "cron(0 3 * * ? *)", "UTC")
+    assert project.clock.next_fires() == {f"archive_stale/{SCHEDULE}": RUN_TIME}
 
-    queued = json.loads(server.cli("schedules", "run", "archive-stale-cards", "--json", check=True).stdout)
-    server.wait_logs("archive_stale", queued["requestId"])
+    [fire] = project.clock.advance("1d")
 
-    logs = server.cli("logs", "archive_stale", "--request-id", queued["requestId"], check=True).stdout
-    assert tracker.cards[stale].archived is True, logs
+    assert (fire.schedule, fire.function, fire.time) == (SCHEDULE, "archive_stale", RUN_TIME)
+    assert fire.event == scheduled_event(SCHEDULE, time=RUN_TIME, event_id=fire.request_id)
+    logs = project.log_text("archive_stale", request_id=fire.request_id)
+    assert fire.ok and fire.payload["cards"] == [stale], logs
+    assert tracker.cards[stale].archived is True
     assert {card_id: asdict(tracker.cards[card_id]) for card_id in others} == before
     assert tracker_writes(tracker) == [("PUT", f"/cards/{stale}")]
     assert "archived 1 card(s) in 'done' for over 14 days" in logs and stale in logs
-    wait_until(lambda: json.loads(server.cli("schedules", "--json", check=True).stdout)[0]["last_status"]
-               == "succeeded")
 
-    by_hand = json.loads(server.cli("trigger", "archive_stale", "--schedule", "--json", check=True).stdout)
-    assert by_hand["event"]["detail-type"] == "Scheduled Event"
-    assert by_hand["ok"] and (by_hand["payload"]["archived"], by_hand["payload"]["cards"]) == (0, [])
+    [next_day] = project.clock.advance("1d")
+    assert next_day.time == RUN_TIME + DAY and next_day.ok
+    assert (next_day.payload["archived"], next_day.payload["cards"]) == (0, [])
     assert tracker_writes(tracker) == [("PUT", f"/cards/{stale}")]
