@@ -415,6 +415,7 @@ def test_the_project_squall_init_writes_passes_its_own_test_with_plain_pytest(tm
     assert list(scratch.glob("squall-test-*")) == []
 
 
+@pytest.mark.e2e
 def test_pytest_lists_the_kits_fixtures(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["squall -- *", "*The project the test file is in*"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from squall.testing import Project, http_event, lambda_context
 
 import app
@@ -32,6 +34,7 @@ def test_greets_the_world_without_a_name() -> None:
     assert json.loads(response["body"]) == {"message": "hello, world"}
 
 
+@pytest.mark.e2e  # this repository's second tier (the scaffold's copy has no marks)
 def test_the_route_answers_on_a_squall_node(squall: Project) -> None:
     response = squall.get("/hello", params={"name": "you"})
     assert response.status_code == 200
