@@ -269,7 +269,10 @@ def nothing_left(before: tuple[set[int], set[int | None], int]) -> bool:
 
 
 @pytest.mark.e2e
-def test_stopping_ends_the_node_its_processes_and_its_folder_even_after_a_failure(kit_folder: Path) -> None:
+def test_stopping_ends_the_node_its_processes_and_its_folder_even_after_a_failure(
+        kit_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"SQUALL_URL": "http://127.0.0.1:9", "SQUALL_TOKEN": "wrong", "SQUALL_STAGE": "other"}.items():
+        monkeypatch.setenv(name, value)  # the CLI's settings: the kit's client ignores them
     before = running()
     with pytest.raises(AssertionError, match="a test failed"), start_project(kit_folder) as project:
         url, data_dir = project.url, project.data_dir

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 MANIFEST = "squall.yaml"
 SETTLE_TIMEOUT = 30.0
+ROOT_STAGE = "default"
+"""The stage the client calls, whatever SQUALL_STAGE says (the CLI's setting, not the test's)."""
 POLL = 0.02
 
 
@@ -79,7 +81,7 @@ class Project:
             self._root = Path(tempfile.mkdtemp(prefix="squall-test-"))
             token = token_source.token_urlsafe(32)
             self._node = ThreadedNode(self._root / "data", token, on_startup=self._take_schedules).start()
-            self._api = SquallClient(self._node.url, token, timeout=120)
+            self._api = SquallClient(self._node.url, token, timeout=120, stage=ROOT_STAGE)
             self._http = httpx.Client(base_url=self._node.url, timeout=120)
             self._clock = ScheduleClock(self._node, self._start_time or datetime.now(UTC))
             for name, value in self.secrets.items():
