@@ -11,10 +11,11 @@ of this process) and deploys the project's folder to it as `squall dev` does (`p
 of the folder as it is on disk, through the platform API's deploy). `stop()` (or leaving the
 `with` block) stops the node and its instances and deletes the folder.
 
-The methods go through the node's HTTP doors with squall's own client (squall/client.py):
-the routes with httpx, everything else with the platform API. Asynchronous work (async
-invokes, topics, queues, buckets) runs in the node's background as on any server;
-`settle()` waits until it is done. The schedules follow `clock` (squall/testing/clock.py).
+The methods go through the node's HTTP doors: the routes with httpx, everything else with
+squall's own client of the platform API (squall/client.py). Asynchronous work (async invokes,
+topics, queues, buckets) runs in the node's background as on any server; `settle()` waits
+until the node's store holds none left to do. The schedules follow `clock`
+(squall/testing/clock.py).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class Project:
         """Start the node, set the secrets and deploy the project; stopped again on failure."""
         from squall.client import SquallClient
 
+        if self._node is not None:
+            raise RuntimeError(f"the project {self.path} is already started")
         try:
             self._root = Path(tempfile.mkdtemp(prefix="squall-test-"))
             token = token_source.token_urlsafe(32)
