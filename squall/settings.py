@@ -123,17 +123,17 @@ def _modules(text: str) -> tuple[str, ...]:
     return names
 
 
-def _seconds_text(value: float) -> str:
+def _number_text(value: float) -> str:
     return f"{value:g}"
 
 
 COUNT = Kind("count", "a whole number above 0", _whole)
 BYTES = Kind("bytes", "a whole number of bytes above 0", _whole)
 WHOLE_MB = Kind("MB", "a whole number of MB above 0", _whole)
-MB = Kind("MB", "a number of MB above 0", _positive, _seconds_text)
-DAYS = Kind("days", "a number of days above 0", _positive, _seconds_text)
-SECONDS = Kind("seconds", "a number of seconds above 0", _positive, _seconds_text)
-SECONDS_OR_ZERO = Kind("seconds", "a number of seconds (0 or more)", _not_negative, _seconds_text)
+MB = Kind("MB, fractions too", "a number of MB above 0", _positive, _number_text)
+DAYS = Kind("days", "a number of days above 0", _positive, _number_text)
+SECONDS = Kind("seconds", "a number of seconds above 0", _positive, _number_text)
+SECONDS_OR_ZERO = Kind("seconds or 0", "a number of seconds (0 or more)", _not_negative, _number_text)
 UID_NUMBER = Kind("uid", f"a uid from 1 to {MAX_UID}", _uid)
 UIDS = Kind("uid range", "a range of uids FIRST-LAST such as 100000-165535", _uid_range,
                  lambda value: f"{value[0]}-{value[1]}")
@@ -225,7 +225,8 @@ UID_RANGE = Setting(
     "function; nodes sharing a host need disjoint ranges.", INSTANCES)
 ZYGOTE_PRELOAD = Setting(
     "SQUALL_ZYGOTE_PRELOAD", MODULES, (), "Modules every zygote imports before it forks instances, "
-    "besides its profile's (the node passes each zygote its whole list in this variable).", INSTANCES)
+    "besides its profile's (the node passes each zygote its whole list in this variable).", INSTANCES,
+    unset="none: each profile's own")
 
 DOORS = "HTTP connections and bodies"
 MAX_HEADER_BYTES = Setting("SQUALL_MAX_HEADER_BYTES", BYTES, 64 * 1024, "The largest request line and "
