@@ -20,18 +20,15 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
-from squall.exceptions import BundleError, SquallError
+from squall.exceptions import BundleError
 from squall.manifest import load_manifest
+from squall.settings import BUNDLE_MAX_FILES, BUNDLE_MAX_UNPACKED_MB, Settings
 
 MB = 1024 * 1024
 MAX_BUNDLE_BYTES = 256 * MB
 """A bundle's size as uploaded (compressed)."""
-MAX_UNPACKED_MB = 1024
-"""Default cap on the bytes a bundle unpacks to (SQUALL_BUNDLE_MAX_UNPACKED_MB)."""
-MAX_BUNDLE_ENTRIES = 50_000
-"""Default cap on the files and folders of a bundle (SQUALL_BUNDLE_MAX_FILES)."""
 MAX_HEADER_BYTES = 1 * MB
 """Cap on one tar extended header (pax, GNU long name): tarfile reads each one whole into memory."""
 CHUNK = 1 * MB
@@ -123,41 +120,27 @@ class BundleTooLarge(BundleError):
 class UnpackLimits:
     """What one bundle may unpack to: `max_bytes` of file content, `max_entries` files and folders."""
 
-    max_bytes: int = MAX_UNPACKED_MB * MB
-    max_entries: int = MAX_BUNDLE_ENTRIES
+    max_bytes: int = BUNDLE_MAX_UNPACKED_MB.default * MB
+    max_entries: int = BUNDLE_MAX_FILES.default
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> UnpackLimits:
-        """The node's limits: SQUALL_BUNDLE_MAX_UNPACKED_MB and SQUALL_BUNDLE_MAX_FILES, else the defaults."""
-        return cls(max_bytes=_positive(environ, "SQUALL_BUNDLE_MAX_UNPACKED_MB", MAX_UNPACKED_MB) * MB,
-                   max_entries=_positive(environ, "SQUALL_BUNDLE_MAX_FILES", MAX_BUNDLE_ENTRIES))
+    def from_settings(cls, settings: Settings) -> UnpackLimits:
+        """The server's SQUALL_BUNDLE_MAX_UNPACKED_MB and SQUALL_BUNDLE_MAX_FILES."""
+        return cls(max_bytes=settings.bundle_max_unpacked_mb * MB, max_entries=settings.bundle_max_files)
 
     def size_error(self, name: str, size: int) -> BundleTooLarge:
         return BundleTooLarge(f"the bundle unpacks to more than {self.max_bytes // MB} MB (the limit on a bundle's "
-                              f"unpacked size, SQUALL_BUNDLE_MAX_UNPACKED_MB) at entry {name!r} "
+                              f"unpacked size, {BUNDLE_MAX_UNPACKED_MB.name}) at entry {name!r} "
                               f"({_mb(size)}); nothing was deployed")
 
     def stream_error(self) -> BundleTooLarge:
         return BundleTooLarge(f"the bundle unpacks to more than {self.max_bytes // MB} MB with its tar headers "
-                              f"(the limit on a bundle's unpacked size, SQUALL_BUNDLE_MAX_UNPACKED_MB); "
+                              f"(the limit on a bundle's unpacked size, {BUNDLE_MAX_UNPACKED_MB.name}); "
                               f"nothing was deployed")
 
     def entries_error(self) -> BundleTooLarge:
         return BundleTooLarge(f"the bundle holds more than {self.max_entries} files and folders (the limit on a "
-                              f"bundle's file count, SQUALL_BUNDLE_MAX_FILES); nothing was deployed")
-
-
-def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise SquallError(f"{name}={raw!r}: expected a whole number above 0")
-    return value
+                              f"bundle's file count, {BUNDLE_MAX_FILES.name}); nothing was deployed")
 
 
 def _mb(size: int) -> str:

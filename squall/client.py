@@ -11,7 +11,6 @@ with status 0 and a message that says what to check.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from types import TracebackType
@@ -23,8 +22,9 @@ import orjson
 
 from squall.exceptions import SquallError
 from squall.releases import LIVE_ALIAS
+from squall.settings import STAGE, TOKEN, URL
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_URL = URL.default
 API_PREFIX = "/_squall/api"
 LOG_PAGE_SIZE = 1000
 
@@ -64,10 +64,10 @@ class SquallClient:
                  stage: str | None = None) -> None:
         """`transport` replaces the network (e.g. `httpx.MockTransport` in tests); `stage` (default
         SQUALL_STAGE, else the root) is the stage every call goes to."""
-        self.server_url = (url or os.environ.get("SQUALL_URL") or DEFAULT_URL).rstrip("/")
-        self.stage = stage or os.environ.get("SQUALL_STAGE") or None
+        self.server_url = (url or URL.read()).rstrip("/")
+        self.stage = stage or STAGE.read()
         self.url = self.server_url + stage_path(self.stage)
-        self.token = token if token is not None else os.environ.get("SQUALL_TOKEN")
+        self.token = token if token is not None else TOKEN.read()
         headers = {"user-agent": "squall-client"}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"

@@ -20,8 +20,10 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from squall.settings import CREDENTIAL_REFRESH_SECONDS
+
 CREDENTIAL_LIFETIME = 12 * 3600.0
-CREDENTIAL_REFRESH = 4 * 3600.0
+CREDENTIAL_REFRESH = CREDENTIAL_REFRESH_SECONDS.default
 PREFIX = "SQF"
 """Access key ids of function credentials start with this (the admin's is `admin`)."""
 

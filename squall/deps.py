@@ -257,7 +257,7 @@ def install_requirements(root: Path, deps_root: Path, hidden: list[Path],
         return key
     staging = Path(tempfile.mkdtemp(prefix=f".{key}.tmp-", dir=deps_root))
     try:
-        run_build(requirements.root, requirements.inputs(), staging, hidden, limits or BuildLimits.from_environ())
+        run_build(requirements.root, requirements.inputs(), staging, hidden, limits or BuildLimits())
         _freeze(staging)
         try:
             staging.rename(target)

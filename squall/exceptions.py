@@ -4,6 +4,7 @@
     ├── BadInput                 the user's input is wrong (exit code 2, HTTP 400/422)
     │   ├── ManifestError        squall.yaml is invalid: carries file, line and field
     │   ├── BundleError          the uploaded project cannot be unpacked or built
+    │   ├── SettingError         a SQUALL_* environment variable has a bad value
     │   └── DeployRejected       a function failed its deploy check (import error)
     ├── NotFound                 an unknown function, version, ... (HTTP 404)
     ├── Conflict                 the request clashes with what is stored (HTTP 409)
@@ -57,6 +58,15 @@ class ManifestError(BadInput):
 
 class BundleError(BadInput):
     status_code = 400
+
+
+class SettingError(BadInput):
+    """A SQUALL_* environment variable (`name`) has a value its type does not take
+    (squall/settings.py); the message names the variable and the value."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class DeployRejected(BadInput):

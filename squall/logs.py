@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
-from squall.exceptions import BadInput
+from squall.settings import LOG_MAX_MB, LOG_RETENTION_DAYS, LOG_SWEEP_SECONDS, Settings
 from squall.store.base import BaseStore, LogBatch, StoredLogBatch, encode_log_batch
 from squall.tasks import cancel_and_wait
 from squall.types import LogLevel, LogLine
@@ -321,9 +320,6 @@ class LogWriter:
 
 
 # -- retention -------------------------------------------------------------------
-RETENTION_DAYS_ENV = "SQUALL_LOG_RETENTION_DAYS"
-MAX_MB_ENV = "SQUALL_LOG_MAX_MB"
-SWEEP_SECONDS_ENV = "SQUALL_LOG_SWEEP_SECONDS"
 DAY = 86400.0
 SWEEP_ROWS = 500
 SWEEP_BYTES = 16 * MB
@@ -337,30 +333,15 @@ class LogRetention:
     """What the store keeps: batches younger than `max_age` seconds, the newest of them only
     while all together stay under `max_bytes`; swept every `every` seconds."""
 
-    max_age: float = 30 * DAY
-    max_bytes: int = 1024 * MB
-    every: float = 60.0
+    max_age: float = LOG_RETENTION_DAYS.default * DAY
+    max_bytes: int = int(LOG_MAX_MB.default * MB)
+    every: float = LOG_SWEEP_SECONDS.default
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> LogRetention:
-        """SQUALL_LOG_RETENTION_DAYS (default 30), SQUALL_LOG_MAX_MB (default 1024) and
-        SQUALL_LOG_SWEEP_SECONDS (default 60); each a number above 0."""
-        return cls(max_age=_positive(environ, RETENTION_DAYS_ENV, 30) * DAY,
-                   max_bytes=int(_positive(environ, MAX_MB_ENV, 1024) * MB),
-                   every=_positive(environ, SWEEP_SECONDS_ENV, 60))
-
-
-def _positive(environ: Mapping[str, str], name: str, default: float) -> float:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < math.inf:
-        raise BadInput(f"{name}={text!r} is not a number above 0")
-    return value
+    def from_settings(cls, settings: Settings) -> LogRetention:
+        """The server's SQUALL_LOG_RETENTION_DAYS, SQUALL_LOG_MAX_MB and SQUALL_LOG_SWEEP_SECONDS."""
+        return cls(max_age=settings.log_retention_days * DAY, max_bytes=int(settings.log_max_mb * MB),
+                   every=settings.log_sweep_seconds)
 
 
 @dataclass

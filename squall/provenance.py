@@ -37,8 +37,8 @@ from typing import Any
 
 from squall.bundle import BundleRules, pack_project
 from squall.exceptions import BadInput, BundleError
+from squall.settings import DEPLOYER
 
-DEPLOYER_ENV = "SQUALL_DEPLOYER"
 SERVER_DEPLOYER = "api"
 """`deployed_by` of a deploy whose bundle names nobody (a script's own bundle, `squall dev`)."""
 GIT_TIMEOUT = 60
@@ -102,7 +102,7 @@ def manifest_digest(manifest_bytes: bytes) -> str:
 
 def deployer() -> str:
     """Who deploys: SQUALL_DEPLOYER when set, else `user@hostname` of this machine."""
-    named = os.environ.get(DEPLOYER_ENV, "").strip()
+    named = DEPLOYER.read()
     if named:
         return named
     try:

@@ -37,10 +37,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from squall.exceptions import BadInput, PayloadTooLarge, SquallError
+from squall.settings import SECRET_KEY
 from squall.triggers import is_env_name
 from squall.types import LogLine
 
-KEY_ENV = "SQUALL_SECRET_KEY"
+KEY_ENV = SECRET_KEY.name
 KEY_FILE = "secret-key"
 KEY_BYTES = 32
 MAX_SECRET_BYTES = 32 * 1024
@@ -97,12 +98,12 @@ def new_key_text() -> str:
     return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
 
 
-def load_secret_key(data_dir: Path, environ: Mapping[str, str] = os.environ) -> SecretKey:
-    """`SQUALL_SECRET_KEY` when set; otherwise the key in `DATA/secret-key`, made (mode 0600)
-    when missing. Raises SecretKeyError when the key is malformed."""
-    text = environ.get(KEY_ENV, "").strip()
-    if text:
-        return parse_key(text, KEY_ENV)
+def load_secret_key(data_dir: Path, configured: str | None = None) -> SecretKey:
+    """`configured` (the server's `SQUALL_SECRET_KEY`) when set; otherwise the key in
+    `DATA/secret-key`, made (mode 0600) when missing. Raises SecretKeyError when the key is
+    malformed."""
+    if configured:
+        return parse_key(configured, KEY_ENV)
     path = data_dir / KEY_FILE
     source = f"the key file {path}"
     try:

@@ -235,14 +235,18 @@ def test_no_requirements_means_nothing_to_install(tmp_path: Path) -> None:
 def test_build_limits_come_from_the_settings_and_bad_ones_are_named() -> None:
     from squall.exceptions import SquallError
     from squall.runtime.build import BuildLimits
+    from squall.settings import Settings
 
-    assert BuildLimits.from_environ({}) == BuildLimits()
-    limits = BuildLimits.from_environ({"SQUALL_BUILD_TIMEOUT_SECONDS": "30", "SQUALL_BUILD_MEMORY_MB": "512",
-                                       "SQUALL_BUILD_DISK_MB": "64", "SQUALL_BUILD_UID": "4242"})
-    assert (limits.seconds, limits.memory_mb, limits.disk_mb, limits.uid) == (30, 512, 64, 4242)
-    with pytest.raises(SquallError, match="SQUALL_BUILD_MEMORY_MB='lots': expected a number above 0"):
-        BuildLimits.from_environ({"SQUALL_BUILD_MEMORY_MB": "lots"})
+    def limits(environ: dict[str, str]) -> BuildLimits:
+        return BuildLimits.from_settings(Settings.from_environ(environ))
+
+    assert limits({}) == BuildLimits()
+    chosen = limits({"SQUALL_BUILD_TIMEOUT_SECONDS": "30", "SQUALL_BUILD_MEMORY_MB": "512",
+                     "SQUALL_BUILD_DISK_MB": "64", "SQUALL_BUILD_UID": "4242"})
+    assert (chosen.seconds, chosen.memory_mb, chosen.disk_mb, chosen.uid) == (30, 512, 64, 4242)
+    with pytest.raises(SquallError, match="SQUALL_BUILD_MEMORY_MB='lots' is not a whole number of MB above 0"):
+        limits({"SQUALL_BUILD_MEMORY_MB": "lots"})
     with pytest.raises(SquallError, match="SQUALL_BUILD_UID='0'"):
-        BuildLimits.from_environ({"SQUALL_BUILD_UID": "0"})
+        limits({"SQUALL_BUILD_UID": "0"})
     with pytest.raises(SquallError, match="SQUALL_BUILD_UID 100005 is inside SQUALL_UID_RANGE 100000-165535"):
-        BuildLimits.from_environ({"SQUALL_BUILD_UID": "100005"}, instance_uids=range(100000, 165536))
+        limits({"SQUALL_BUILD_UID": "100005"})

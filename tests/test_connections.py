@@ -9,48 +9,42 @@ import pytest
 
 from squall.exceptions import BadInput
 from squall.server.connections import ConnectionLimits, raise_open_file_limit, serve_limits
+from squall.settings import Settings
 
 
-def test_defaults_when_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("SQUALL_MAX_HEADER_BYTES", "SQUALL_MAX_HEADERS", "SQUALL_HEADER_TIMEOUT",
-                 "SQUALL_BODY_IDLE_TIMEOUT", "SQUALL_MAX_CONNECTIONS", "SQUALL_MAX_CONNECTIONS_PER_CLIENT",
-                 "SQUALL_MAX_CONNECTIONS_LOOPBACK"):
-        monkeypatch.delenv(name, raising=False)
-    assert serve_limits(open_files=1 << 20) == ConnectionLimits(
+def limits_from(environ: dict[str, str], open_files: int = 1 << 20) -> ConnectionLimits:
+    return serve_limits(Settings.from_environ(environ), open_files)
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    assert limits_from({}) == ConnectionLimits(
         max_head_bytes=65536, max_headers=100, head_timeout=10.0, body_idle_timeout=30.0,
-        max_connections=10000, max_per_client=256, max_loopback=2500)
+        max_connections=10000, max_per_client=256, max_loopback=2500) == ConnectionLimits()
 
 
-def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SQUALL_MAX_HEADER_BYTES", "8192")
-    monkeypatch.setenv("SQUALL_HEADER_TIMEOUT", "2.5")
-    monkeypatch.setenv("SQUALL_MAX_CONNECTIONS_PER_CLIENT", "16")
-    limits = serve_limits(open_files=1 << 20)
+def test_settings_come_from_the_environment() -> None:
+    limits = limits_from({"SQUALL_MAX_HEADER_BYTES": "8192", "SQUALL_HEADER_TIMEOUT": "2.5",
+                          "SQUALL_MAX_CONNECTIONS_PER_CLIENT": "16"})
     assert (limits.max_head_bytes, limits.head_timeout, limits.max_per_client) == (8192, 2.5, 16)
 
 
-def test_the_connection_cap_stays_below_the_open_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SQUALL_MAX_CONNECTIONS", raising=False)
-    monkeypatch.delenv("SQUALL_MAX_CONNECTIONS_LOOPBACK", raising=False)
-    limits = serve_limits(open_files=1024)
+def test_the_connection_cap_stays_below_the_open_file_limit() -> None:
+    limits = limits_from({}, open_files=1024)
     assert (limits.max_connections, limits.max_loopback) == (512, 128)
 
 
-def test_loopback_s_share_is_set_and_kept_within_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loopback_s_share_is_set_and_kept_within_the_cap() -> None:
     """Loopback (the node's own instances, a local proxy) has its own cap, so that it cannot
     take every connection slot; set above the whole cap it is held to it."""
-    monkeypatch.setenv("SQUALL_MAX_CONNECTIONS", "1000")
-    monkeypatch.setenv("SQUALL_MAX_CONNECTIONS_LOOPBACK", "300")
-    assert serve_limits(open_files=1 << 20).max_loopback == 300
-    monkeypatch.setenv("SQUALL_MAX_CONNECTIONS_LOOPBACK", "5000")
-    assert serve_limits(open_files=1 << 20).max_loopback == 1000
+    cap = {"SQUALL_MAX_CONNECTIONS": "1000"}
+    assert limits_from({**cap, "SQUALL_MAX_CONNECTIONS_LOOPBACK": "300"}).max_loopback == 300
+    assert limits_from({**cap, "SQUALL_MAX_CONNECTIONS_LOOPBACK": "5000"}).max_loopback == 1000
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "lots", "inf", "1.5"])
-def test_a_bad_setting_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    monkeypatch.setenv("SQUALL_MAX_HEADERS", value)
+def test_a_bad_setting_is_refused_by_name(value: str) -> None:
     with pytest.raises(BadInput) as caught:
-        serve_limits(open_files=1 << 20)
+        limits_from({"SQUALL_MAX_HEADERS": value})
     assert "SQUALL_MAX_HEADERS" in str(caught.value)
 
 

@@ -15,6 +15,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from squall.exceptions import BadInput
 from squall.logs import DAY, MB, SMALL_RESERVE, SWEEP_ROWS, LogBudget, LogRetention, LogWriter, sweep_logs
+from squall.settings import Settings
 from squall.store import open_stage_store
 from squall.store.base import BaseStore, LogBatch
 from squall.store.postgres import PostgresStore
@@ -273,10 +274,12 @@ def test_the_sweep_deletes_in_small_steps(store: BaseStore) -> None:
 
 
 def test_retention_settings_come_from_the_environment() -> None:
-    assert LogRetention.from_environ({}) == LogRetention(max_age=30 * DAY, max_bytes=1024 * MB, every=60.0)
-    assert LogRetention.from_environ({"SQUALL_LOG_RETENTION_DAYS": "7", "SQUALL_LOG_MAX_MB": "0.5",
-                                      "SQUALL_LOG_SWEEP_SECONDS": "2"}) == \
-        LogRetention(max_age=7 * DAY, max_bytes=MB // 2, every=2.0)
+    def retention(environ: dict[str, str]) -> LogRetention:
+        return LogRetention.from_settings(Settings.from_environ(environ))
+
+    assert retention({}) == LogRetention(max_age=30 * DAY, max_bytes=1024 * MB, every=60.0) == LogRetention()
+    assert retention({"SQUALL_LOG_RETENTION_DAYS": "7", "SQUALL_LOG_MAX_MB": "0.5",
+                      "SQUALL_LOG_SWEEP_SECONDS": "2"}) == LogRetention(max_age=7 * DAY, max_bytes=MB // 2, every=2.0)
     for bad in ({"SQUALL_LOG_RETENTION_DAYS": "0"}, {"SQUALL_LOG_MAX_MB": "lots"}, {"SQUALL_LOG_SWEEP_SECONDS": "inf"}):
-        with pytest.raises(BadInput):
-            LogRetention.from_environ(bad)
+        with pytest.raises(BadInput, match=next(iter(bad))):
+            retention(bad)

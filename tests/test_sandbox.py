@@ -435,6 +435,7 @@ def test_a_platform_dir_under_tmp_stays_importable_and_its_data_dir_hidden(tmp_p
 def test_function_uids_are_one_per_stage_and_function_and_never_shared() -> None:
     from squall.exceptions import BadInput, SquallError
     from squall.node.specs import FunctionUids
+    from squall.settings import Settings
 
     uids = FunctionUids(200000, 200002)
     first = uids.uid_of("default", "a")
@@ -444,11 +445,14 @@ def test_function_uids_are_one_per_stage_and_function_and_never_shared() -> None
         uids.uid_of("default", "c")
     with pytest.raises(SquallError, match="no uid left"):
         FunctionUids(65534, 65534).uid_of("default", "a")  # names `nobody`: skipped
-    assert FunctionUids.from_env({}).first == 100000 and FunctionUids.from_env({}).last == 165535
-    assert FunctionUids.from_env({"SQUALL_UID_RANGE": "300000-300009"}).uid_of("s", "f") == 300000
+    def from_environ(environ: dict[str, str]) -> FunctionUids:
+        return FunctionUids.from_settings(Settings.from_environ(environ))
+
+    assert from_environ({}).first == 100000 and from_environ({}).last == 165535
+    assert from_environ({"SQUALL_UID_RANGE": "300000-300009"}).uid_of("s", "f") == 300000
     for bad in ("abc", "5-3", "0-10", "100000"):
         with pytest.raises(BadInput, match="SQUALL_UID_RANGE"):
-            FunctionUids.from_env({"SQUALL_UID_RANGE": bad})
+            from_environ({"SQUALL_UID_RANGE": bad})
 
 
 def freezer_fds(pid: int) -> list[int]:

@@ -105,8 +105,8 @@ def test_a_malformed_key_says_what_a_key_is_and_how_to_make_one(text: str) -> No
 
 
 def test_the_key_file_is_made_once_readable_by_the_owner_only(tmp_path: Path) -> None:
-    first = load_secret_key(tmp_path, environ={})
-    second = load_secret_key(tmp_path, environ={})
+    first = load_secret_key(tmp_path)
+    second = load_secret_key(tmp_path)
 
     path = tmp_path / KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -117,7 +117,7 @@ def test_the_key_file_is_made_once_readable_by_the_owner_only(tmp_path: Path) ->
 def test_the_environment_variable_wins_and_no_file_is_made(tmp_path: Path) -> None:
     text = new_key_text()
 
-    key = load_secret_key(tmp_path, environ={KEY_ENV: text})
+    key = load_secret_key(tmp_path, text)
 
     assert key == parse_key(text, KEY_ENV) and key.source == KEY_ENV
     assert not (tmp_path / KEY_FILE).exists()
@@ -127,7 +127,7 @@ def test_a_damaged_key_file_is_an_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / KEY_FILE).write_text("oops\n")
 
     with pytest.raises(SecretKeyError, match="the key file .*secret-key is not a secret key"):
-        load_secret_key(tmp_path, environ={})
+        load_secret_key(tmp_path)
 
 
 def test_the_key_id_depends_on_the_key_only() -> None:

@@ -8,20 +8,24 @@ from types import SimpleNamespace
 import pytest
 
 from squall.events.wakeups import NoticeRouter, Polls
+from squall.settings import Settings
+
+
+def polls(environ: dict[str, str], *, notices_reach_other_nodes: bool) -> Polls:
+    return Polls.from_settings(Settings.from_environ(environ), notices_reach_other_nodes=notices_reach_other_nodes)
 
 
 def test_the_polls_are_long_safety_nets_only_where_notices_reach_other_nodes() -> None:
-    assert Polls.from_environ({}, notices_reach_other_nodes=True) == Polls(events=30.0, queues=30.0, store=30.0)
-    assert Polls.from_environ({}, notices_reach_other_nodes=False) == Polls(events=5.0, queues=1.0, store=2.0)
+    assert polls({}, notices_reach_other_nodes=True) == Polls(events=30.0, queues=30.0, store=30.0)
+    assert polls({}, notices_reach_other_nodes=False) == Polls(events=5.0, queues=1.0, store=2.0)
 
 
 def test_each_poll_has_an_environment_variable_kept_within_bounds() -> None:
     environ = {"SQUALL_EVENT_POLL_SECONDS": "60", "SQUALL_QUEUE_POLL_SECONDS": "0",
                "SQUALL_STORE_POLL_SECONDS": "1e9"}
 
-    assert Polls.from_environ(environ, notices_reach_other_nodes=False) == Polls(events=60.0, queues=0.05,
-                                                                                  store=3600.0)
-    assert Polls.from_environ({"SQUALL_QUEUE_POLL_SECONDS": ""}, notices_reach_other_nodes=True).queues == 30.0
+    assert polls(environ, notices_reach_other_nodes=False) == Polls(events=60.0, queues=0.05, store=3600.0)
+    assert polls({"SQUALL_QUEUE_POLL_SECONDS": ""}, notices_reach_other_nodes=True).queues == 30.0
 
 
 class Waiter:

@@ -30,6 +30,7 @@ from squall.cli.stages import promote, stages
 from squall.cli.tables import table
 from squall.cli.versions import diff, versions
 from squall.exceptions import SquallError
+from squall.settings import STAGE, TOKEN, URL
 
 
 class SquallGroup(click.Group):
@@ -46,11 +47,11 @@ class SquallGroup(click.Group):
 @click.group(cls=SquallGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="squall",
                       message="%(prog)s %(version)s")
-@click.option("--server", metavar="URL", envvar="SQUALL_URL", show_envvar=True,
-              help="URL of the squall server (default: http://127.0.0.1:8080).")
-@click.option("--token", metavar="TOKEN", envvar="SQUALL_TOKEN", show_envvar=True,
+@click.option("--server", metavar="URL", envvar=URL.name, show_envvar=True,
+              help=f"URL of the squall server (default: {URL.default}).")
+@click.option("--token", metavar="TOKEN", envvar=TOKEN.name, show_envvar=True,
               help="Admin token of the server.")
-@click.option("--stage", metavar="NAME", envvar="SQUALL_STAGE", show_envvar=True,
+@click.option("--stage", metavar="NAME", envvar=STAGE.name, show_envvar=True,
               help="The stage commands work on (default: the server's root stage).")
 @click.pass_context
 def cli(ctx: click.Context, server: str | None, token: str | None, stage: str | None) -> None:

@@ -12,6 +12,7 @@ from squall.cli.output import print_json, print_message, print_table, print_warn
 from squall.cli.versions import commit_label
 from squall.client import SquallClient
 from squall.scaffold import project_name_for, write_project
+from squall.settings import ALLOW_DIRTY
 from squall.stages import DEFAULT_STAGE
 
 NO_CHANGES = "No changes: every function is already at its latest version."
@@ -41,7 +42,7 @@ def init(directory: Path, name: str | None, force: bool) -> None:
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--ref", metavar="REF",
               help="Deploy the project as committed in git REF (a commit, branch or tag), not the files on disk.")
-@click.option("--allow-dirty", is_flag=True, envvar="SQUALL_ALLOW_DIRTY", show_envvar=True,
+@click.option("--allow-dirty", is_flag=True, envvar=ALLOW_DIRTY.name, show_envvar=True,
               help="Deploy the files on disk although the project folder has uncommitted git changes.")
 @json_option
 @click.pass_context

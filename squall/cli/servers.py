@@ -10,20 +10,22 @@ from pathlib import Path
 
 import click
 
-host_option = click.option("--host", metavar="HOST", default="127.0.0.1", show_default=True,
-                           envvar="SQUALL_HOST", show_envvar=True, help="Interface to listen on.")
-port_option = click.option("--port", metavar="PORT", default=8080, show_default=True,
-                           type=click.IntRange(0, 65535), envvar="SQUALL_PORT", show_envvar=True,
+from squall.settings import DATA, HOST, PORT, STORE
+
+host_option = click.option("--host", metavar="HOST", default=HOST.default, show_default=True,
+                           envvar=HOST.name, show_envvar=True, help="Interface to listen on.")
+port_option = click.option("--port", metavar="PORT", default=PORT.default, show_default=True,
+                           type=click.IntRange(0, 65535), envvar=PORT.name, show_envvar=True,
                            help="TCP port to listen on.")
 
 
 @click.command()
-@click.option("--data", "data_dir", required=True, envvar="SQUALL_DATA", show_envvar=True,
+@click.option("--data", "data_dir", required=True, envvar=DATA.name, show_envvar=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Directory of the node's data (SQLite store, code, admin token).")
 @port_option
 @host_option
-@click.option("--store", "store_url", envvar="SQUALL_STORE", show_envvar=True, metavar="URL",
+@click.option("--store", "store_url", envvar=STORE.name, show_envvar=True, metavar="URL",
               help="Store URL, e.g. postgresql://... (default: SQLite in --data).")
 def server(data_dir: Path, port: int, host: str, store_url: str | None) -> None:
     """Run a squall node until Ctrl-C."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import socket
 import time
 from collections.abc import Sequence
@@ -45,9 +44,10 @@ class EventEngine:
     def __init__(self, node: EventHost) -> None:
         self.node = node
         self.store = node.store
-        self.owner = node_id(node.settings.data_dir)
-        self.retry = RetryPolicy(base=float(os.environ.get("SQUALL_RETRY_BASE_SECONDS", "1")))
-        self.polls = Polls.from_environ(os.environ, notices_reach_other_nodes=self.store.notices_reach_other_nodes)
+        self.owner = node_id(node.settings.data_dir, node.settings.server.node_id)
+        self.retry = RetryPolicy(base=node.settings.server.retry_base_seconds)
+        self.polls = Polls.from_settings(node.settings.server,
+                                         notices_reach_other_nodes=self.store.notices_reach_other_nodes)
         self.dispatcher = EventDispatcher(node, self.owner, self.retry, self.deliver, self.finished,
                                           deliver_http=lambda event: self.topics.deliver_http(event),
                                           overlap_of=lambda source: self.scheduler.overlap_of(source),
@@ -179,11 +179,11 @@ class EventEngine:
         return event
 
 
-def node_id(data_dir: Path) -> str:
-    """This node's name in event leases: `SQUALL_NODE_ID`, or the host name with a digest of
-    the data dir, the same across restarts, so that a restarted node takes back at once
-    what it was running when it stopped (and distinct for nodes sharing a data dir)."""
-    configured = os.environ.get("SQUALL_NODE_ID", "").strip()
+def node_id(data_dir: Path, configured: str | None = None) -> str:
+    """This node's name in event leases: `configured` (the server's `SQUALL_NODE_ID`), or the
+    host name with a digest of the data dir, the same across restarts, so that a restarted node
+    takes back at once what it was running when it stopped (and distinct for nodes sharing a
+    data dir)."""
     if configured:
         return configured
     digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:10]

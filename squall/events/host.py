@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from squall.logs import LogWriter
+from squall.settings import Settings
 from squall.store.base import BaseStore, FunctionVersion
 from squall.store.events import NewEvent
 from squall.store.resources import Resource
@@ -41,7 +42,8 @@ class InvocationResult(Protocol):
 
 
 class HostSettings(Protocol):
-    """The node settings the events read: where its data lives and the AWS identity it reports."""
+    """The node settings the events read: where its data lives, the AWS identity it reports,
+    and the server's settings (retry base, polls, node id)."""
 
     @property
     def data_dir(self) -> Path: ...
@@ -51,6 +53,9 @@ class HostSettings(Protocol):
 
     @property
     def account_id(self) -> str: ...
+
+    @property
+    def server(self) -> Settings: ...
 
 
 class EventHost(Protocol):

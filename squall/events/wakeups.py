@@ -14,10 +14,10 @@ Topics a node does not know (sent by a newer version during a rolling upgrade) a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from squall.settings import Settings
 from squall.store.base import BaseStore
 from squall.store.notices import DEPLOY, EVENTS, QUEUE_PREFIX, RESOURCES, RESYNC, SECRETS, Listener
 
@@ -42,18 +42,19 @@ class Polls:
     store: float
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], *, notices_reach_other_nodes: bool) -> Polls:
+    def from_settings(cls, settings: Settings, *, notices_reach_other_nodes: bool) -> Polls:
         """The defaults for a store whose notices do (or do not) reach other nodes, each
-        overridden by its environment variable: SQUALL_EVENT_POLL_SECONDS,
+        overridden by the server's setting: SQUALL_EVENT_POLL_SECONDS,
         SQUALL_QUEUE_POLL_SECONDS, SQUALL_STORE_POLL_SECONDS (kept within 0.05 s - 1 h)."""
 
-        def seconds(name: str, default: float) -> float:
-            value = float(environ.get(name) or (POLL_WITH_NOTICES if notices_reach_other_nodes else default))
+        def seconds(value: float | None, default: float) -> float:
+            if value is None:
+                value = POLL_WITH_NOTICES if notices_reach_other_nodes else default
             return min(max(value, MIN_POLL), MAX_POLL)
 
-        return cls(events=seconds("SQUALL_EVENT_POLL_SECONDS", EVENT_POLL),
-                   queues=seconds("SQUALL_QUEUE_POLL_SECONDS", QUEUE_POLL),
-                   store=seconds("SQUALL_STORE_POLL_SECONDS", STORE_POLL))
+        return cls(events=seconds(settings.event_poll_seconds, EVENT_POLL),
+                   queues=seconds(settings.queue_poll_seconds, QUEUE_POLL),
+                   store=seconds(settings.store_poll_seconds, STORE_POLL))
 
 
 class NoticeTargets(Protocol):

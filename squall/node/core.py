@@ -82,7 +82,7 @@ class Node:
         self.pool = pool
         self.logs: LogWriter = LogWriter(store, budget=logs_of.logs.budget if logs_of is not None else None)
         self.log_sweeper: LogSweeper = (logs_of.log_sweeper if logs_of is not None
-                                        else LogSweeper([store], LogRetention.from_environ()))
+                                        else LogSweeper([store], LogRetention.from_settings(settings.server)))
         """The server's one log sweep (a stage's node, `logs_of` its root node, shares the root's
         sweep and its writer's queue budget: the log caps are server-wide)."""
         self._sweeps_logs = logs_of is None

@@ -6,15 +6,14 @@ ones (busy ones finish their call first)."""
 from __future__ import annotations
 
 import asyncio
-import os
 
-from squall.credentials import CREDENTIAL_LIFETIME, CREDENTIAL_REFRESH
+from squall.credentials import CREDENTIAL_LIFETIME
 from squall.node.core import Node
 
 
-def refresh_interval() -> float:
-    """CREDENTIAL_REFRESH, or SQUALL_CREDENTIAL_REFRESH_SECONDS (tests), kept well under the lifetime."""
-    seconds = float(os.environ.get("SQUALL_CREDENTIAL_REFRESH_SECONDS") or CREDENTIAL_REFRESH)
+def refresh_interval(seconds: float) -> float:
+    """The server's SQUALL_CREDENTIAL_REFRESH_SECONDS (CREDENTIAL_REFRESH unless set, shorter in
+    tests), kept well under the lifetime."""
     return min(max(seconds, 0.5), CREDENTIAL_LIFETIME / 2)
 
 
@@ -24,7 +23,7 @@ async def refresh_credentials(node: Node) -> None:
 
 
 async def refresh_credentials_forever(node: Node) -> None:
-    interval = refresh_interval()
+    interval = refresh_interval(node.settings.server.credential_refresh_seconds)
     while True:
         await asyncio.sleep(interval)
         await refresh_credentials(node)

@@ -40,8 +40,8 @@ from squall.manifest import Manifest, load_manifest
 from squall.provenance import SERVER_DEPLOYER, Provenance, manifest_digest
 from squall.runtime.build import BuildLimits
 from squall.runtime.instance import InvokeOutcome
-from squall.runtime.pool import MAX_INSTANCES_ENV
 from squall.node.core import Node, build_route_table
+from squall.settings import MAX_INSTANCES
 from squall.store.base import FunctionVersion, NewVersion
 from squall.releases import LIVE_ALIAS
 
@@ -144,7 +144,7 @@ class Deployer:
     def stage(self, bundle: bytes) -> StagedProject:
         with tempfile.TemporaryDirectory(dir=self.data_dir / "tmp") as tmp:
             root = Path(tmp)
-            unpack_bundle(bundle, root, UnpackLimits.from_environ())
+            unpack_bundle(bundle, root, UnpackLimits.from_settings(self.node.settings.server))
             manifest = load_manifest(root, default_name=bundle_project_name(root))
             provenance = Provenance.from_bundle(bundle_provenance(root))
             provenance = replace(provenance, manifest_digest=manifest_digest(manifest.path.read_bytes()),
@@ -156,9 +156,8 @@ class Deployer:
                                  provenance, manifest.keep_versions)
 
     def build_limits(self) -> BuildLimits:
-        """The limits of a requirements build (SQUALL_BUILD_*), its uid apart from the functions'."""
-        uids = self.node.settings.uids
-        return BuildLimits.from_environ(instance_uids=range(uids.first, uids.last + 1))
+        """The limits of a requirements build (the server's SQUALL_BUILD_* settings)."""
+        return BuildLimits.from_settings(self.node.settings.server)
 
     def stage_function(self, manifest: Manifest, name: str, deps: str | None) -> StagedFunction:
         spec = manifest.functions[name]
@@ -239,7 +238,7 @@ class Deployer:
         if changed > cap:
             raise DeployRejected(f"deploy rejected, nothing was changed: its import check starts one instance "
                                  f"per changed function ({changed}), and this node runs at most {cap} instances "
-                                 f"({MAX_INSTANCES_ENV}); deploy the project in parts")
+                                 f"({MAX_INSTANCES.name}); deploy the project in parts")
 
     # -- housekeeping (runs in a worker thread, after the deploy is stored) ------
     def housekeeping(self, staged: StagedProject) -> tuple[dict[str, list[int]], str | None]:

@@ -5,7 +5,6 @@ paths, limits, hooks, which zygote forks it, its sandbox (with the function's ow
 from __future__ import annotations
 
 import grp
-import os
 import pwd
 import secrets
 import threading
@@ -20,11 +19,11 @@ from squall.exceptions import BadInput, SquallError
 from squall.runtime.instance import InstanceSpec
 from squall.runtime.launcher import choose_profile
 from squall.secrets import SecretKey
+from squall.settings import API_URL, FUNCTION, FUNCTION_TOKEN, STAGE, UID_RANGE, Settings
 from squall.store.base import BaseStore, FunctionVersion
 
 
-UID_RANGE_ENV = "SQUALL_UID_RANGE"
-DEFAULT_UID_RANGE = "100000-165535"
+UID_RANGE_ENV = UID_RANGE.name
 
 
 class FunctionUids:
@@ -44,13 +43,9 @@ class FunctionUids:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> FunctionUids:
-        text = environ.get(UID_RANGE_ENV, "").strip() or DEFAULT_UID_RANGE
-        first, _, last = text.partition("-")
-        try:
-            return cls(int(first), int(last))
-        except ValueError:
-            raise BadInput(f"{UID_RANGE_ENV}={text!r} is not a range of uids such as {DEFAULT_UID_RANGE}") from None
+    def from_settings(cls, settings: Settings) -> FunctionUids:
+        """The range of the server's SQUALL_UID_RANGE (its default when built without one)."""
+        return cls(*settings.uid_range)
 
     def uid_of(self, stage: str, function: str) -> int:
         """The uid of `function` in `stage`: the one it got before, else the next free one."""
@@ -103,8 +98,12 @@ class NodeSettings:
     server_data_dir: Path | None = None
     """The server's whole data dir when this node serves a stage (its `data_dir` is then
     DATA/stages/NAME inside it); None for the root node, whose data_dir it is."""
-    uids: FunctionUids = field(default_factory=FunctionUids.from_env, compare=False, repr=False)
+    uids: FunctionUids = field(default_factory=lambda: FunctionUids(*UID_RANGE.default), compare=False,
+                               repr=False)
     """Hands out the functions' uids; stage nodes share the root node's."""
+    server: Settings = field(default_factory=Settings, compare=False, repr=False)
+    """The server's SQUALL_* settings (squall/settings.py), read once at start; stage nodes
+    share the root node's (the defaults when a node is built without them)."""
 
     @property
     def hidden_dir(self) -> Path:
@@ -148,7 +147,7 @@ def platform_access(settings: NodeSettings, function: str) -> dict[str, str]:
     (its own scoped credential, and the DynamoDB and Lambda endpoints of this node)."""
     credential = credentials.issue(settings.sdk_key, function, time.time())
     return {
-        "SQUALL_API_URL": settings.api_url, "SQUALL_FUNCTION_TOKEN": credential.token,
+        API_URL.name: settings.api_url, FUNCTION_TOKEN.name: credential.token,
         "AWS_ACCESS_KEY_ID": credential.access_key_id, "AWS_SECRET_ACCESS_KEY": credential.secret_access_key,
         "AWS_ENDPOINT_URL_DYNAMODB": f"{settings.api_url}/_squall/aws/dynamodb",
     }
@@ -166,7 +165,7 @@ def environment(settings: NodeSettings, version: FunctionVersion, spec: Instance
         "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group, "AWS_LAMBDA_LOG_STREAM_NAME": spec.log_stream,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.get('runtime', 'python3.11')}",
         "LAMBDA_TASK_ROOT": spec.code_dir, "LAMBDA_RUNTIME_DIR": spec.code_dir,
-        "_HANDLER": spec.handler, "SQUALL_FUNCTION": version.function, "SQUALL_STAGE": settings.stage,
+        "_HANDLER": spec.handler, FUNCTION.name: version.function, STAGE.name: settings.stage,
     }
     if settings.api_url and settings.sdk_key:
         base.update(platform_access(settings, version.function))

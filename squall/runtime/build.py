@@ -75,9 +75,9 @@ from squall.runtime.sandbox import (
     private_tmp,
     scope_landlock,
 )
+from squall.settings import BUILD_DISK_MB, BUILD_MEMORY_MB, BUILD_TIMEOUT_SECONDS, BUILD_UID, Settings
 
 MB = 1024 * 1024
-BUILD_UID = 65533
 WORK = "/tmp/build"
 PROJECT = f"{WORK}/project"
 TARGET = f"{WORK}/target"
@@ -92,41 +92,21 @@ TAIL_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class BuildLimits:
-    """What one build may use; `from_environ` reads the node's settings."""
+    """What one build may use; `from_settings` takes the server's settings."""
 
-    seconds: float = 600
-    memory_mb: int = 2048
-    disk_mb: int = 1024
+    seconds: float = BUILD_TIMEOUT_SECONDS.default
+    memory_mb: int = BUILD_MEMORY_MB.default
+    disk_mb: int = BUILD_DISK_MB.default
     nproc: int = 512
     nofile: int = 4096
-    uid: int = BUILD_UID
-
-    SETTINGS = {"seconds": "SQUALL_BUILD_TIMEOUT_SECONDS", "memory_mb": "SQUALL_BUILD_MEMORY_MB",
-                "disk_mb": "SQUALL_BUILD_DISK_MB", "uid": "SQUALL_BUILD_UID"}
+    uid: int = BUILD_UID.default
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ, instance_uids: range = range(0)) -> BuildLimits:
-        """The node's settings (SETTINGS), else the defaults; SquallError for a value that is
-        not a number above 0, or a build uid among `instance_uids` (the functions' uids)."""
-        values: dict[str, Any] = {}
-        for name, variable in cls.SETTINGS.items():
-            raw = environ.get(variable, "").strip()
-            if not raw:
-                continue
-            try:
-                value = float(raw) if name == "seconds" else int(raw)
-            except ValueError:
-                value = 0
-            if value <= 0 or (name == "uid" and value >= 2**32 - 1):
-                raise SquallError(f"{variable}={raw!r}: expected a number above 0"
-                                  + (" (a uid other than root's)" if name == "uid" else ""))
-            values[name] = value
-        limits = cls(**values)
-        if limits.uid in instance_uids:
-            raise SquallError(f"SQUALL_BUILD_UID {limits.uid} is inside SQUALL_UID_RANGE "
-                              f"{instance_uids.start}-{instance_uids.stop - 1}: a function running as that uid "
-                              f"could trace or signal the builds; choose a build uid outside the range")
-        return limits
+    def from_settings(cls, settings: Settings) -> BuildLimits:
+        """SQUALL_BUILD_TIMEOUT_SECONDS, _MEMORY_MB, _DISK_MB and _UID (squall/settings.py, which
+        also keeps the build uid out of the functions' SQUALL_UID_RANGE)."""
+        return cls(seconds=settings.build_timeout_seconds, memory_mb=settings.build_memory_mb,
+                   disk_mb=settings.build_disk_mb, uid=settings.build_uid)
 
 
 # -- the node's side ----------------------------------------------------------
@@ -177,17 +157,17 @@ def _failure(status: int, timed_out: bool, oom: bool, tail: str, limits: BuildLi
     """What the deploy answers for a build that ended with `status` (None: it succeeded)."""
     if timed_out or status == 128 + signal.SIGXCPU:
         return BundleError(f"installing requirements.txt took longer than the {limits.seconds:g} s build time "
-                           f"limit (SQUALL_BUILD_TIMEOUT_SECONDS); nothing was deployed")
+                           f"limit ({BUILD_TIMEOUT_SECONDS.name}); nothing was deployed")
     if oom or ("memory" not in groups and status != 0 and "MemoryError" in tail):
         return BundleError(f"installing requirements.txt ran out of memory: a build may use {limits.memory_mb} MB "
-                           f"(the build memory limit, SQUALL_BUILD_MEMORY_MB; the files it writes count too); "
+                           f"(the build memory limit, {BUILD_MEMORY_MB.name}; the files it writes count too); "
                            f"nothing was deployed")
     if status == EXIT_SANDBOX:
         return SquallError("the build sandbox could not be set up on this server, nothing was deployed:\n"
                            + _last_lines(tail))
     if status != 0 and (status == 128 + signal.SIGXFSZ or any(text in tail for text in DISK_FULL)):
         return BundleError(f"installing requirements.txt ran out of disk space: a build may write {limits.disk_mb} MB "
-                           f"(the build disk limit, SQUALL_BUILD_DISK_MB); nothing was deployed\n"
+                           f"(the build disk limit, {BUILD_DISK_MB.name}); nothing was deployed\n"
                            + _last_lines(tail))
     if status != 0:
         return BundleError("installing requirements.txt failed:\n" + _last_lines(tail))

@@ -16,6 +16,7 @@ import orjson
 
 from squall.runtime.cgroups import set_frozen
 from squall.runtime.instance import Instance, InstanceSpec
+from squall.settings import ZYGOTE_PRELOAD
 
 BOOT = "import sys; sys.path[:0] = sys.argv[1:]; from squall.runtime.bootstrap import main; main()"
 ZYGOTE = "import sys; sys.path[:0] = sys.argv[2:]; from squall.runtime.zygote import main; main()"
@@ -128,7 +129,7 @@ class ZygoteProcess:
                 return self._socket
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             env = {k: os.environ[k] for k in ZYGOTE_ENV_KEYS if k in os.environ}
-            env["SQUALL_ZYGOTE_PRELOAD"] = ",".join(self.preload)
+            env[ZYGOTE_PRELOAD.name] = ZYGOTE_PRELOAD.text(self.preload)
             self.process = await asyncio.create_subprocess_exec(
                 self.python, "-I", "-S", "-c", ZYGOTE, str(theirs.fileno()), *self.path,
                 pass_fds=[theirs.fileno()], env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -266,10 +267,9 @@ def choose_profile(sys_path: Iterable[str]) -> str:
     return BASE_PROFILE
 
 
-def preload_profiles() -> dict[str, tuple[str, ...]]:
+def preload_profiles(extra: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
     """The zygotes a node runs: `base` (standard library) and `aws` (base + boto3, ...).
-    `SQUALL_ZYGOTE_PRELOAD` (comma-separated) adds modules to both."""
-    extra = tuple(m for m in os.environ.get("SQUALL_ZYGOTE_PRELOAD", "").split(",") if m)
+    `extra` (the server's SQUALL_ZYGOTE_PRELOAD) adds modules to both."""
     return {BASE_PROFILE: BASE_PRELOAD + extra, AWS_PROFILE: BASE_PRELOAD + AWS_PRELOAD + extra}
 
 

@@ -7,7 +7,6 @@ and its cap is reached, `invoke` raises `Throttled` at once rather than waiting.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -15,14 +14,13 @@ from typing import Awaitable, Callable
 
 import orjson
 
-from squall.exceptions import BadInput, Throttled
+from squall.exceptions import Throttled
 from squall.runtime.instance import SHUTDOWN_GRACE, Instance, InstanceSpec, InstanceState, InvokeOutcome
 from squall.runtime.launcher import InstanceLauncher
+from squall.settings import MAX_INSTANCES, Settings
 from squall.types import LogLine
 
 Key = tuple[str, int]
-MAX_INSTANCES_ENV = "SQUALL_MAX_INSTANCES"
-"""The setting of the per-node instance cap (default 512)."""
 
 
 @dataclass(frozen=True)
@@ -31,18 +29,13 @@ class PoolLimits:
     apply under these ceilings."""
 
     per_function: int = 1000
-    per_node: int = 512
+    per_node: int = MAX_INSTANCES.default
     idle_timeout: float = 86400.0
 
     @classmethod
-    def from_environ(cls) -> PoolLimits:
-        """The defaults, with `per_node` from SQUALL_MAX_INSTANCES when set (a whole number, 1 or more)."""
-        text = os.environ.get(MAX_INSTANCES_ENV, "").strip()
-        if not text:
-            return cls()
-        if not text.isdigit() or int(text) < 1:
-            raise BadInput(f"{MAX_INSTANCES_ENV}={text!r} is not a number of instances (1 or more)")
-        return cls(per_node=int(text))
+    def from_settings(cls, settings: Settings) -> PoolLimits:
+        """The defaults, with `per_node` from the server's SQUALL_MAX_INSTANCES."""
+        return cls(per_node=settings.max_instances)
 
 
 @dataclass
@@ -61,7 +54,7 @@ class InstancePool:
 
     def __init__(self, launcher: InstanceLauncher, limits: PoolLimits | None = None) -> None:
         self.launcher = launcher
-        self.limits = limits if limits is not None else PoolLimits.from_environ()
+        self.limits = limits if limits is not None else PoolLimits()
         self._idle: dict[Key, list[Instance]] = defaultdict(list)
         self._counts: dict[Key, int] = defaultdict(int)
         self._live: set[Instance] = set()

@@ -37,6 +37,7 @@ import orjson
 from squall.runtime.cgroups import join_own_cgroups, oom_killed, remember_host_pid, remove_cgroups
 from squall.runtime.heap import fill_free_blocks
 from squall.runtime.sandbox import die_with_parent, fork_in_new_pid_namespace
+from squall.settings import ZYGOTE_PRELOAD
 
 MAX_FDS = 2
 SPARE_INTERVAL = 0.01
@@ -245,8 +246,7 @@ class Zygote:
 
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
-    modules = [m for m in os.environ.get("SQUALL_ZYGOTE_PRELOAD", "").split(",") if m]
-    preload(modules)
+    preload(list(ZYGOTE_PRELOAD.read()))  # the whole list of this zygote, set by the node
     gc.collect()
     gc.freeze()
     fill_free_blocks()

@@ -12,12 +12,12 @@
 
 Tables are in `from squall.sdk import tables` (squall/sdk/tables.py).
 
-It imports only the standard library (fast inside an instance, no server code) and talks
-to the node that runs the instance (`SQUALL_API_URL`) with the function's own credential
-(`SQUALL_FUNCTION_TOKEN`), both set by squall in every instance, over one kept-alive
-connection per thread. A function may use the topics, queues, buckets and tables its
-manifest lists under its own keys. Failures raise `SdkError` with the platform's message
-and HTTP status.
+It imports only the standard library, squall.settings and squall.exceptions (fast inside
+an instance, no server code) and talks to the node that runs the instance
+(`SQUALL_API_URL`) with the function's own credential (`SQUALL_FUNCTION_TOKEN`), both set
+by squall in every instance, over one kept-alive connection per thread. A function may use
+the topics, queues, buckets and tables its manifest lists under its own keys. Failures
+raise `SdkError` with the platform's message and HTTP status.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ import os
 import threading
 import urllib.parse
 from typing import Any, Iterator
+
+from squall.exceptions import SettingError
+from squall.settings import API_URL, FUNCTION_TOKEN
 
 __all__ = ["Bucket", "SdkError", "bucket", "publish", "send"]
 
@@ -69,10 +72,13 @@ _connection = _Connection()
 
 def _request(method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
              query: dict[str, Any] | None = None) -> bytes:
-    base, token = os.environ.get("SQUALL_API_URL"), os.environ.get("SQUALL_FUNCTION_TOKEN")
+    try:
+        base, token = API_URL.read(), FUNCTION_TOKEN.read()  # set by the node in every instance
+    except SettingError as exc:  # the function's own env replaced one
+        raise SdkError(0, "NotConfigured", str(exc)) from None
     if not base or not token:
         raise SdkError(0, "NotConfigured", "squall.sdk works inside a squall function "
-                       "(SQUALL_API_URL and SQUALL_FUNCTION_TOKEN are not set)")
+                       f"({API_URL.name} and {FUNCTION_TOKEN.name} are not set)")
     target = f"{urllib.parse.urlsplit(base).path}/_squall/sdk{path}" + (
         f"?{urllib.parse.urlencode(query)}" if query else "")
     headers = {"authorization": f"Bearer {token}", "content-type": content_type}

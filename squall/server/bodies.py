@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 from collections.abc import Mapping
 from typing import Any, Callable
 
 from starlette.requests import Request
 
 from squall.events.engine import MAX_ASYNC_PAYLOAD
-from squall.exceptions import BadInput, PayloadTooLarge
+from squall.exceptions import PayloadTooLarge
 from squall.runtime.protocol import MAX_PAYLOAD_BYTES
+from squall.settings import ROUTE_BODY_BUDGET_MB
 
 MB = 1024 * 1024
 MAX_DEPLOY_BYTES = 256 * MB
@@ -54,8 +54,7 @@ UNVERIFIED_GRACE = 5.0
 """Seconds an unverified body may take before it must arrive at UNVERIFIED_MIN_RATE."""
 UNVERIFIED_MIN_RATE = 256 * 1024
 """Bytes a second an unverified body must average after its first UNVERIFIED_GRACE seconds."""
-ROUTE_BUDGET_ENV = "SQUALL_ROUTE_BODY_BUDGET_MB"
-ROUTE_BUDGET_BYTES = 256 * MB
+ROUTE_BUDGET_BYTES = ROUTE_BODY_BUDGET_MB.default * MB
 """Bytes of route bodies read at once, node-wide (default of SQUALL_ROUTE_BODY_BUDGET_MB)."""
 CLIENT_SHARE = 4
 """One client address may hold at most 1/CLIENT_SHARE of a budget."""
@@ -117,19 +116,9 @@ UNVERIFIED = BodyBudget(UNVERIFIED_BUDGET_BYTES, paced=True)
 ROUTES = BodyBudget(ROUTE_BUDGET_BYTES)
 
 
-def configure_route_budget() -> None:
-    """Size ROUTES from SQUALL_ROUTE_BODY_BUDGET_MB (a whole number of MB above 0)."""
-    text = os.environ.get(ROUTE_BUDGET_ENV, "").strip()
-    if not text:
-        ROUTES.resize(ROUTE_BUDGET_BYTES)
-        return
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise BadInput(f"{ROUTE_BUDGET_ENV}={text!r} must be a whole number of MB above 0")
-    ROUTES.resize(value * MB)
+def configure_route_budget(megabytes: int) -> None:
+    """Size ROUTES to the server's SQUALL_ROUTE_BODY_BUDGET_MB."""
+    ROUTES.resize(megabytes * MB)
 
 
 def client_key(scope: Mapping[str, Any]) -> str:

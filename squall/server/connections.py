@@ -22,14 +22,13 @@ adds, at the cost of one comparison per received chunk:
   unread body is not streamed in for nothing.
 
 `BoundedServer` sweeps the connections for the two timeouts once a second. `serve_limits()`
-reads the settings from the environment (docs/limits.md); `raise_open_file_limit()` lifts
+takes the limits from the server's settings (docs/settings.md); `raise_open_file_limit()` lifts
 the open-file soft limit to the hard limit at start.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 from collections import Counter
 from dataclasses import dataclass
@@ -38,7 +37,16 @@ from typing import Any, ClassVar
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from squall.exceptions import BadInput
+from squall.settings import (
+    BODY_IDLE_TIMEOUT,
+    HEADER_TIMEOUT,
+    MAX_CONNECTIONS,
+    MAX_CONNECTIONS_LOOPBACK,
+    MAX_CONNECTIONS_PER_CLIENT,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    Settings,
+)
 
 FILE_RESERVE = 512
 """Descriptors kept for everything but client connections (store, instances, logs)."""
@@ -58,49 +66,28 @@ IDLE = "idle"
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    max_head_bytes: int = 64 * 1024
-    max_headers: int = 100
-    head_timeout: float = 10.0
-    body_idle_timeout: float = 30.0
-    max_connections: int = 10000
-    max_per_client: int = 256
-    max_loopback: int = 2500
+    max_head_bytes: int = MAX_HEADER_BYTES.default
+    max_headers: int = MAX_HEADERS.default
+    head_timeout: float = HEADER_TIMEOUT.default
+    body_idle_timeout: float = BODY_IDLE_TIMEOUT.default
+    max_connections: int = MAX_CONNECTIONS.default
+    max_per_client: int = MAX_CONNECTIONS_PER_CLIENT.default
+    max_loopback: int = MAX_CONNECTIONS.default // LOOPBACK_SHARE
 
 
-ENV_NAMES = {
-    "max_head_bytes": "SQUALL_MAX_HEADER_BYTES", "max_headers": "SQUALL_MAX_HEADERS",
-    "head_timeout": "SQUALL_HEADER_TIMEOUT", "body_idle_timeout": "SQUALL_BODY_IDLE_TIMEOUT",
-    "max_connections": "SQUALL_MAX_CONNECTIONS", "max_per_client": "SQUALL_MAX_CONNECTIONS_PER_CLIENT",
-    "max_loopback": "SQUALL_MAX_CONNECTIONS_LOOPBACK",
-}
-
-
-def _positive(name: str, default: float, kind: type) -> Any:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        value = 0
-    if not 0 < value < float("inf"):
-        raise BadInput(f"{name}={text!r} must be a number above 0")
-    return value
-
-
-def serve_limits(open_files: int) -> ConnectionLimits:
-    """The limits from SQUALL_MAX_HEADER_BYTES, SQUALL_MAX_HEADERS, SQUALL_HEADER_TIMEOUT,
-    SQUALL_BODY_IDLE_TIMEOUT, SQUALL_MAX_CONNECTIONS, SQUALL_MAX_CONNECTIONS_PER_CLIENT and
-    SQUALL_MAX_CONNECTIONS_LOOPBACK (the defaults of ConnectionLimits otherwise); the connection
+def serve_limits(settings: Settings, open_files: int) -> ConnectionLimits:
+    """The limits from the server's SQUALL_MAX_HEADER_BYTES, SQUALL_MAX_HEADERS,
+    SQUALL_HEADER_TIMEOUT, SQUALL_BODY_IDLE_TIMEOUT, SQUALL_MAX_CONNECTIONS,
+    SQUALL_MAX_CONNECTIONS_PER_CLIENT and SQUALL_MAX_CONNECTIONS_LOOPBACK; the connection
     cap is kept FILE_RESERVE below the open-file limit `open_files`, and loopback's share is a
     quarter of it unless set (at most all of it)."""
-    defaults = ConnectionLimits()
-    values = {field: _positive(env, getattr(defaults, field), type(getattr(defaults, field)))
-              for field, env in ENV_NAMES.items()}
-    cap = values["max_connections"] = min(values["max_connections"], max(64, open_files - FILE_RESERVE))
-    loopback_set = bool(os.environ.get(ENV_NAMES["max_loopback"], "").strip())
-    values["max_loopback"] = min(values["max_loopback"], cap) if loopback_set else cap // LOOPBACK_SHARE
-    return ConnectionLimits(**values)
+    cap = min(settings.max_connections, max(64, open_files - FILE_RESERVE))
+    loopback = settings.max_connections_loopback
+    return ConnectionLimits(
+        max_head_bytes=settings.max_header_bytes, max_headers=settings.max_headers,
+        head_timeout=settings.header_timeout, body_idle_timeout=settings.body_idle_timeout,
+        max_connections=cap, max_per_client=settings.max_connections_per_client,
+        max_loopback=min(loopback, cap) if loopback is not None else cap // LOOPBACK_SHARE)
 
 
 def raise_open_file_limit() -> int:
@@ -154,7 +141,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         elif ip in NODE_ADDRESSES:
             if counts[0] >= limits.max_loopback:
                 self.refuse(503, "Service Unavailable", f"too many open connections from loopback (at most "
-                            f"{limits.max_loopback}: SQUALL_MAX_CONNECTIONS_LOOPBACK); close some and try again")
+                            f"{limits.max_loopback}: {MAX_CONNECTIONS_LOOPBACK.name}); close some and try again")
             else:
                 counts[0] += 1
                 self.side = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from squall.bundle import IGNORED_DIRS
 from squall.exceptions import SquallError
 from squall.provenance import pack_deploy
 from squall.server.run import TOKEN_FILE, serve
+from squall.settings import TOKEN, URL
 
 DEBOUNCE_MS = 100
 
@@ -72,9 +72,9 @@ class DevLoop:
         self.node = node
         await self.deploy_once()
         token_file = node.settings.data_dir / TOKEN_FILE
-        token = "$SQUALL_TOKEN" if os.environ.get("SQUALL_TOKEN") else f"$(cat {token_file})"
+        token = f"${TOKEN.name}" if node.settings.server.token else f"$(cat {token_file})"
         say(f"watching {self.project_dir} for changes (Ctrl-C to stop)\n"
-            f"other shells: export SQUALL_URL={self.base_url} SQUALL_TOKEN={token}")
+            f"other shells: export {URL.name}={self.base_url} {TOKEN.name}={token}")
         asyncio.ensure_future(self.watch())
 
 

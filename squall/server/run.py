@@ -10,26 +10,26 @@ from typing import Any
 
 import uvicorn
 
-from squall.exceptions import BadInput
-from squall.runtime.launcher import ZygoteLauncher
-from squall.runtime.pool import InstancePool
+from squall.runtime.launcher import ZygoteLauncher, preload_profiles
+from squall.runtime.pool import InstancePool, PoolLimits
 from squall.secrets import load_secret_key
 from squall.server.root import StartupHook, build_app
 from squall.server.bodies import configure_route_budget
 from squall.server.connections import BoundedServer, bounded_protocol, raise_open_file_limit, serve_limits
 from squall.node.core import Node
-from squall.node.specs import NodeSettings, sdk_key
+from squall.node.specs import FunctionUids, NodeSettings, sdk_key
+from squall.settings import TOKEN, Settings
 from squall.store import open_store
 from squall.store.base import BaseStore
 
 TOKEN_FILE = "admin-token"
 
 
-def admin_token(data_dir: Path) -> str:
-    """SQUALL_TOKEN when set; otherwise the token in DATA/admin-token, made (mode 0600) if missing."""
-    token = os.environ.get("SQUALL_TOKEN", "").strip()
-    if token:
-        return token
+def admin_token(data_dir: Path, configured: str | None = None) -> str:
+    """`configured` (the server's SQUALL_TOKEN) when set; otherwise the token in
+    DATA/admin-token, made (mode 0600) if missing."""
+    if configured:
+        return configured
     path = data_dir / TOKEN_FILE
     if path.is_file():
         return path.read_text().strip()
@@ -38,21 +38,6 @@ def admin_token(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
     return token
-
-
-GRACE_ENV = "SQUALL_CODE_GRACE_SECONDS"
-
-
-def code_grace_seconds() -> float:
-    """SQUALL_CODE_GRACE_SECONDS (default 600): how old an unused code folder must be to be deleted."""
-    text = os.environ.get(GRACE_ENV, "").strip()
-    try:
-        seconds = float(text) if text else 600.0
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        raise BadInput(f"{GRACE_ENV}={text!r} is not a number of seconds (0 or more)")
-    return seconds
 
 
 def private_data_dir(data_dir: Path) -> None:
@@ -65,42 +50,47 @@ def private_data_dir(data_dir: Path) -> None:
     data_dir.chmod(0o700)
 
 
-def make_node(data_dir: Path, store_url: str | None, api_url: str = "") -> Node:
-    grace = code_grace_seconds()
+def make_node(data_dir: Path, store_url: str | None, settings: Settings, api_url: str = "") -> Node:
+    """The root node on `data_dir`, configured by the server's `settings` (the pool and
+    launcher here, the rest through NodeSettings: stage nodes copy the root's)."""
     private_data_dir(data_dir)
     store = open_store(store_url, data_dir)
-    pool = InstancePool(ZygoteLauncher())
+    pool = InstancePool(ZygoteLauncher(profiles=preload_profiles(settings.zygote_preload)),
+                        PoolLimits.from_settings(settings))
     return Node(NodeSettings(data_dir=data_dir.resolve(), api_url=api_url, sdk_key=sdk_key(store),
-                             secret_key=load_secret_key(data_dir), code_grace_seconds=grace,
-                             region=os.environ.get("SQUALL_REGION", "us-east-1")), store, pool)
+                             secret_key=load_secret_key(data_dir, settings.secret_key),
+                             code_grace_seconds=settings.code_grace_seconds, region=settings.region,
+                             uids=FunctionUids.from_settings(settings), server=settings), store, pool)
 
 
-def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
+def server_config(app: Any, host: str, port: int, settings: Settings, **options: Any) -> uvicorn.Config:
     """How a node serves `app` with uvicorn: its connections bounded (squall/server/connections.py)
     after the open-file soft limit is raised to the hard limit, and its route bodies within
     SQUALL_ROUTE_BODY_BUDGET_MB (squall/server/bodies.py; docs/limits.md). `options` are more
     of uvicorn's settings (squall.testing serves in a thread and logs through the root logger)."""
-    limits = serve_limits(raise_open_file_limit())
-    configure_route_budget()
+    limits = serve_limits(settings, raise_open_file_limit())
+    configure_route_budget(settings.route_body_budget_mb)
     return uvicorn.Config(app, host=host, port=port, loop="uvloop", http=bounded_protocol(limits), ws="none",
                           lifespan="on", log_level="warning", access_log=False, server_header=False,
                           date_header=False, **options)
 
 
-def run_app(app: Any, host: str, port: int) -> None:
+def run_app(app: Any, host: str, port: int, settings: Settings) -> None:
     """Serve `app` with uvicorn as `server_config` sets it up (blocking)."""
-    BoundedServer(server_config(app, host, port)).run()
+    BoundedServer(server_config(app, host, port, settings)).run()
 
 
 def serve(data_dir: Path, host: str, port: int, store_url: str | None,
-          on_startup: StartupHook | None = None) -> None:
-    """Run a node until interrupted (blocking)."""
+          on_startup: StartupHook | None = None, settings: Settings | None = None) -> None:
+    """Run a node until interrupted (blocking), configured by `settings` (when None, read
+    from this process's environment now: the one time a server reads its settings)."""
+    settings = Settings.from_environ() if settings is None else settings
     data_dir = Path(data_dir)
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    node = make_node(data_dir, store_url, api_url=f"http://{local}:{port}")
-    token = admin_token(data_dir)
+    node = make_node(data_dir, store_url, settings, api_url=f"http://{local}:{port}")
+    token = admin_token(data_dir, settings.token)
     kind = "postgresql" if store_url and store_url.startswith("postgres") else "sqlite"
     print(f"squall {host}:{port} serving (data {data_dir}, store {kind}); "
-          f"admin token in {'SQUALL_TOKEN' if os.environ.get('SQUALL_TOKEN') else data_dir / TOKEN_FILE}",
+          f"admin token in {TOKEN.name if settings.token else data_dir / TOKEN_FILE}",
           file=sys.stderr, flush=True)
-    run_app(build_app(node, token, on_startup), host, port)
+    run_app(build_app(node, token, on_startup), host, port, settings)

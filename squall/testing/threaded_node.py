@@ -97,6 +97,7 @@ class ThreadedNode:
         from squall.server.root import build_app
         from squall.server.connections import BoundedServer
         from squall.server.run import make_node, server_config
+        from squall.settings import Settings
 
         _PROCESS.enter()
         self._entered = True
@@ -104,9 +105,10 @@ class ThreadedNode:
             self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self._socket.bind((HOST, 0))
             self.url = f"http://{HOST}:{self._socket.getsockname()[1]}"
-            self._node = make_node(self.data_dir, None, api_url=self.url)
+            settings = Settings.from_environ()  # the server's settings, as `squall server` reads them
+            self._node = make_node(self.data_dir, None, settings, api_url=self.url)
             app = self._watched(build_app(self._node, self.token, self._started))
-            config = server_config(app, HOST, int(self._socket.getsockname()[1]), log_config=None,
+            config = server_config(app, HOST, int(self._socket.getsockname()[1]), settings, log_config=None,
                                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
             self._server = BoundedServer(config)
             self._thread = threading.Thread(target=self._serve, name="squall-test-node", daemon=True)

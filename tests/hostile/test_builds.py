@@ -27,6 +27,7 @@ import pytest
 from squall.deps import install_requirements
 from squall.exceptions import BundleError
 from squall.runtime.build import BuildLimits
+from squall.settings import Settings
 from tests.hostile.bystander import bystander
 from tests.support import PeakMemory, SquallServer, plant_admin_token, serving, write_project
 
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.e2e
 MB = 1024 * 1024
 LIMITS = {"SQUALL_BUILD_TIMEOUT_SECONDS": "30", "SQUALL_BUILD_MEMORY_MB": "320", "SQUALL_BUILD_DISK_MB": "64"}
 BUILD_UID = 65533
-"""The build uid by default (SQUALL_BUILD_UID; squall/runtime/build.py): neither root nor nobody."""
+"""The build uid by default (SQUALL_BUILD_UID; squall/settings.py): neither root nor nobody."""
 LEFTOVER = "6131"
 """The argument of the `sleep` a hostile build leaves running: how the tests find it afterwards."""
 
@@ -357,7 +358,7 @@ def test_links_in_a_builds_inputs_are_neither_followed_nor_copied(
     (linked / "vendor" / "root-only").symlink_to(root_only_file)
     deps = tmp_path / "deps"
     deps.mkdir()
-    limits = BuildLimits.from_environ(LIMITS)
+    limits = BuildLimits.from_settings(Settings.from_environ(LIMITS))
     hidden = [server.data_dir.resolve()]
     with bystander(server.url, "/steady"):
         key = install_requirements(linked, deps, hidden, limits)
