@@ -19,7 +19,7 @@ from squall.runtime.pool import InstancePool, PoolLimits
 T = TypeVar("T")
 
 HANDLERS = '''
-import ctypes, os, sys, time
+import ctypes, gc, os, struct, sys, time
 
 INITIALIZED = []
 
@@ -29,6 +29,12 @@ def init(context):
 def broken_init(context):
     raise ConnectionError("database unreachable")
 
+def forging_init(context):  # a `ready` frame without `init_ms`, on the instance's own channel
+    channel = next(o for o in gc.get_objects() if type(o).__name__ == "Channel")
+    head = b'{"t":"ready"}'
+    os.write(1, channel.nonce + struct.pack(">II", len(head), 0) + head)
+    time.sleep(5)
+
 def handler(event, context):
     action = event.get("do")
     if action == "exit":
@@ -37,6 +43,11 @@ def handler(event, context):
         ctypes.string_at(0)
     if action == "sleep":
         time.sleep(event["seconds"])
+    if action == "forge":  # a result frame without `ok`, on the instance's own channel
+        channel = next(o for o in gc.get_objects() if type(o).__name__ == "Channel")
+        head = b'{"t":"result","duration_ms":1,"max_rss_kb":1,"exiting":false}'
+        os.write(1, channel.nonce + struct.pack(">II", len(head), 0) + head)
+        time.sleep(5)
     print("serving", event.get("n"))
     if action == "init-check":
         return {"initialized": INITIALIZED}
@@ -103,6 +114,23 @@ def test_exit_and_segfault_are_reported_and_replaced(make_pool: Callable[..., In
             assert not ok and "signal: segmentation fault" in error["errorMessage"]
             ok, result = await call(pool, spec, {"n": 9})
             assert ok and result["n"] == 9
+        finally:
+            await pool.close()
+    run(scenario())
+
+
+def test_a_malformed_frame_kills_the_instance_and_names_the_field(
+        make_pool: Callable[..., InstancePool], code_dir: Path) -> None:
+    async def scenario() -> None:
+        pool, spec = make_pool(), spec_for(code_dir)
+        try:
+            _, before = await call(pool, spec, {"n": 0})
+            ok, error = await call(pool, spec, {"do": "forge"})
+            assert not ok and error["errorType"] == "Runtime.ProtocolError"
+            assert error["errorMessage"] == ("RequestId: req Error: Runtime sent an invalid result frame: "
+                                             "field 'ok' is missing")
+            ok, after = await call(pool, spec, {"n": 1})
+            assert ok and after["pid"] != before["pid"]
         finally:
             await pool.close()
     run(scenario())
@@ -188,6 +216,12 @@ def test_initializer_runs_once_and_its_failure_is_an_init_error(make_pool: Calla
             assert not ok and error["errorType"] == "ConnectionError"
             assert error["errorMessage"] == "database unreachable"
             assert [i for i in pool.instances() if i.spec.function == "g"] == []
+            forging = InstanceSpec(**{**spec_for(code_dir).__dict__, "function": "h",
+                                      "initializer": "app.forging_init"})
+            ok, error = await call(pool, forging, {})
+            assert not ok and error["errorType"] == "Runtime.InitError"
+            assert error["errorMessage"] == "Runtime sent an invalid ready frame: field 'init_ms' is missing"
+            assert [i for i in pool.instances() if i.spec.function == "h"] == []
         finally:
             await pool.close()
     run(scenario())

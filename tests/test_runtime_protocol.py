@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from squall.runtime.output import OutputCollector, parse_line
 from squall.runtime.protocol import (
+    FROM_INSTANCE,
+    FROM_NODE,
     LENGTHS,
     MAX_HEAD_BYTES,
     MAX_PAYLOAD_BYTES,
+    Bye,
     FrameTooLarge,
+    Init,
+    InitFailed,
+    Invoke,
+    Message,
+    ProtocolError,
+    Ready,
+    Result,
+    Shutdown,
     check_lengths,
-    decode_frame,
     decode_lengths,
     encode_frame,
+    from_instance,
+    from_node,
+    split_frame,
 )
 from squall.types import LogLevel
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
                            max_leaves=12)
+NONCE = b"0123456789abcdef"
 
 
 @given(header=st.dictionaries(st.text(max_size=10), json_values, max_size=5), payload=st.binary(max_size=512),
@@ -32,8 +48,7 @@ def test_frames_round_trip(header: dict, payload: bytes, marker: bytes) -> None:
     body = data[len(marker):]
     head_len, payload_len = decode_lengths(body)
     assert LENGTHS.size + head_len + payload_len == len(body)
-    frame = decode_frame(body[LENGTHS.size:LENGTHS.size + head_len], body[LENGTHS.size + head_len:])
-    assert frame.header == header and frame.payload == payload
+    assert split_frame(data, marker) == (body[LENGTHS.size:LENGTHS.size + head_len], payload)
 
 
 def test_frame_lengths_over_the_limits_are_refused() -> None:
@@ -41,6 +56,153 @@ def test_frame_lengths_over_the_limits_are_refused() -> None:
     for head_len, payload_len in ((MAX_HEAD_BYTES + 1, 0), (10, MAX_PAYLOAD_BYTES + 1), (10, 2**32 - 1)):
         with pytest.raises(FrameTooLarge):
             check_lengths(head_len, payload_len)
+
+
+# -- one round trip per message: build -> bytes -> parse -> equal ------------------------
+def round_trip(message: Message, marker: bytes = b"") -> Message:
+    """Through bytes twice: as the message's own class reads a whole frame, and as the
+    receiving side decodes a frame's header and payload."""
+    data = message.to_bytes(marker)
+    again = type(message).from_bytes(data, marker)
+    assert again == message
+    head, payload = split_frame(data, marker)
+    return from_node(head, payload) if type(message).TAG in FROM_NODE else from_instance(head, payload)
+
+
+INIT = Init(
+    nonce=NONCE.decode(), function="orders", version="3", handler="app.handler", code_dir="/srv/code",
+    memory=256, environ={"PATH": "/bin", "TZ": ":UTC"}, sys_path=("/srv/code", "/srv/deps"),
+    log_group="/aws/lambda/orders", log_stream="2026/01/01/[3]ab", sandbox={"memory_mb": 256, "uid": 100000},
+    initializer="app.init", shutdown="app.close", deadline_ms=1_767_225_600_000,
+    arn="arn:aws:lambda:us-east-1:000000000000:function:orders")
+
+
+def test_init_round_trips() -> None:
+    assert round_trip(INIT) == INIT
+    bare = Init(**{**{f.name: getattr(INIT, f.name) for f in fields(Init)},
+                   "sandbox": {}, "initializer": None, "shutdown": None, "sys_path": ()})
+    assert round_trip(bare) == bare
+
+
+def test_ready_round_trips() -> None:
+    assert round_trip(Ready(init_ms=12.5), NONCE) == Ready(12.5)
+
+
+def test_init_failed_round_trips() -> None:
+    error = b'{"errorMessage":"boom","errorType":"Runtime.ImportModuleError","requestId":"","stackTrace":[]}'
+    assert round_trip(InitFailed(init_ms=3.0, error=error), NONCE) == InitFailed(3.0, error)
+
+
+def test_invoke_round_trips() -> None:
+    message = Invoke(request_id="r-1", deadline_ms=1_767_225_600_000, arn="arn:aws:lambda:x:0:function:f",
+                     event=b'{"n": 1}')
+    assert round_trip(message) == message
+    assert round_trip(Invoke("r-2", 1, "arn")) == Invoke("r-2", 1, "arn", b"")
+
+
+def test_result_round_trips() -> None:
+    message = Result(ok=True, duration_ms=0.25, max_rss_kb=30_000, exiting=False, payload=b'{"ok": true}')
+    assert round_trip(message, NONCE) == message
+    exiting = Result(ok=False, duration_ms=1.0, max_rss_kb=1, exiting=True, payload=b'{"errorType": "x"}')
+    assert round_trip(exiting, NONCE) == exiting
+
+
+def test_shutdown_round_trips() -> None:
+    assert round_trip(Shutdown(deadline_ms=1_767_225_602_000)) == Shutdown(1_767_225_602_000)
+
+
+def test_bye_round_trips() -> None:
+    assert round_trip(Bye(), NONCE) == Bye()
+
+
+def test_every_message_has_a_round_trip_test() -> None:
+    tags = {*FROM_NODE, *FROM_INSTANCE}
+    tested = {name.removeprefix("test_").removesuffix("_round_trips") for name in globals()
+              if name.endswith("_round_trips")}
+    assert tags == tested
+    assert len(tags) == len(FROM_NODE) + len(FROM_INSTANCE)
+
+
+def test_a_header_holds_the_tag_and_every_field_but_the_payload() -> None:
+    assert Invoke("r", 5, "arn", b"{}").header() == {
+        "t": "invoke", "request_id": "r", "deadline_ms": 5, "arn": "arn"}
+    assert Result(True, 1.0, 2, payload=b"[]").header() == {
+        "t": "result", "ok": True, "duration_ms": 1.0, "max_rss_kb": 2, "exiting": False}
+    assert Bye().header() == {"t": "bye"}
+
+
+def test_messages_are_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Ready(1.0).init_ms = 2.0  # type: ignore[misc]
+
+
+# -- malformed frames: the error names the message and the field ------------------------
+RESULT_HEAD = {"t": "result", "ok": True, "duration_ms": 1.5, "max_rss_kb": 10, "exiting": False}
+
+
+def frame_head(header: object) -> bytes:
+    return encode_frame(header, b"")[LENGTHS.size:]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("header", "message", "field", "words"), [
+    ({k: v for k, v in RESULT_HEAD.items() if k != "ok"}, "result", "ok", "is missing"),
+    ({**RESULT_HEAD, "ok": "yes"}, "result", "ok", "must be true or false, not a string"),
+    ({**RESULT_HEAD, "max_rss_kb": 1.5}, "result", "max_rss_kb", "must be an integer, not a number"),
+    ({**RESULT_HEAD, "max_rss_kb": True}, "result", "max_rss_kb", "must be an integer, not a boolean"),
+    ({**RESULT_HEAD, "duration_ms": None}, "result", "duration_ms", "must be a number, not null"),
+    ({**RESULT_HEAD, "id": "r-1"}, "result", "id", "is not a field of this message"),
+    ({"t": "ready"}, "ready", "init_ms", "is missing"),
+    ({"t": "bye", "deadline_ms": 1}, "bye", "deadline_ms", "is not a field of this message"),
+    ({"t": "invoke", "request_id": "r", "deadline_ms": 1, "arn": "a"}, None, "t",
+     "'invoke', not a message an instance sends (ready, init_failed, result, bye)"),
+    ({"t": "hello"}, None, "t", "'hello', not a message an instance sends"),
+    ({"ok": True}, None, "t", "missing or not a string"),
+    ({"t": 3}, None, "t", "missing or not a string"),
+])
+def test_a_malformed_frame_from_an_instance_names_message_and_field(
+        header: dict, message: str | None, field: str, words: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        from_instance(frame_head(header), b"")
+    assert (caught.value.message, caught.value.field) == (message, field)
+    assert words in str(caught.value)
+    assert repr(field) in str(caught.value) and (message is None or f"{message} frame" in str(caught.value))
+
+
+def test_a_frame_whose_header_is_not_a_json_object_is_refused() -> None:
+    for head, words in ((b'{"t": "result"', "not JSON"), (b"[1, 2]", "header is a list"), (b"", "not JSON")):
+        with pytest.raises(ProtocolError, match=words):
+            from_instance(head, b"")
+
+
+def test_a_payload_on_a_message_without_one_is_refused() -> None:
+    with pytest.raises(ProtocolError, match="invalid ready frame: has no payload, got 2 bytes"):
+        from_instance(frame_head({"t": "ready", "init_ms": 1.0}), b"{}")
+
+
+def test_the_instance_refuses_a_malformed_frame_from_the_node() -> None:
+    header = {**INIT.header(), "sys_path": "/srv/code"}
+    with pytest.raises(ProtocolError, match="invalid init frame: field 'sys_path' must be a list of strings"):
+        from_node(frame_head(header), b"")
+    header = {**INIT.header(), "environ": {"PATH": 1}}
+    with pytest.raises(ProtocolError, match="field 'environ' must be an object of strings"):
+        from_node(frame_head(header), b"")
+    header = {k: v for k, v in INIT.header().items() if k != "arn"}
+    with pytest.raises(ProtocolError, match="invalid init frame: field 'arn' is missing"):
+        from_node(frame_head(header), b"")
+    with pytest.raises(ProtocolError, match="'result', not a message the node sends"):
+        from_node(frame_head(RESULT_HEAD), b"")
+
+
+def test_from_bytes_refuses_another_message_and_broken_frames() -> None:
+    with pytest.raises(ProtocolError, match="invalid ready frame: field 't' is 'bye'"):
+        Ready.from_bytes(Bye().to_bytes())
+    data = Result(True, 1.0, 1, payload=b"{}").to_bytes(NONCE)
+    with pytest.raises(ProtocolError, match="does not start with its marker"):
+        Result.from_bytes(data, b"x" * len(NONCE))
+    with pytest.raises(ProtocolError, match="announces"):
+        Result.from_bytes(data[:-1], NONCE)
+    with pytest.raises(ProtocolError, match="too short"):
+        Result.from_bytes(NONCE + b"\0\0", NONCE)
 
 
 def test_lambda_formatted_lines_keep_their_level() -> None:

@@ -19,7 +19,20 @@ from typing import Any, Callable
 import orjson
 
 from squall.runtime.context import LambdaContext
-from squall.runtime.protocol import LENGTHS, encode_frame
+from squall.runtime.protocol import (
+    LENGTHS,
+    Bye,
+    Init,
+    InitFailed,
+    InstanceMessage,
+    Invoke,
+    NodeMessage,
+    ProtocolError,
+    Ready,
+    Result,
+    Shutdown,
+    from_node,
+)
 
 LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
 
@@ -46,15 +59,15 @@ class Channel:
             left -= len(chunk)
         return b"".join(chunks)
 
-    def receive(self) -> tuple[dict[str, Any], bytes]:
+    def receive(self) -> NodeMessage:
         head_len, payload_len = LENGTHS.unpack(self._read_exactly(LENGTHS.size))
-        head = orjson.loads(self._read_exactly(head_len))
-        return head, self._read_exactly(payload_len)
+        head = self._read_exactly(head_len)
+        return from_node(head, self._read_exactly(payload_len))
 
-    def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+    def send(self, message: InstanceMessage) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
-        data = memoryview(encode_frame(header, payload, self.nonce))
+        data = memoryview(message.to_bytes(self.nonce))
         while data:
             data = data[os.write(self.fd_out, data):]
 
@@ -89,12 +102,12 @@ def setup_logging(request_filter: RequestIdFilter) -> None:
     root.setLevel(logging.WARNING)
 
 
-def setup_environment(spec: dict[str, Any]) -> None:
+def setup_environment(init: Init) -> None:
     os.environ.clear()
-    os.environ.update(spec["environ"])
-    for path in reversed(spec["sys_path"]):
+    os.environ.update(init.environ)
+    for path in reversed(init.sys_path):
         sys.path.insert(0, path)
-    os.chdir(spec["code_dir"])
+    os.chdir(init.code_dir)
 
 
 def error_object(exc: BaseException, request_id: str, error_type: str | None = None,
@@ -155,85 +168,84 @@ def init_failure(exc: BaseException) -> dict[str, Any]:
 
 def serve(channel: Channel) -> None:
     """Init once, then answer invoke frames one at a time until the channel closes."""
-    spec, _ = channel.receive()
-    channel.nonce = spec["nonce"].encode()
+    init = channel.receive()
+    if not isinstance(init, Init):
+        raise ProtocolError(init.TAG, None, "came before `init`")
+    channel.nonce = init.nonce.encode()
     request_filter = RequestIdFilter()
     setup_logging(request_filter)
     started = time.perf_counter()
     try:
-        if spec.get("sandbox"):
-            enter_sandbox(spec["sandbox"], channel)
-        setup_environment(spec)
-        handler = import_handler(spec["handler"])
-        run_hook(spec, "initializer", spec.get("deadline_ms"))
+        if init.sandbox:
+            enter_sandbox(init.sandbox, channel)
+        setup_environment(init)
+        handler = import_handler(init.handler)
+        run_hook(init, init.initializer, init.deadline_ms)
     except BaseException as exc:  # noqa: BLE001 - any failure of user code is an init error
         init_ms = (time.perf_counter() - started) * 1000
         traceback.print_exc()
-        channel.send({"t": "init_error", "init_ms": init_ms}, orjson.dumps(init_failure(exc)))
+        channel.send(InitFailed(init_ms, orjson.dumps(init_failure(exc))))
         return
-    channel.send({"t": "ready", "init_ms": (time.perf_counter() - started) * 1000})
+    channel.send(Ready((time.perf_counter() - started) * 1000))
     while True:
         try:
-            header, event = channel.receive()
+            message = channel.receive()
         except EOFError:
             return
-        if header.get("t") == "shutdown":
+        if isinstance(message, Shutdown):
             request_filter.request_id = ""
             try:
-                run_hook(spec, "shutdown", header.get("deadline_ms"))
+                run_hook(init, init.shutdown, message.deadline_ms)
             except BaseException:  # noqa: BLE001 - the instance ends either way; the trace is logged
                 traceback.print_exc()
-            channel.send({"t": "bye"})
+            channel.send(Bye())
             return
-        reply, payload = invoke(handler, spec, header, event, request_filter)
-        channel.send(reply, payload)
-        if reply.get("exiting"):
+        if not isinstance(message, Invoke):
+            raise ProtocolError(message.TAG, None, "came after `init`")
+        result = invoke(handler, init, message, request_filter)
+        channel.send(result)
+        if result.exiting:
             return
 
 
-def run_hook(spec: dict[str, Any], name: str, deadline_ms: int | None) -> None:
-    """Call the `initializer` or `shutdown` hook of the spec, if any, as `hook(context)`."""
-    target = spec.get(name)
+def run_hook(init: Init, target: str | None, deadline_ms: int) -> None:
+    """Call the hook `target` (the initializer or the shutdown hook), if any, as `hook(context)`."""
     if not target:
         return
     hook = import_handler(target)
-    deadline = deadline_ms or int(time.time() * 1000) + 10_000
     hook(LambdaContext(
-        request_id="", function_name=spec["function"], function_version=spec["version"],
-        invoked_function_arn=spec.get("arn", ""), memory_limit_in_mb=spec["memory"],
-        log_group_name=spec["log_group"], log_stream_name=spec["log_stream"], deadline_ms=deadline))
+        request_id="", function_name=init.function, function_version=init.version,
+        invoked_function_arn=init.arn, memory_limit_in_mb=init.memory,
+        log_group_name=init.log_group, log_stream_name=init.log_stream, deadline_ms=deadline_ms))
 
 
-def invoke(handler: Callable[..., Any], spec: dict[str, Any], header: dict[str, Any], event: bytes,
-           request_filter: RequestIdFilter) -> tuple[dict[str, Any], bytes]:
-    request_id = header["id"]
+def invoke(handler: Callable[..., Any], init: Init, call: Invoke, request_filter: RequestIdFilter) -> Result:
+    request_id = call.request_id
     request_filter.request_id = request_id
     context = LambdaContext(
-        request_id=request_id, function_name=spec["function"], function_version=spec["version"],
-        invoked_function_arn=header["arn"], memory_limit_in_mb=spec["memory"],
-        log_group_name=spec["log_group"], log_stream_name=spec["log_stream"],
-        deadline_ms=header["deadline_ms"])
+        request_id=request_id, function_name=init.function, function_version=init.version,
+        invoked_function_arn=call.arn, memory_limit_in_mb=init.memory,
+        log_group_name=init.log_group, log_stream_name=init.log_stream, deadline_ms=call.deadline_ms)
     started = time.perf_counter()
     try:
-        result = handler(orjson.loads(event) if event else None, context)
+        result = handler(orjson.loads(call.event) if call.event else None, context)
         payload = orjson.dumps(result, default=_fallback_json)
         ok = True
     except SystemExit as exc:
         payload = orjson.dumps(error_object(
             exc, request_id, "Runtime.ExitError",
             f"RequestId: {request_id} Error: Runtime exited with error: exit status {exc.code or 0}"))
-        return _result(False, started, exiting=True), payload
+        return _result(False, started, payload, exiting=True)
     except BaseException as exc:  # noqa: BLE001 - the handler's failure is the invocation's result
         payload = orjson.dumps(error_object(exc, request_id))
         ok = False
-    return _result(ok, started), payload
+    return _result(ok, started, payload)
 
 
-def _result(ok: bool, started: float, exiting: bool = False) -> dict[str, Any]:
+def _result(ok: bool, started: float, payload: bytes, exiting: bool = False) -> Result:
     duration_ms = (time.perf_counter() - started) * 1000
     max_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"t": "result", "ok": ok, "duration_ms": duration_ms, "max_rss_kb": max_rss_kb,
-            "exiting": exiting}
+    return Result(ok, duration_ms, max_rss_kb, exiting, payload)
 
 
 def _fallback_json(value: Any) -> Any:

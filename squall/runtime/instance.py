@@ -19,12 +19,18 @@ from squall.runtime.protocol import (
     LENGTHS,
     MAX_PAYLOAD_BYTES,
     NONCE_SIZE,
-    Frame,
     FrameTooLarge,
+    Init,
+    InitFailed,
+    InstanceMessage,
+    Invoke,
+    ProtocolError,
+    Ready,
+    Result,
+    Shutdown,
     check_lengths,
-    decode_frame,
     decode_lengths,
-    encode_frame,
+    from_instance,
 )
 from squall.types import LogLine
 
@@ -73,6 +79,9 @@ class InstanceSpec:
     init_error: tuple[str, str] | None = None
     """(errorType, errorMessage) when the node knows that no instance can start (a listed
     secret is not set): the pool then fails the start with it, without a process."""
+    arn: str = ""
+    """The function's ARN, which its initializer and shutdown hook see as
+    `invoked_function_arn` (each invocation comes with the ARN it was called by)."""
 
     @property
     def key(self) -> tuple[str, int]:
@@ -144,24 +153,24 @@ class Instance:
     async def init(self, timeout: float) -> InvokeOutcome:
         """Send the spec and wait for `ready`; on failure the outcome holds the init error."""
         spec = self.spec
-        header = {
-            "t": "init", "nonce": self._nonce.decode(), "function": spec.function,
-            "version": str(spec.version), "handler": spec.handler, "code_dir": spec.code_dir,
-            "memory": spec.memory, "environ": spec.environ, "sys_path": list(spec.sys_path),
-            "log_group": spec.log_group, "log_stream": spec.log_stream, "sandbox": spec.sandbox,
-            "initializer": spec.initializer, "shutdown": spec.shutdown,
-            "deadline_ms": int((time.time() + timeout) * 1000),
-        }
+        init = Init(
+            nonce=self._nonce.decode(), function=spec.function, version=str(spec.version),
+            handler=spec.handler, code_dir=spec.code_dir, memory=spec.memory, environ=spec.environ,
+            sys_path=spec.sys_path, log_group=spec.log_group, log_stream=spec.log_stream,
+            sandbox=spec.sandbox, initializer=spec.initializer, shutdown=spec.shutdown,
+            deadline_ms=int((time.time() + timeout) * 1000), arn=spec.arn)
         started = time.perf_counter()
-        self._writer.write(encode_frame(header))
+        self._writer.write(init.to_bytes())
         try:
-            frame = await asyncio.wait_for(self._read_frame(), timeout)
-        except (asyncio.TimeoutError, InstanceDied, ConnectionError, FrameTooLarge) as exc:
+            reply = await asyncio.wait_for(self._read_message(), timeout)
+            if not isinstance(reply, (Ready, InitFailed)):
+                raise ProtocolError(reply.TAG, None, "came before the instance was ready")
+        except (asyncio.TimeoutError, InstanceDied, ConnectionError, FrameTooLarge, ProtocolError) as exc:
             return await self._failed_init(exc, timeout, started)
-        self.init_ms = float(frame.header.get("init_ms", 0.0))
-        if frame.kind != "ready":
+        self.init_ms = reply.init_ms
+        if isinstance(reply, InitFailed):
             self.kill()
-            return InvokeOutcome(False, frame.payload, self._output.finish(), 0.0, init_ms=self.init_ms)
+            return InvokeOutcome(False, reply.error, self._output.finish(), 0.0, init_ms=self.init_ms)
         self.state = InstanceState.IDLE
         self._freezer = open_freezer(self.pid)  # the group exists once the instance is ready
         self.freeze_when_idle()
@@ -174,6 +183,8 @@ class Instance:
             message = f"Init timed out after {timeout:.2f} seconds"
         elif isinstance(exc, FrameTooLarge):
             message = f"Runtime sent a {exc}"
+        elif isinstance(exc, ProtocolError):
+            message = f"Runtime sent an {exc}"
         else:
             message = f"Runtime exited during init: {await self._exit_reason()}"
         error = {"errorMessage": message, "errorType": "Runtime.InitError", "requestId": "", "stackTrace": []}
@@ -206,9 +217,9 @@ class Instance:
             self.thaw()
             deadline_ms = int((time.time() + grace) * 1000)
             try:
-                self._writer.write(encode_frame({"t": "shutdown", "deadline_ms": deadline_ms}))
-                await asyncio.wait_for(self._read_frame(), grace)
-            except (asyncio.TimeoutError, InstanceDied, ConnectionError, FrameTooLarge):
+                self._writer.write(Shutdown(deadline_ms).to_bytes())
+                await asyncio.wait_for(self._read_message(), grace)  # `bye`, or whatever it is
+            except (asyncio.TimeoutError, InstanceDied, ConnectionError, FrameTooLarge, ProtocolError):
                 pass
         self.kill()
         await self.process.wait()
@@ -256,13 +267,14 @@ class Instance:
         self.thaw()
         self.invocations += 1
         self.request_id = request_id
-        deadline_ms = int((time.time() + timeout) * 1000)
-        header = {"t": "invoke", "id": request_id, "deadline_ms": deadline_ms, "arn": arn}
+        message = Invoke(request_id, int((time.time() + timeout) * 1000), arn, event)
         started = time.perf_counter()
         try:
-            self._writer.write(encode_frame(header, event))
+            self._writer.write(message.to_bytes())
             async with asyncio.timeout(timeout):  # no task per call, as wait_for makes
-                frame = await self._read_frame()
+                reply = await self._read_message()
+            if not isinstance(reply, Result):
+                raise ProtocolError(reply.TAG, None, "came where a result was due")
         except TimeoutError:
             self.kill()
             await self._collect_rest()
@@ -274,26 +286,30 @@ class Instance:
             return self._platform_error(request_id, started, "Function.ResponseSizeTooLarge",
                                         "Response payload size exceeded maximum allowed payload size "
                                         f"({MAX_PAYLOAD_BYTES} bytes).")
+        except ProtocolError as exc:  # only a function that writes frames itself can cause one
+            self.kill()
+            await self._collect_rest()
+            return self._platform_error(request_id, started, "Runtime.ProtocolError",
+                                        f"RequestId: {request_id} Error: Runtime sent an {exc}")
         except (InstanceDied, ConnectionError, RuntimeError):  # uvloop: RuntimeError on a closed pipe
             self.kill()
             await self._collect_rest()
             reason = await self._exit_reason()
             return self._platform_error(request_id, started, "Runtime.ExitError",
                                         f"RequestId: {request_id} Error: Runtime exited with error: {reason}")
-        return self._finish(frame)
+        return self._finish(reply)
 
-    def _finish(self, frame: Frame) -> InvokeOutcome:
+    def _finish(self, result: Result) -> InvokeOutcome:
         self.request_id = None
-        header = frame.header
-        self.max_memory_mb = max(self.max_memory_mb, int(header.get("max_rss_kb", 0)) // 1024)
+        self.max_memory_mb = max(self.max_memory_mb, result.max_rss_kb // 1024)
         self.last_used = time.monotonic()
-        if header.get("exiting"):
+        if result.exiting:
             self.kill()
         else:
             self.state = InstanceState.IDLE
             self.freeze_when_idle()
-        return InvokeOutcome(bool(header.get("ok")), frame.payload, self._output.finish(),
-                             float(header.get("duration_ms", 0.0)), self.max_memory_mb)
+        return InvokeOutcome(result.ok, result.payload, self._output.finish(), result.duration_ms,
+                             self.max_memory_mb)
 
     def _platform_error(self, request_id: str, started: float, error_type: str, message: str) -> InvokeOutcome:
         self.request_id = None
@@ -332,9 +348,10 @@ class Instance:
             raise InstanceDied()
         self._buffer += chunk
 
-    async def _read_frame(self) -> Frame:
-        """Collect output as log lines until the next frame, then decode and return it. Raises
-        FrameTooLarge, from the frame's lengths alone, for a frame over the protocol's limits."""
+    async def _read_message(self) -> InstanceMessage:
+        """Collect output as log lines until the next frame, then decode and return its message.
+        Raises FrameTooLarge, from the frame's lengths alone, for a frame over the protocol's
+        limits, and ProtocolError for one that is not a message an instance sends."""
         buffer, nonce = self._buffer, self._nonce
         keep = len(nonce) - 1
         while True:
@@ -361,7 +378,7 @@ class Instance:
         head = bytes(buffer[fixed:fixed + head_len])
         payload = bytes(buffer[fixed + head_len:fixed + head_len + payload_len])
         del buffer[:fixed + head_len + payload_len]
-        return decode_frame(head, payload)
+        return from_instance(head, payload)
 
 
 def describe_exit(returncode: int) -> str:
