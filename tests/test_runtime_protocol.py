@@ -32,6 +32,16 @@ from squall.runtime.protocol import (
     from_node,
     split_frame,
 )
+from squall.runtime.zygote_protocol import (
+    FROM_ZYGOTE,
+    TO_ZYGOTE,
+    Exited,
+    Spawn,
+    Spawned,
+    SpawnFailed,
+    report_from_zygote,
+    request_from_node,
+)
 from squall.types import LogLevel
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(),
@@ -66,7 +76,11 @@ def round_trip(message: Message, marker: bytes = b"") -> Message:
     again = type(message).from_bytes(data, marker)
     assert again == message
     head, payload = split_frame(data, marker)
-    return from_node(head, payload) if type(message).TAG in FROM_NODE else from_instance(head, payload)
+    if type(message).TAG in FROM_NODE:
+        return from_node(head, payload)
+    if type(message).TAG in FROM_INSTANCE:
+        return from_instance(head, payload)
+    return report_from_zygote(data) if type(message).TAG in FROM_ZYGOTE else request_from_node(data)
 
 
 INIT = Init(
@@ -115,12 +129,29 @@ def test_bye_round_trips() -> None:
     assert round_trip(Bye(), NONCE) == Bye()
 
 
+def test_spawn_round_trips() -> None:
+    assert round_trip(Spawn(request=7)) == Spawn(7)
+
+
+def test_spawned_round_trips() -> None:
+    assert round_trip(Spawned(request=7, pid=4242)) == Spawned(7, 4242)
+
+
+def test_spawn_failed_round_trips() -> None:
+    message = SpawnFailed(request=7, error="fork failed: [Errno 11] Resource temporarily unavailable")
+    assert round_trip(message) == message
+
+
+def test_exited_round_trips() -> None:
+    assert round_trip(Exited(pid=4242, status=9, oom=True)) == Exited(4242, 9, True)
+
+
 def test_every_message_has_a_round_trip_test() -> None:
-    tags = {*FROM_NODE, *FROM_INSTANCE}
+    tags = {*FROM_NODE, *FROM_INSTANCE, *TO_ZYGOTE, *FROM_ZYGOTE}
     tested = {name.removeprefix("test_").removesuffix("_round_trips") for name in globals()
               if name.endswith("_round_trips")}
     assert tags == tested
-    assert len(tags) == len(FROM_NODE) + len(FROM_INSTANCE)
+    assert len(tags) == len(FROM_NODE) + len(FROM_INSTANCE) + len(TO_ZYGOTE) + len(FROM_ZYGOTE)
 
 
 def test_a_header_holds_the_tag_and_every_field_but_the_payload() -> None:
@@ -203,6 +234,17 @@ def test_from_bytes_refuses_another_message_and_broken_frames() -> None:
         Result.from_bytes(data[:-1], NONCE)
     with pytest.raises(ProtocolError, match="too short"):
         Result.from_bytes(NONCE + b"\0\0", NONCE)
+
+
+def test_a_malformed_zygote_packet_is_refused() -> None:
+    with pytest.raises(ProtocolError, match="invalid spawned frame: field 'pid' is missing"):
+        report_from_zygote(encode_frame({"t": "spawned", "request": 1}))
+    with pytest.raises(ProtocolError, match="'spawn', not a message a zygote sends"):
+        report_from_zygote(Spawn(1).to_bytes())
+    with pytest.raises(ProtocolError, match="invalid spawn frame: field 'request' must be an integer"):
+        request_from_node(encode_frame({"t": "spawn", "request": "1"}))
+    with pytest.raises(ProtocolError, match="announces"):
+        request_from_node(Spawn(1).to_bytes() + b"x")
 
 
 def test_lambda_formatted_lines_keep_their_level() -> None:

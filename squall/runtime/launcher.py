@@ -10,12 +10,18 @@ import shutil
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
-
-import orjson
+from typing import Callable, Iterable, Protocol
 
 from squall.runtime.cgroups import set_frozen
 from squall.runtime.instance import Instance, InstanceSpec
+from squall.runtime.zygote_protocol import (
+    MAX_PACKET,
+    Exited,
+    Spawn,
+    Spawned,
+    ZygoteReport,
+    report_from_zygote,
+)
 from squall.settings import ZYGOTE_PRELOAD
 
 BOOT = "import sys; sys.path[:0] = sys.argv[1:]; from squall.runtime.bootstrap import main; main()"
@@ -143,28 +149,27 @@ class ZygoteProcess:
     async def _read_messages(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while message := await loop.sock_recv(sock, 65536):
-                self._dispatch(orjson.loads(message))
+            while packet := await loop.sock_recv(sock, MAX_PACKET):
+                self._dispatch(report_from_zygote(packet))
         except (ConnectionError, OSError):
             pass
         self._lost(sock)
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        if "exited" in message:
-            pid = int(message["exited"])
-            future = self._exits.pop(pid, None)
+    def _dispatch(self, report: ZygoteReport) -> None:
+        if isinstance(report, Exited):
+            future = self._exits.pop(report.pid, None)
             if future is not None and not future.done():
-                if message.get("oom"):
-                    self.out_of_memory.add(pid)
-                future.set_result(returncode_of(int(message["status"])))
+                if report.oom:
+                    self.out_of_memory.add(report.pid)
+                future.set_result(returncode_of(report.status))
             return
-        waiter = self._spawns.pop(int(message["spawned"]), None)
+        waiter = self._spawns.pop(report.request, None)
         if waiter is None or waiter.done():
             return
-        if "pid" in message:
-            waiter.set_result(int(message["pid"]))
+        if isinstance(report, Spawned):
+            waiter.set_result(report.pid)
         else:
-            waiter.set_exception(OSError(f"the zygote could not start an instance: {message.get('error')}"))
+            waiter.set_exception(OSError(f"the zygote could not start an instance: {report.error}"))
 
     def _lost(self, sock: socket.socket) -> None:
         """The zygote died: fail pending spawns; children it cannot report on count as killed."""
@@ -189,7 +194,7 @@ class ZygoteProcess:
         waiter: asyncio.Future[int] = loop.create_future()
         self._spawns[self._next] = waiter
         try:
-            await _send_fds(sock, orjson.dumps({"spawn": self._next}), [child_in, child_out])
+            await _send_fds(sock, Spawn(self._next).to_bytes(), [child_in, child_out])
         finally:
             os.close(child_in)
             os.close(child_out)

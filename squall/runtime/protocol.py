@@ -31,6 +31,9 @@ a message without one) raises ProtocolError, which names the message and the fie
 Frames from an instance are bounded: the node reads a frame's two lengths first and
 refuses (kills the instance) a header over MAX_HEAD_BYTES or a payload over
 MAX_PAYLOAD_BYTES before it reads, let alone buffers, a byte of either.
+
+The node's messages to and from its zygotes use the same frames and machinery
+(squall/runtime/zygote_protocol.py).
 """
 
 from __future__ import annotations

@@ -3,12 +3,9 @@ once, and forks a new instance process on request. A cold start then costs a for
 plus the import of the user's handler, not an interpreter start.
 
 Runs as `python -I -S -c "...zygote.main()" SOCKET_FD PATH...`. It speaks on one
-SOCK_SEQPACKET socket (one message per packet):
-
-  platform -> zygote  {"spawn": n} with two fds attached (SCM_RIGHTS): the child's
-                      stdin (read end) and stdout (write end)
-  zygote -> platform  {"spawned": n, "pid": pid}  or  {"spawned": n, "error": text}
-                      {"exited": pid, "status": waitpid status}   when a child ends
+SOCK_SEQPACKET socket, one message of squall/runtime/zygote_protocol.py per packet:
+`Spawn` (with the child's stdin and stdout attached) from the platform; `Spawned` or
+`SpawnFailed` in answer, and `Exited` whenever a child ends.
 
 The zygote never runs user code: the child does, after the fork.
 
@@ -30,13 +27,11 @@ import signal
 import socket
 import sys
 import time
-from typing import Any
-
-import orjson
 
 from squall.runtime.cgroups import join_own_cgroups, oom_killed, remember_host_pid, remove_cgroups
 from squall.runtime.heap import fill_free_blocks
 from squall.runtime.sandbox import die_with_parent, fork_in_new_pid_namespace
+from squall.runtime.zygote_protocol import MAX_PACKET, Exited, Spawn, Spawned, SpawnFailed, request_from_node
 from squall.settings import ZYGOTE_PRELOAD
 
 MAX_FDS = 2
@@ -173,14 +168,14 @@ class Zygote:
             link.close()
         return pid
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.control.send(orjson.dumps(message))
+    def send(self, message: Spawned | SpawnFailed | Exited) -> None:
+        self.control.send(message.to_bytes())
 
-    def spawn(self, request: dict[str, Any], fds: list[int]) -> None:
+    def spawn(self, request: Spawn, fds: list[int]) -> None:
         if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
-            self.send({"spawned": request.get("spawn"), "error": f"expected 2 fds, got {len(fds)}"})
+            self.send(SpawnFailed(request.request, f"expected 2 fds, got {len(fds)}"))
             return
         pid = self.take_spare(fds)
         self.next_spare_at = max(self.next_spare_at, time.monotonic() + SPARE_AFTER_SPAWN)
@@ -190,14 +185,14 @@ class Zygote:
             except OSError as exc:
                 for fd in fds:
                     os.close(fd)
-                self.send({"spawned": request.get("spawn"), "error": f"fork failed: {exc}"})
+                self.send(SpawnFailed(request.request, f"fork failed: {exc}"))
                 return
             if pid == 0:
                 run_child(fds[0], fds[1], self.control, self.pidfd, self.pid_namespace)
             self.children.add(pid)
         for fd in fds:
             os.close(fd)
-        self.send({"spawned": request["spawn"], "pid": pid})
+        self.send(Spawned(request.request, pid))
 
     def reap(self) -> None:
         while True:
@@ -211,7 +206,7 @@ class Zygote:
             if self.spare is not None and self.spare[0] == pid:
                 self.spare[1].close()
                 self.spare = None
-            self.send({"exited": pid, "status": status, "oom": oom_killed(pid)})
+            self.send(Exited(pid, status, oom_killed(pid)))
             remove_cgroups(pid)
 
     def serve(self) -> None:
@@ -228,10 +223,10 @@ class Zygote:
                     os.read(self.wakeup_r, 512)
                     self.reap()
                     continue
-                message, fds, _flags, _addr = socket.recv_fds(self.control, 65536, MAX_FDS)
-                if not message:
+                packet, fds, _flags, _addr = socket.recv_fds(self.control, MAX_PACKET, MAX_FDS)
+                if not packet:
                     return
-                self.spawn(orjson.loads(message), list(fds))
+                self.spawn(request_from_node(packet), list(fds))
 
     def end_children(self) -> None:
         """The node is gone: kill every child and what it started (its cgroups, thawed)."""
