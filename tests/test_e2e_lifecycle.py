@@ -122,10 +122,17 @@ HOOKS = {
         def broken_init(context):
             raise ConnectionError("database unreachable")
 
+        def init_arn(context):
+            print("initializer sees", context.invoked_function_arn)
+
+        def close_arn(context):
+            print("shutdown hook sees", context.invoked_function_arn)
+
         def handler(event, context):
             state["calls"] += 1
             return {"inits": state["inits"], "calls": state["calls"], "pid": host_pid(),
-                    "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION")}
+                    "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+                    "arn": context.invoked_function_arn}
     """,
 }
 
@@ -153,6 +160,26 @@ def test_a_failing_initializer_is_an_init_error(tmp_path: Path, server: SquallSe
     result = server.cli("deploy", str(project))
     assert result.returncode == 2, "the deploy check runs the initializer too"
     assert "database unreachable" in result.stderr and "init-fails" in result.stderr
+
+
+@pytest.mark.e2e
+def test_the_initializer_and_the_shutdown_hook_see_the_functions_arn(tmp_path: Path,
+                                                                     server: SquallServer) -> None:
+    manifest = HOOKS["squall.yaml"]
+    for old, new in (("name: hooks", "name: hooks-arn"), ("hooked:", "arn-hooked:"), ("/hooked", "/arn-hooked"),
+                     ("app.init", "app.init_arn"), ("app.close", "app.close_arn")):
+        manifest = manifest.replace(old, new)
+    project = write_project(tmp_path / "hooks-arn", {**HOOKS, "squall.yaml": manifest})
+    server.cli("deploy", str(project), check=True)
+    arn = httpx.get(f"{server.url}/arn-hooked").json()["arn"]
+    assert arn.startswith("arn:aws:lambda:") and arn.endswith(":function:arn-hooked")
+    assert json.loads(server.cli("recycle", "arn-hooked", "--json", check=True).stdout)["stopped"] >= 1
+    closing = wait_until(lambda: {line["message"] for line in server.logs("arn-hooked")
+                                  if line["message"].startswith("shutdown hook sees")})
+    assert closing == {f"shutdown hook sees {arn}"}
+    opening = {line["message"] for line in server.logs("arn-hooked")
+               if line["message"].startswith("initializer sees")}
+    assert opening == {f"initializer sees {arn}"}, "the deploy check's instance and the serving one alike"
 
 
 def test_recycle_stops_idle_instances_and_the_next_call_is_cold(server: SquallServer) -> None:

@@ -22,9 +22,14 @@ HANDLERS = '''
 import ctypes, gc, os, struct, sys, time
 
 INITIALIZED = []
+ARNS = []
 
 def init(context):
     INITIALIZED.append(context.function_name)
+    ARNS.append(context.invoked_function_arn)
+
+def close(context):
+    print("shutdown hook of", context.invoked_function_arn)
 
 def broken_init(context):
     raise ConnectionError("database unreachable")
@@ -50,7 +55,7 @@ def handler(event, context):
         time.sleep(5)
     print("serving", event.get("n"))
     if action == "init-check":
-        return {"initialized": INITIALIZED}
+        return {"initialized": INITIALIZED, "arns": ARNS}
     return {"pid": int(os.readlink("/proc/self")), "n": event.get("n"), "env": os.environ.get("ONLY_MINE")}  # host pid: getpid() is 1 in its PID namespace
 '''
 
@@ -225,3 +230,22 @@ def test_initializer_runs_once_and_its_failure_is_an_init_error(make_pool: Calla
         finally:
             await pool.close()
     run(scenario())
+
+
+def test_the_hooks_see_the_functions_arn(make_pool: Callable[..., InstancePool], code_dir: Path) -> None:
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:f"
+    spec = InstanceSpec(**{**spec_for(code_dir).__dict__, "initializer": "app.init", "shutdown": "app.close",
+                           "arn": arn})
+    printed: list[str] = []
+
+    async def scenario() -> None:
+        pool = make_pool()
+        pool.on_idle_output = lambda _spec, lines: printed.extend(line.message for line in lines)
+        try:
+            ok, result = await call(pool, spec, {"do": "init-check"})
+            assert ok and result["arns"] == [arn]
+            assert pool.recycle("f") == 1
+        finally:
+            await pool.close()
+    run(scenario())
+    assert printed == [f"shutdown hook of {arn}"]

@@ -16,6 +16,7 @@ from typing import Any
 
 from squall import credentials
 from squall.exceptions import BadInput, SquallError
+from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec
 from squall.runtime.launcher import choose_profile
 from squall.secrets import SecretKey
@@ -127,7 +128,8 @@ def instance_spec(settings: NodeSettings, version: FunctionVersion) -> InstanceS
         idle_timeout=float(config.get("idle_timeout", 300)), init_timeout=float(config.get("init_timeout", 10)),
         initializer=config.get("initializer"), shutdown=config.get("shutdown"),
         zygote=choose_profile(sys_path),
-        sandbox=sandbox(settings, version, sys_path))
+        sandbox=sandbox(settings, version, sys_path),
+        arn=function_arn(version.function, settings.region, settings.account_id))
     return replace(spec, environ=environment(settings, version, spec))
 
 
