@@ -199,6 +199,16 @@ def test_a_malformed_frame_from_an_instance_names_message_and_field(
     assert repr(field) in str(caught.value) and (message is None or f"{message} frame" in str(caught.value))
 
 
+def test_a_number_may_come_as_an_integer_and_a_tuple_as_a_list() -> None:
+    assert from_instance(frame_head({**RESULT_HEAD, "duration_ms": 2}), b"") == Result(True, 2.0, 10, False, b"")
+    assert Init.from_header({**INIT.header(), "sys_path": ["/a"]}).sys_path == ("/a",)
+
+
+def test_a_header_without_its_tag_is_refused() -> None:
+    with pytest.raises(ProtocolError, match="invalid bye frame: field 't' is missing"):
+        Bye.from_header({})
+
+
 def test_a_frame_whose_header_is_not_a_json_object_is_refused() -> None:
     for head, words in ((b'{"t": "result"', "not JSON"), (b"[1, 2]", "header is a list"), (b"", "not JSON")):
         with pytest.raises(ProtocolError, match=words):

@@ -114,25 +114,25 @@ Check = Callable[[Any], Any]
 
 
 def _str(value: Any) -> str:
-    if isinstance(value, str):
+    if type(value) is str:
         return value
     raise TypeError("a string")
 
 
 def _int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is int:  # not a bool
         return value
     raise TypeError("an integer")
 
 
 def _float(value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if type(value) is float or type(value) is int:  # not a bool
         return float(value)
     raise TypeError("a number")
 
 
 def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
+    if type(value) is bool:
         return value
     raise TypeError("true or false")
 
@@ -182,6 +182,7 @@ class Message:
     PAYLOAD: ClassVar[str] = ""
     """The field that travels as the frame's payload (bytes); empty: the message has none."""
     HEADER_FIELDS: ClassVar[tuple[tuple[str, Check], ...]] = ()
+    HEADER_KEYS: ClassVar[frozenset[str]] = frozenset({"t"})
 
     def header(self) -> dict[str, Any]:
         head: dict[str, Any] = {"t": self.TAG}
@@ -189,12 +190,9 @@ class Message:
             head[name] = getattr(self, name)
         return head
 
-    def payload_bytes(self) -> bytes:
-        return getattr(self, self.PAYLOAD) if self.PAYLOAD else b""
-
     def to_bytes(self, marker: bytes = b"") -> bytes:
         """The whole frame; `marker` is the instance's nonce on frames it sends."""
-        return encode_frame(self.header(), self.payload_bytes(), marker)
+        return encode_frame(self.header(), getattr(self, self.PAYLOAD) if self.PAYLOAD else b"", marker)
 
     @classmethod
     def from_bytes(cls, data: bytes, marker: bytes = b"") -> Self:
@@ -207,34 +205,41 @@ class Message:
 
     @classmethod
     def from_header(cls, header: Mapping[str, Any], payload: bytes = b"") -> Self:
-        """The message whose decoded header (tag included) and payload these are."""
-        values: dict[str, Any] = {}
+        """The message whose decoded header (tag included) and payload these are. A number
+        may come as an integer, a tuple as a list; anything else amiss raises ProtocolError."""
+        values = []
         for name, check in cls.HEADER_FIELDS:
             try:
                 value = header[name]
             except KeyError:
                 raise ProtocolError(cls.TAG, name, "is missing") from None
             try:
-                values[name] = check(value)
+                values.append(check(value))
             except TypeError as exc:
                 raise ProtocolError(cls.TAG, name, f"must be {exc}, not {_kind(value)}") from None
-        if len(header) != len(cls.HEADER_FIELDS) + 1:
-            unknown = sorted(set(header) - {"t"} - set(values))
+        if header.keys() != cls.HEADER_KEYS:  # every field is there: one is unknown, or `t` is missing
+            unknown = sorted(set(header) - cls.HEADER_KEYS)
+            if not unknown:
+                raise ProtocolError(cls.TAG, "t", "is missing")
             raise ProtocolError(cls.TAG, unknown[0], "is not a field of this message")
         if cls.PAYLOAD:
-            values[cls.PAYLOAD] = payload
+            values.append(payload)  # the last field (see wire_message)
         elif payload:
             raise ProtocolError(cls.TAG, None, f"has no payload, got {len(payload)} bytes")
-        return cls(**values)
+        return cls(*values)
 
 
 M = TypeVar("M", bound=Message)
 
 
 def wire_message(cls: type[M]) -> type[M]:
-    """Class decorator (outside @dataclass): read the fields' annotations into HEADER_FIELDS."""
-    cls.HEADER_FIELDS = tuple((f.name, CHECKS[str(f.type)]) for f in fields(cls)  # type: ignore[arg-type]
-                              if f.name != cls.PAYLOAD)
+    """Class decorator (outside @dataclass): read the fields' annotations into HEADER_FIELDS
+    and HEADER_KEYS."""
+    every = fields(cls)  # type: ignore[arg-type]
+    if cls.PAYLOAD and every[-1].name != cls.PAYLOAD:
+        raise TypeError(f"{cls.__name__}: the payload field {cls.PAYLOAD!r} must be the last field")
+    cls.HEADER_FIELDS = tuple((f.name, CHECKS[str(f.type)]) for f in every if f.name != cls.PAYLOAD)
+    cls.HEADER_KEYS = frozenset({"t", *(name for name, _check in cls.HEADER_FIELDS)})
     return cls
 
 
