@@ -54,6 +54,17 @@ MAX_HEAD_BYTES = 64 * 1024
 
 
 # -- framing -------------------------------------------------------------------
+class ProtocolError(ValueError):
+    """A frame that is not a message of its protocol. `message` is the tag of the message it
+    was read as (None when not even that is known), `field` the field at fault, if one is."""
+
+    def __init__(self, message: str | None, field: str | None, problem: str) -> None:
+        what = f"{message} frame" if message else "frame"
+        super().__init__(f"invalid {what}: " + (f"field {field!r} {problem}" if field else problem))
+        self.message = message
+        self.field = field
+
+
 def encode_frame(header: dict[str, Any], payload: bytes = b"", marker: bytes = b"") -> bytes:
     """Serialize a frame; `marker` is the nonce for instance -> platform frames."""
     head = orjson.dumps(header)
@@ -98,17 +109,6 @@ def split_frame(data: bytes, marker: bytes = b"") -> tuple[bytes, bytes]:
 
 
 # -- messages ------------------------------------------------------------------
-class ProtocolError(ValueError):
-    """A frame that is not a message of its protocol. `message` is the tag of the message it
-    claims to be (None when not even that is known), `field` the field at fault, if one is."""
-
-    def __init__(self, message: str | None, field: str | None, problem: str) -> None:
-        what = f"{message} frame" if message else "frame"
-        super().__init__(f"invalid {what}: " + (f"field {field!r} {problem}" if field else problem))
-        self.message = message
-        self.field = field
-
-
 Check = Callable[[Any], Any]
 """Returns a header value as its field holds it, or raises TypeError naming what it should be."""
 
