@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from squall.manifest import FunctionSpec, Manifest
-from squall.triggers import HttpTrigger, RouteAuth, Section
+from squall.manifest.triggers import HttpTrigger, RouteAuth, Section
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -2,7 +2,7 @@
 kinds, and the strict base model that every section of the manifest shares.
 
 A trigger is a mapping keyed by its kind: `- http: "GET /status"`. `TRIGGER_KINDS` maps each
-kind to its model. squall.event_triggers (imported at the end of this module) adds the kinds
+kind to its model. squall.manifest.event_triggers (imported at the end of this module) adds the kinds
 schedule, topic, queue and bucket, and builds `Trigger` (the union of every kind's model) and
 `TriggerField` (the pydantic annotation that picks the model by that key); adding a kind is
 one model plus one entry in `TRIGGER_KINDS` and in `Trigger`.
@@ -360,7 +360,7 @@ class HttpTrigger(Section):
 
 
 TRIGGER_KINDS: dict[str, type[Section]] = {"http": HttpTrigger}
-"""Trigger kind (the key that names it in YAML) -> its model; squall.event_triggers adds its kinds."""
+"""Trigger kind (the key that names it in YAML) -> its model; squall.manifest.event_triggers adds its kinds."""
 
 
 def trigger_kind(value: Any) -> str | None:
@@ -387,4 +387,4 @@ def trigger_kind_message(value: Any) -> str:
     return f"has no trigger kind: expected one of the keys {kinds}, got {show(value)}"
 
 
-import squall.event_triggers  # noqa: E402, F401 - registers the event trigger kinds (it needs Section)
+import squall.manifest.event_triggers  # noqa: E402, F401 - registers the event trigger kinds (it needs Section)

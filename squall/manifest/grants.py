@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from squall.triggers import did_you_mean, fail, is_env_name, show
+from squall.manifest.triggers import did_you_mean, fail, is_env_name, show
 
 if TYPE_CHECKING:
     from squall.manifest import Manifest

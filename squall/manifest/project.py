@@ -4,10 +4,10 @@
 validates text. Every problem raises ManifestError with the file, the 1-based line of the
 offending YAML node and the dotted field (`functions.webhook.triggers[2].http`).
 
-How lines are found: squall.yaml_lines reads the YAML with the line of every key and list
+How lines are found: squall.manifest.yaml_lines reads the YAML with the line of every key and list
 item by its path (keys as written, list indices as ints); pydantic's error `loc` is mapped to
-that path, or to its nearest parent with a line. The trigger models live in squall.triggers
-(http) and squall.event_triggers (schedule, topic, queue, bucket, and the project's topics,
+that path, or to its nearest parent with a line. The trigger models live in squall.manifest.triggers
+(http) and squall.manifest.event_triggers (schedule, topic, queue, bucket, and the project's topics,
 queues and buckets), and are re-exported here. The user reference is docs/manifest.md.
 """
 
@@ -23,7 +23,7 @@ from typing import Annotated, Any, Callable
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import ErrorDetails
 
-from squall.event_triggers import (
+from squall.manifest.event_triggers import (
     DEFAULT_MAX_EVENT_AGE,
     DEFAULT_RETRIES,
     MAX_RETRIES,
@@ -50,10 +50,10 @@ from squall.event_triggers import (
     schedules_of,
 )
 from squall.exceptions import ManifestError
-from squall.grants import check_grant_list, check_grants, check_secret_names
-from squall.stages import StageSpec, check_stages
-from squall.tables.spec import TableSpec, check_table_name, check_tables
-from squall.triggers import (
+from squall.manifest.grants import check_grant_list, check_grants, check_secret_names
+from squall.manifest.stages import StageSpec, check_stages
+from squall.manifest.tables import TableSpec, check_table_name, check_tables
+from squall.manifest.triggers import (
     SQUALL_ERROR,
     TRIGGER_KIND_ERROR,
     AuthType,
@@ -68,7 +68,7 @@ from squall.triggers import (
     trigger_kind_message,
     unknown_key_message,
 )
-from squall.yaml_lines import Lines, YamlMapping, line_of, read_yaml
+from squall.manifest.yaml_lines import Lines, YamlMapping, line_of, read_yaml
 
 __all__ = ["MANIFEST_NAME", "AuthType", "RouteAuth", "HttpTrigger", "ScheduleTrigger", "TopicTrigger",
            "QueueTrigger", "BucketTrigger", "Trigger", "Destination", "TopicSpec", "Subscription",

@@ -3,7 +3,7 @@ project resources they name (`topics:`, `queues:`, `buckets:`), a function's asy
 destinations (`on_success`, `on_failure`), durations, and the checks that names refer to
 declared things.
 
-Importing squall.triggers imports this module, which registers its trigger models in
+Importing squall.manifest.triggers imports this module, which registers its trigger models in
 `TRIGGER_KINDS` and builds `Trigger` and `TriggerField` from every kind. Values are stored
 normalized: durations as seconds (an int when whole), filter policies and schedule inputs as
 plain JSON, bucket events without their `s3:` prefix. The user reference is docs/manifest.md.
@@ -22,7 +22,7 @@ from pydantic import (BeforeValidator, Discriminator, Field, SerializerFunctionW
 
 from squall.events.filter_policy import SCOPES, FilterPolicyError, parse_filter_policy
 from squall.events.schedule_expressions import ScheduleExpressionError, parse_schedule, validate_timezone
-from squall.triggers import (TRIGGER_KIND_ERROR, TRIGGER_KINDS, HttpTrigger, Loc, Section, TriggerAlias,
+from squall.manifest.triggers import (TRIGGER_KIND_ERROR, TRIGGER_KINDS, HttpTrigger, Loc, Section, TriggerAlias,
                              did_you_mean, dotted, fail, show, trigger_kind)
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from squall.triggers import Section, fail, show
+from squall.manifest.triggers import Section, fail, show
 
 DEFAULT_STAGE = "default"
 STAGE_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -53,7 +53,7 @@ def _check_prefix(value: Any) -> str | None:
 
 
 def _check_env(value: Any) -> dict[str, str]:
-    from squall.manifest import _check_env as check_env
+    from squall.manifest.project import _check_env as check_env
     return check_env(value)
 
 
