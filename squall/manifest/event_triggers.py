@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 from pydantic import (BeforeValidator, Discriminator, Field, SerializerFunctionWrapHandler, Tag,
                       ValidationInfo, model_serializer, model_validator)
 
-from squall.events.filter_policy import SCOPES, FilterPolicyError, parse_filter_policy
-from squall.events.schedule_expressions import ScheduleExpressionError, parse_schedule, validate_timezone
+from squall.manifest.filter_policy import SCOPES, FilterPolicyError, parse_filter_policy
+from squall.manifest.schedule_expressions import ScheduleExpressionError, parse_schedule, validate_timezone
 from squall.manifest.triggers import (TRIGGER_KIND_ERROR, TRIGGER_KINDS, HttpTrigger, Loc, Section, TriggerAlias,
                              did_you_mean, dotted, fail, show, trigger_kind)
 
