@@ -37,7 +37,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from squall.exceptions import BadInput, PayloadTooLarge, SquallError
-from squall.manifest.triggers import is_env_name
+from squall.manifest.values import is_env_name
 from squall.settings import SECRET_KEY
 from squall.types import LogLine
 

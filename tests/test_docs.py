@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from squall.manifest import FunctionSpec, Manifest
-from squall.manifest.triggers import HttpTrigger, RouteAuth, Section
+from squall.manifest.sections import Section
+from squall.manifest.triggers import HttpTrigger, RouteAuth
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 
 from squall.manifest.event_triggers import (BucketSpec, BucketTrigger, Destination, QueueSpec, QueueTrigger,
-                                   ScheduleTrigger, Subscription, TopicSpec, TopicTrigger,
-                                   format_duration, parse_duration)
+                                            ScheduleTrigger, Subscription, TopicSpec, TopicTrigger)
 from squall.exceptions import ManifestError
 from squall.manifest import FunctionSpec, HttpTrigger, Manifest, parse_manifest
-from squall.manifest.triggers import TRIGGER_KINDS, Section, trigger_kind
+from squall.manifest.sections import Section
+from squall.manifest.triggers import TRIGGER_KINDS, trigger_kind
+from squall.manifest.values import format_duration, parse_duration
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

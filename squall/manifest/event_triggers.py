@@ -12,7 +12,6 @@ plain JSON, bucket events without their `s3:` prefix. The user reference is docs
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterable, Union
 from urllib.parse import urlsplit
@@ -20,10 +19,14 @@ from urllib.parse import urlsplit
 from pydantic import (BeforeValidator, Discriminator, Field, SerializerFunctionWrapHandler, Tag,
                       ValidationInfo, model_serializer, model_validator)
 
+from squall.manifest.errors import (TRIGGER_KIND_ERROR, Loc, did_you_mean, dotted, fail, show,
+                                    undeclared_message)
 from squall.manifest.filter_policy import SCOPES, FilterPolicyError, parse_filter_policy
 from squall.manifest.schedule_expressions import ScheduleExpressionError, parse_schedule, validate_timezone
-from squall.manifest.triggers import (TRIGGER_KIND_ERROR, TRIGGER_KINDS, HttpTrigger, Loc, Section, TriggerAlias,
-                             did_you_mean, dotted, fail, show, trigger_kind)
+from squall.manifest.sections import Section
+from squall.manifest.triggers import TRIGGER_KINDS, HttpTrigger, TriggerAlias, trigger_kind
+from squall.manifest.values import (check_bool, check_function_name, check_text, duration, one_of, optional,
+                                    plain_json, whole_number)
 
 if TYPE_CHECKING:
     from squall.manifest import FunctionSpec, Manifest
@@ -32,8 +35,6 @@ DEFAULT_RETRIES = 2
 DEFAULT_MAX_EVENT_AGE = 21600
 MAX_RETRIES = 10
 """Lambda allows 0 to 2 retries of an async invocation; squall allows up to 10."""
-MAX_JSON_BYTES = 256 * 1024
-"""Largest schedule `input` (as EventBridge Scheduler) and filter policy (as SNS)."""
 FIFO_SUFFIX = ".fifo"
 MAX_FIFO_BATCH = 10
 OVERLAP_MODES = ("skip", "queue", "replace")
@@ -42,127 +43,8 @@ BUCKET_EVENTS = ("ObjectCreated:*", "ObjectCreated:Put", "ObjectCreated:Copy", "
 DEFAULT_BUCKET_EVENTS = ("ObjectCreated:*",)
 
 _RESOURCE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
-_FUNCTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-"""As squall.manifest's function names."""
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-
-
-# ------------------------------------------------------------------ values
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _whole(seconds: float) -> int | float:
-    return int(seconds) if float(seconds).is_integer() else seconds
-
-
-def parse_duration(value: Any) -> int | float:
-    """Seconds of a duration: a number, or text such as "30s", "5m", "1h30m" or "2d" (units in
-    that order, each once). An int when whole; ValueError if `value` is neither."""
-    if _is_number(value) and math.isfinite(value):
-        return _whole(value)
-    if isinstance(value, str):
-        text = value.strip()
-        match = _DURATION.fullmatch(text)
-        if text and match:
-            return sum(int(count) * seconds for count, (_, seconds) in zip(match.groups(), _UNITS)
-                       if count)
-    raise ValueError("must be a duration such as 30s, 5m or 1h, or a number of seconds; "
-                     f"got {show(value)}")
-
-
-def format_duration(seconds: int) -> str:
-    """`5400` -> `"1h30m"`, `0` -> `"0s"`."""
-    parts = []
-    for unit, size in _UNITS:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
-
-
-def duration(low: int, high: int) -> Callable[[Any], int | float]:
-    """A check that a value is a duration from `low` to `high` seconds."""
-    def check(value: Any) -> int | float:
-        seconds = parse_duration(value)
-        if low <= seconds <= high:
-            return seconds
-        raise ValueError(f"must be from {format_duration(low)} to {format_duration(high)} "
-                         f"({low} to {high} seconds); got {show(value)}")
-    return check
-
-
-def _optional_duration(low: int, high: int) -> Callable[[Any], int | float | None]:
-    check = duration(low, high)
-    return lambda value: None if value is None else check(value)
-
-
-def whole_number(low: int, high: int, what: str) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
-            return value
-        raise ValueError(f"must be a whole number of {what} from {low} to {high}, got {show(value)}")
-    return check
-
-
-def check_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ValueError(f"must be true or false, got {show(value)}")
-
-
-def _check_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise ValueError(f'must be a string (use "" for none), got {show(value)}')
-
-
-def _one_of(choices: Iterable[str]) -> Callable[[Any], str]:
-    allowed = tuple(choices)
-
-    def check(value: Any) -> str:
-        if isinstance(value, str) and value in allowed:
-            return value
-        raise ValueError(f"must be one of {', '.join(allowed)}, got {show(value)}"
-                         f"{did_you_mean(value, allowed)}")
-    return check
-
-
-def plain_json(value: Any) -> Any:
-    """`value` as plain JSON data (dicts, lists, str, int, float, bool, None), at most
-    MAX_JSON_BYTES long; ValueError otherwise. Stops early on huge or cyclic YAML aliases."""
-    budget = [MAX_JSON_BYTES]
-
-    def convert(item: Any, above: frozenset[int]) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise ValueError(f"is too large: at most {MAX_JSON_BYTES // 1024} KB of JSON")
-        if item is None or isinstance(item, (bool, str, int)):
-            return item
-        if isinstance(item, float):
-            if math.isfinite(item):
-                return item
-            raise ValueError(f"must be plain JSON: {show(item)} is not a JSON number")
-        if isinstance(item, (dict, list)):
-            if id(item) in above:
-                raise ValueError("must be plain JSON: it contains itself (a YAML alias loop)")
-            inner = above | {id(item)}
-            if isinstance(item, list):
-                return [convert(part, inner) for part in item]
-            return {str(key): convert(part, inner) for key, part in item.items()}
-        raise ValueError(f"must be plain JSON: {show(item)} is a {type(item).__name__} "
-                         "(quote dates and times in YAML)")
-
-    data = convert(value, frozenset())
-    size = len(json.dumps(data, ensure_ascii=False).encode())
-    if size > MAX_JSON_BYTES:
-        raise ValueError(f"is too large: {size} bytes of JSON, at most {MAX_JSON_BYTES // 1024} KB")
-    return data
 
 
 # ------------------------------------------------------------------ names
@@ -199,26 +81,15 @@ def _check_schedule_name(value: Any) -> str | None:
                      f"characters), got {show(value)}")
 
 
-def _check_function_name(value: Any) -> str:
-    if isinstance(value, str) and _FUNCTION_NAME.fullmatch(value):
-        return value
-    raise ValueError("a function name must start with a letter and hold only letters, digits, - "
-                     f"and _ (64 at most), got {show(value)}")
-
-
 def is_fifo(queue: str) -> bool:
     return queue.endswith(FIFO_SUFFIX)
-
-
-def _optional(check: Callable[[Any], str]) -> Callable[[Any], str | None]:
-    return lambda value: None if value is None else check(value)
 
 
 # ------------------------------------------------------------------ filter policies
 
 
 def _check_scope(value: Any) -> str:
-    return _one_of(SCOPES)(value)
+    return one_of(SCOPES)(value)
 
 
 def _check_policy(value: Any) -> dict[str, Any] | None:
@@ -301,7 +172,7 @@ class QueueSpec(Section):
 
     visibility_timeout: Annotated[int | float, BeforeValidator(duration(0, 43200))] = 30
     max_receive_count: Annotated[int, BeforeValidator(whole_number(1, 1000, "receives"))] = 5
-    dead_letter_queue: Annotated[str | None, BeforeValidator(_optional(check_queue_name))] = None
+    dead_letter_queue: Annotated[str | None, BeforeValidator(optional(check_queue_name))] = None
     retention: Annotated[int | float, BeforeValidator(duration(60, 1209600))] = 345600
     delay: Annotated[int | float, BeforeValidator(duration(0, 900))] = 0
     fifo: Annotated[bool, BeforeValidator(check_bool)] = False
@@ -365,7 +236,7 @@ class Destination(Section):
 
     topic: Annotated[str | None, BeforeValidator(check_topic_name)] = None
     queue: Annotated[str | None, BeforeValidator(check_queue_name)] = None
-    function: Annotated[str | None, BeforeValidator(_check_function_name)] = None
+    function: Annotated[str | None, BeforeValidator(check_function_name)] = None
 
     @classmethod
     def prepare(cls, data: dict[Any, Any], info: ValidationInfo) -> dict[Any, Any]:
@@ -421,11 +292,11 @@ class ScheduleTrigger(Section):
                         Field(description='rate(...), cron(...) or a 5-field cron')]
     name: Annotated[str | None, BeforeValidator(_check_schedule_name)] = None
     timezone: Annotated[str, BeforeValidator(_check_timezone)] = "UTC"
-    input: Annotated[Any, BeforeValidator(lambda value: None if value is None else plain_json(value))] = None
-    overlap: Annotated[str, BeforeValidator(_one_of(OVERLAP_MODES))] = "skip"
+    input: Annotated[Any, BeforeValidator(optional(plain_json))] = None
+    overlap: Annotated[str, BeforeValidator(one_of(OVERLAP_MODES))] = "skip"
     catch_up: Annotated[bool, BeforeValidator(check_bool)] = False
-    alarm_after: Annotated[int | float | None, BeforeValidator(_optional_duration(1, 31 * 86400))] = None
-    alarm_topic: Annotated[str | None, BeforeValidator(_optional(check_topic_name))] = None
+    alarm_after: Annotated[int | float | None, BeforeValidator(optional(duration(1, 31 * 86400)))] = None
+    alarm_topic: Annotated[str | None, BeforeValidator(optional(check_topic_name))] = None
     enabled: Annotated[bool, BeforeValidator(check_bool)] = True
     alias: TriggerAlias = None
 
@@ -496,8 +367,8 @@ class BucketTrigger(Section):
                       Field(description="the name of a bucket declared under buckets")]
     events: Annotated[list[str], BeforeValidator(_check_events)] = Field(
         default_factory=lambda: list(DEFAULT_BUCKET_EVENTS))
-    prefix: Annotated[str, BeforeValidator(_check_text)] = ""
-    suffix: Annotated[str, BeforeValidator(_check_text)] = ""
+    prefix: Annotated[str, BeforeValidator(check_text)] = ""
+    suffix: Annotated[str, BeforeValidator(check_text)] = ""
     alias: TriggerAlias = None
 
 
@@ -540,12 +411,6 @@ def name_schedules(function: Any, triggers: Any) -> Any:
 # ------------------------------------------------------------------ references
 
 
-def _undeclared(what: str, section: str, name: str, declared: Iterable[str]) -> str:
-    names = list(declared)
-    listed = f"declared: {', '.join(names)}" if names else f"the manifest declares no {section}"
-    return f"{what} {show(name)} is not declared under {section}{did_you_mean(name, names)}; {listed}"
-
-
 def check_references(manifest: Manifest) -> None:
     """Raise `fail()` at the first name that refers to nothing, or breaks a rule between
     resources: dead-letter queues, schedule names unique, one consumer per queue."""
@@ -568,7 +433,7 @@ def _check_dead_letter_queue(manifest: Manifest, name: str, queue: QueueSpec) ->
     if target == name:
         raise fail("must name another queue: a queue cannot be its own dead-letter queue", *here)
     if target not in manifest.queues:
-        raise fail(_undeclared("queue", "queues", target, manifest.queues), *here)
+        raise fail(undeclared_message("queue", "queues", target, manifest.queues), *here)
     if is_fifo(target) != queue.fifo:
         kinds = ("FIFO", "standard") if queue.fifo else ("standard", "FIFO")
         raise fail(f"{show(target)} is a {kinds[1]} queue: the dead-letter queue of a {kinds[0]} queue "
@@ -583,7 +448,7 @@ def _check_destination(manifest: Manifest, destination: Destination | None, here
     declared = sections[destination.kind]
     if destination.target not in declared:
         section = destination.kind + "s"
-        raise fail(_undeclared(destination.kind, section, destination.target, declared),
+        raise fail(undeclared_message(destination.kind, section, destination.target, declared),
                    *here, destination.kind)
 
 
@@ -591,7 +456,7 @@ def _check_trigger(manifest: Manifest, trigger: Any, here: Loc, schedules: dict[
                    consumers: dict[str, Loc]) -> None:
     if isinstance(trigger, ScheduleTrigger):
         if trigger.alarm_topic is not None and trigger.alarm_topic not in manifest.topics:
-            raise fail(_undeclared("topic", "topics", trigger.alarm_topic, manifest.topics),
+            raise fail(undeclared_message("topic", "topics", trigger.alarm_topic, manifest.topics),
                        *here, "alarm_topic")
         name = trigger.name or ""
         first = schedules.setdefault(name, (*here, "name"))
@@ -600,16 +465,16 @@ def _check_trigger(manifest: Manifest, trigger: Any, here: Loc, schedules: dict[
                        "schedule names are unique in a project (an unnamed schedule is named "
                        "<function>-<n>)", *here, "name", see=first)
     elif isinstance(trigger, TopicTrigger) and trigger.topic not in manifest.topics:
-        raise fail(_undeclared("topic", "topics", trigger.topic, manifest.topics), *here, "topic")
+        raise fail(undeclared_message("topic", "topics", trigger.topic, manifest.topics), *here, "topic")
     elif isinstance(trigger, QueueTrigger):
         if trigger.queue not in manifest.queues:
-            raise fail(_undeclared("queue", "queues", trigger.queue, manifest.queues), *here, "queue")
+            raise fail(undeclared_message("queue", "queues", trigger.queue, manifest.queues), *here, "queue")
         first = consumers.setdefault(trigger.queue, (*here, "queue"))
         if first != (*here, "queue"):
             raise fail(f"queue {show(trigger.queue)} is already consumed by function {show(first[1])} at "
                        f"{dotted(first)}; a queue may feed one function trigger", *here, "queue", see=first)
     elif isinstance(trigger, BucketTrigger) and trigger.bucket not in manifest.buckets:
-        raise fail(_undeclared("bucket", "buckets", trigger.bucket, manifest.buckets), *here, "bucket")
+        raise fail(undeclared_message("bucket", "buckets", trigger.bucket, manifest.buckets), *here, "bucket")
 
 
 def schedules_of(functions: dict[str, FunctionSpec]) -> list[tuple[str, str, ScheduleTrigger]]:

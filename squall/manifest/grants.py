@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from squall.manifest.triggers import did_you_mean, fail, is_env_name, show
+from squall.manifest.errors import did_you_mean, fail, show
+from squall.manifest.values import is_env_name
 
 if TYPE_CHECKING:
     from squall.manifest import Manifest

@@ -18,11 +18,13 @@ import posixpath
 import re
 import string
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 from pydantic_core import ErrorDetails
 
+from squall.exceptions import ManifestError
+from squall.manifest.errors import SQUALL_ERROR, TRIGGER_KIND_ERROR, Loc, dotted, fail, show, unknown_key_message
 from squall.manifest.event_triggers import (
     DEFAULT_MAX_EVENT_AGE,
     DEFAULT_RETRIES,
@@ -45,30 +47,16 @@ from squall.manifest.event_triggers import (
     check_references,
     check_topic_name,
     check_topics,
-    duration,
     name_schedules,
     schedules_of,
 )
-from squall.exceptions import ManifestError
 from squall.manifest.grants import check_grant_list, check_grants, check_secret_names
+from squall.manifest.sections import Section
 from squall.manifest.stages import StageSpec, check_stages
 from squall.manifest.tables import TableSpec, check_table_name, check_tables
-from squall.manifest.triggers import (
-    SQUALL_ERROR,
-    TRIGGER_KIND_ERROR,
-    AuthType,
-    HttpTrigger,
-    Loc,
-    RouteAuth,
-    Section,
-    dotted,
-    fail,
-    is_env_name,
-    show,
-    trigger_kind_message,
-    unknown_key_message,
-)
-from squall.manifest.yaml_lines import Lines, YamlMapping, line_of, read_yaml
+from squall.manifest.triggers import AuthType, HttpTrigger, RouteAuth, trigger_kind_message
+from squall.manifest.values import check_env, duration, is_number, name_check, optional, seconds, whole_number
+from squall.manifest.yaml_lines import Lines, line_of, read_yaml
 
 __all__ = ["MANIFEST_NAME", "AuthType", "RouteAuth", "HttpTrigger", "ScheduleTrigger", "TopicTrigger",
            "QueueTrigger", "BucketTrigger", "Trigger", "Destination", "TopicSpec", "Subscription",
@@ -81,19 +69,9 @@ MAX_TIMEOUT = 900
 MIN_MEMORY, MAX_MEMORY = 64, 10240
 NETWORK_MODES = ("default", "none")
 
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _RUNTIME = re.compile(r"python3\.\d+")
 
 # ------------------------------------------------------------------ field checks
-
-
-def _name_check(what: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if isinstance(value, str) and _NAME.fullmatch(value):
-            return value
-        raise ValueError(f"{what} must start with a letter and hold only letters, digits, - and _ "
-                         f"(64 at most), got {show(value)}")
-    return check
 
 
 def default_project_name(folder_name: str) -> str:
@@ -138,68 +116,24 @@ def _check_runtime(value: Any) -> str:
                      f"python3.x runtimes are supported), got {show(value)}")
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _check_timeout(value: Any) -> float:
-    if _is_number(value) and 0 < value <= MAX_TIMEOUT:
+    if is_number(value) and 0 < value <= MAX_TIMEOUT:
         return float(value)
     raise ValueError(f"must be a number of seconds above 0 and at most {MAX_TIMEOUT} (as on AWS "
                      f"Lambda), got {show(value)}")
 
 
 def _check_memory(value: Any) -> int:
-    if _is_number(value) and isinstance(value, int) and MIN_MEMORY <= value <= MAX_MEMORY:
+    if is_number(value) and isinstance(value, int) and MIN_MEMORY <= value <= MAX_MEMORY:
         return value
     raise ValueError(f"must be a whole number of MB from {MIN_MEMORY} to {MAX_MEMORY} (as on AWS "
                      f"Lambda), got {show(value)}")
-
-
-def _whole_number(low: int, high: int, what: str) -> Callable[[Any], int]:
-    """A check that a value is an int from `low` to `high`; `what` says what it counts."""
-    def check(value: Any) -> int:
-        if _is_number(value) and isinstance(value, int) and low <= value <= high:
-            return value
-        raise ValueError(f"must be a whole number of {what} from {low} to {high}, got {show(value)}")
-    return check
-
-
-def _seconds(high: float) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if _is_number(value) and 0 < value <= high:
-            return float(value)
-        raise ValueError(f"must be a number of seconds above 0 and at most {high:g}, got {show(value)}")
-    return check
-
-
-def _check_optional_handler(value: Any) -> str | None:
-    return None if value is None else _check_handler(value)
 
 
 def _check_network(value: Any) -> str:
     if value in NETWORK_MODES:
         return str(value)
     raise ValueError(f"must be one of {', '.join(NETWORK_MODES)}, got {show(value)}")
-
-
-def _check_env(value: Any) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError("must be a mapping of variable names to strings, e.g. "
-                         f"{{LOG_LEVEL: debug}}, got {show(value)}")
-    for name, text in value.items():
-        if not is_env_name(name):
-            raise fail(f"{show(name)} is not an environment variable name: use letters, digits and "
-                       "_, not starting with a digit", str(name))
-        if not isinstance(text, str):
-            written = value.written.get(name) if isinstance(value, YamlMapping) else None
-            example = ("" if text is None else written if written is not None
-                       else show(text).strip('"'))
-            raise fail(f"must be a string, got {show(text)}; quote it in YAML: "
-                       f'{name}: "{example}"', name)
-    return dict(sorted(value.items()))
 
 
 def _check_triggers(value: Any) -> Any:
@@ -245,7 +179,7 @@ class FunctionSpec(Section):
 
     internal_keys = frozenset({"name"})
 
-    name: Annotated[str, BeforeValidator(_name_check("a function name")),
+    name: Annotated[str, BeforeValidator(name_check("a function name")),
                     Field(description="the function's name")]
     handler: Annotated[str, BeforeValidator(_check_handler),
                        Field(description="the function to call, as module.function (e.g. app.handler)")]
@@ -253,18 +187,18 @@ class FunctionSpec(Section):
     runtime: Annotated[str, BeforeValidator(_check_runtime)] = DEFAULT_RUNTIME
     timeout: Annotated[float, BeforeValidator(_check_timeout)] = 30.0
     memory: Annotated[int, BeforeValidator(_check_memory)] = 256
-    env: Annotated[dict[str, str], BeforeValidator(_check_env)] = Field(default_factory=dict)
-    ephemeral_storage: Annotated[int, BeforeValidator(_whole_number(64, 10240, "MB"))] = 512
+    env: Annotated[dict[str, str], BeforeValidator(check_env)] = Field(default_factory=dict)
+    ephemeral_storage: Annotated[int, BeforeValidator(whole_number(64, 10240, "MB"))] = 512
     network: Annotated[str, BeforeValidator(_check_network)] = "default"
-    concurrency: Annotated[int, BeforeValidator(_whole_number(1, 1000, "instances"))] = 100
-    min_instances: Annotated[int, BeforeValidator(_whole_number(0, 1000, "instances"))] = 0
-    idle_timeout: Annotated[float, BeforeValidator(_seconds(86400))] = 300.0
-    initializer: Annotated[str | None, BeforeValidator(_check_optional_handler)] = None
-    init_timeout: Annotated[float, BeforeValidator(_seconds(MAX_TIMEOUT))] = 10.0
-    shutdown: Annotated[str | None, BeforeValidator(_check_optional_handler)] = None
+    concurrency: Annotated[int, BeforeValidator(whole_number(1, 1000, "instances"))] = 100
+    min_instances: Annotated[int, BeforeValidator(whole_number(0, 1000, "instances"))] = 0
+    idle_timeout: Annotated[float, BeforeValidator(seconds(86400))] = 300.0
+    initializer: Annotated[str | None, BeforeValidator(optional(_check_handler))] = None
+    init_timeout: Annotated[float, BeforeValidator(seconds(MAX_TIMEOUT))] = 10.0
+    shutdown: Annotated[str | None, BeforeValidator(optional(_check_handler))] = None
     # The async settings are left out of dumps at their defaults: a function that does not
     # use them keeps the configuration (and so the version hash) it had before they existed.
-    retries: Annotated[int, BeforeValidator(_whole_number(0, MAX_RETRIES, "retries")),
+    retries: Annotated[int, BeforeValidator(whole_number(0, MAX_RETRIES, "retries")),
                        Field(exclude_if=lambda value: value == DEFAULT_RETRIES)] = DEFAULT_RETRIES
     max_event_age: Annotated[int | float, BeforeValidator(duration(60, DEFAULT_MAX_EVENT_AGE)),
                              Field(exclude_if=lambda value: value == DEFAULT_MAX_EVENT_AGE)
@@ -312,9 +246,9 @@ class Manifest(Section):
 
     internal_keys = frozenset({"path"})
 
-    name: Annotated[str, BeforeValidator(_name_check("the project name")),
+    name: Annotated[str, BeforeValidator(name_check("the project name")),
                     Field(description="the project's name")]
-    functions: Annotated[dict[Annotated[str, BeforeValidator(_name_check("a function name"))],
+    functions: Annotated[dict[Annotated[str, BeforeValidator(name_check("a function name"))],
                               FunctionSpec],
                          BeforeValidator(_check_functions),
                          Field(description="the functions of the project")]
@@ -326,7 +260,7 @@ class Manifest(Section):
                        BeforeValidator(check_buckets)] = Field(default_factory=dict)
     tables: Annotated[dict[Annotated[str, BeforeValidator(check_table_name)], TableSpec],
                       BeforeValidator(check_tables)] = Field(default_factory=dict)
-    keep_versions: Annotated[int, BeforeValidator(_whole_number(1, 1000, "versions")),
+    keep_versions: Annotated[int, BeforeValidator(whole_number(1, 1000, "versions")),
                              Field(description="versions kept per function, besides those an alias "
                                                "points at (older ones and their code are deleted)")] = 20
     stages: Annotated[dict[str, StageSpec], BeforeValidator(check_stages),

@@ -21,7 +21,9 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from squall.manifest.triggers import Section, fail, show
+from squall.manifest.errors import fail, show
+from squall.manifest.sections import Section
+from squall.manifest.values import check_env
 
 DEFAULT_STAGE = "default"
 STAGE_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -52,11 +54,6 @@ def _check_prefix(value: Any) -> str | None:
     raise ValueError(f"must be a path prefix such as /staging (not under /_squall), got {show(value)}")
 
 
-def _check_env(value: Any) -> dict[str, str]:
-    from squall.manifest.project import _check_env as check_env
-    return check_env(value)
-
-
 class StageSpec(Section):
     """How requests reach a stage, and the environment its functions get."""
 
@@ -65,7 +62,7 @@ class StageSpec(Section):
     path_prefix: Annotated[str | None, BeforeValidator(_check_prefix),
                            Field(description="requests under this path go to the stage, "
                                              "without it (default /NAME)")] = None
-    env: Annotated[dict[str, str], BeforeValidator(_check_env),
+    env: Annotated[dict[str, str], BeforeValidator(check_env),
                    Field(description="variables every function of the stage gets (its own win)")] = Field(
         default_factory=dict)
 

@@ -138,7 +138,7 @@ class ScheduleClock:
 
 def seconds_of(span: Span) -> float:
     """Seconds of a duration (see `Span`); ValueError when it is not one, or is negative."""
-    from squall.manifest.event_triggers import parse_duration
+    from squall.manifest.values import parse_duration
 
     if isinstance(span, timedelta):
         seconds = span.total_seconds()
