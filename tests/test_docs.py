@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from squall.manifest import FunctionSpec, Manifest
+from squall.manifest import FunctionSpec, HttpTrigger, Manifest, RouteAuth
 from squall.manifest.sections import Section
-from squall.manifest.triggers import HttpTrigger, RouteAuth
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

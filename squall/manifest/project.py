@@ -24,38 +24,25 @@ from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, mo
 from pydantic_core import ErrorDetails
 
 from squall.exceptions import ManifestError
-from squall.manifest.errors import SQUALL_ERROR, TRIGGER_KIND_ERROR, Loc, dotted, fail, show, unknown_key_message
-from squall.manifest.event_triggers import (
-    DEFAULT_MAX_EVENT_AGE,
-    DEFAULT_RETRIES,
-    MAX_RETRIES,
-    BucketSpec,
-    BucketTrigger,
-    Destination,
-    QueueSpec,
-    QueueTrigger,
-    ScheduleTrigger,
-    Subscription,
-    TopicSpec,
-    TopicTrigger,
-    Trigger,
-    TriggerField,
-    check_bucket_name,
-    check_buckets,
-    check_queue_name,
-    check_queues,
-    check_references,
-    check_topic_name,
-    check_topics,
-    name_schedules,
-    schedules_of,
-)
+from squall.manifest.errors import (SQUALL_ERROR, TRIGGER_KIND_ERROR, Loc, dotted, fail, show,
+                                    unknown_key_message)
+from squall.manifest.bucket import BucketTrigger
+from squall.manifest.destinations import (DEFAULT_MAX_EVENT_AGE, DEFAULT_RETRIES, MAX_RETRIES, Destination,
+                                          check_destination)
 from squall.manifest.grants import check_grant_list, check_grants, check_secret_names
-from squall.manifest.sections import Section
+from squall.manifest.http import AuthType, HttpTrigger, RouteAuth
+from squall.manifest.queue import QueueTrigger
+from squall.manifest.resources import (BucketSpec, QueueSpec, Subscription, TopicSpec, check_bucket_name,
+                                       check_buckets, check_dead_letter_queues, check_queue_name,
+                                       check_queues, check_topic_name, check_topics)
+from squall.manifest.schedule import ScheduleTrigger
+from squall.manifest.sections import Declared, Section
 from squall.manifest.stages import StageSpec, check_stages
 from squall.manifest.tables import TableSpec, check_table_name, check_tables
-from squall.manifest.triggers import AuthType, HttpTrigger, RouteAuth, trigger_kind_message
-from squall.manifest.values import check_env, duration, is_number, name_check, optional, seconds, whole_number
+from squall.manifest.topic import TopicTrigger
+from squall.manifest.triggers import Trigger, TriggerField, name_schedules, trigger_kind_message
+from squall.manifest.values import (check_env, duration, is_number, name_check, optional, seconds,
+                                    whole_number)
 from squall.manifest.yaml_lines import Lines, line_of, read_yaml
 
 __all__ = ["MANIFEST_NAME", "AuthType", "RouteAuth", "HttpTrigger", "ScheduleTrigger", "TopicTrigger",
@@ -279,7 +266,8 @@ class Manifest(Section):
 
     def schedules(self) -> list[tuple[str, str, ScheduleTrigger]]:
         """(function name, schedule name, trigger) of every schedule trigger, in manifest order."""
-        return schedules_of(self.functions)
+        return [(name, trigger.name or "", trigger) for name, spec in self.functions.items()
+                for trigger in spec.triggers if isinstance(trigger, ScheduleTrigger)]
 
     def resources(self) -> dict[str, Any]:
         """The project's topics, queues, buckets and tables with every setting filled in,
@@ -323,8 +311,18 @@ class Manifest(Section):
 
     @model_validator(mode="after")
     def _check_references(self) -> Manifest:
-        check_references(self)
-        check_grants(self)
+        """Every name that refers to a declared thing does, and the rules between resources hold:
+        dead-letter queues, then each function's destinations and triggers, then its grants."""
+        check_dead_letter_queues(self.queues)
+        declared = Declared(topics=self.topics, queues=self.queues, buckets=self.buckets,
+                            functions=self.functions)
+        for name, spec in self.functions.items():
+            for key in ("on_success", "on_failure"):
+                check_destination(getattr(spec, key), declared, ("functions", name, key))
+            for index, trigger in enumerate(spec.triggers):
+                trigger.check_references(declared, ("functions", name, "triggers", index))
+        check_grants(self.functions, {"tables": self.tables, "topics": self.topics, "queues": self.queues,
+                                      "buckets": self.buckets})
         return self
 
 

@@ -1,25 +1,25 @@
-"""The strict base model of every mapping of squall.yaml.
-
-A section is frozen, refuses unknown keys by name (suggesting the closest allowed one) and
-says what a missing required key is for (its field's description). Subclasses fill in
-defaults that depend on other keys in `prepare`, and list the fields squall fills in itself
-(not written by users) in `internal_keys`.
+"""The base models of squall.yaml: `Section`, which every mapping of the manifest is, and
+`TriggerSection`, which every kind of trigger is; and `Declared`, what a project declares, which
+the checks of names that refer to it are handed.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Collection
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
 
-from squall.manifest.errors import fail, show, unknown_key_message
+from squall.manifest.errors import Loc, fail, show, unknown_key_message
+from squall.manifest.values import check_alias_name
 
 
 class Section(BaseModel):
     """A mapping of squall.yaml: frozen; unknown and missing keys are reported by name.
 
     `internal_keys` are fields squall fills in (not listed as allowed in messages);
-    subclasses fill defaults that depend on other keys in `prepare`.
+    subclasses fill defaults that depend on other keys in `prepare`. A required field's
+    description ends the message saying it is missing (`is required: the function to call`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,7 +46,45 @@ class Section(BaseModel):
             if key not in cls.model_fields:
                 raise fail(unknown_key_message(key, cls.yaml_keys()), str(key))
         data = cls.prepare(data, info)
-        for name, field in cls.model_fields.items():
-            if field.is_required() and name not in data:
-                raise fail(f"is required: {field.description or 'give a value'}", name)
+        for name, field_info in cls.model_fields.items():
+            if field_info.is_required() and name not in data:
+                raise fail(f"is required: {field_info.description or 'give a value'}", name)
         return data
+
+
+@dataclass
+class Declared:
+    """The topics, queues, buckets and functions a project declares, by name; and the names its
+    triggers claim for themselves (a schedule's name, a queue's one consumer), each with the
+    first place that claimed it."""
+
+    topics: Collection[str]
+    queues: Collection[str]
+    buckets: Collection[str]
+    functions: Collection[str]
+    claims: dict[tuple[str, str], Loc] = field(default_factory=dict)
+
+    def claim(self, what: str, name: str, here: Loc) -> Loc:
+        """The first place that claimed `name` as a `what`: `here` when none did before."""
+        return self.claims.setdefault((what, name), here)
+
+
+TriggerAlias = Annotated[str | None, BeforeValidator(check_alias_name),
+                         Field(exclude_if=lambda value: value is None,
+                               description="the alias of the function the trigger reaches (default: live)")]
+"""A trigger's `alias`: left out of the configuration (and so of the version hash) when not given."""
+
+
+class TriggerSection(Section):
+    """A list item of a function's `triggers:`, keyed by its `kind` (`- queue: jobs`).
+
+    Each kind is one model in a module of its own; squall.manifest.triggers lists them all.
+    """
+
+    kind: ClassVar[str]
+    """The key that names the kind in YAML, and the model's field holding its main value."""
+
+    def check_references(self, declared: Declared, here: Loc) -> None:
+        """Raise `fail()` below `here` (the trigger's place) at the first name the trigger gives
+        that `declared` lacks, or that another trigger has already claimed. Nothing by default."""
+
