@@ -1,4 +1,4 @@
-"""The stages a server runs besides its root (squall/stages.py): one Node per stage, each with
+"""The stages a server runs besides its root (squall/manifest/stages.py): one Node per stage, each with
 its own store (a SQLite file under DATA/stages/NAME, or a PostgreSQL schema of its own), data
 dir, event engine and instance pool, so that nothing of one stage is visible to another. The
 pools borrow the root node's zygotes.
