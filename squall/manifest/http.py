@@ -2,8 +2,9 @@
 
 Routes are checked as API Gateway HTTP APIs take them and stored normalized (method upper
 case); `HttpTrigger.shape` erases parameter names, so that `GET /a/{x}` and `GET /a/{y}` are
-seen as one route. Requests are matched to routes by squall.routing, and route auth is checked by
-squall.route_auth, whose names of platform variables a route's secret may not be.
+seen as one route. Requests are matched to routes by squall.routing, and route auth is checked
+at request time by squall.route_auth, which also names the platform's variables: a route's
+`secret_env` may not be one of them, since a caller can know their values.
 """
 
 from __future__ import annotations

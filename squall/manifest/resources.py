@@ -1,10 +1,10 @@
 """The resources a project declares in squall.yaml: `topics:`, `queues:` and `buckets:`.
 
 Each section maps names to settings, a name with nothing after it taking every default. The
-names are checked as SNS, SQS and S3 check theirs, and the name checks are here for every other
-place that names a resource (triggers, destinations, grants); so are the checks of a
-`filter_policy`, which topic subscriptions and `topic` triggers both take (parsed by
-squall.manifest.filter_policy). A queue's `fifo` is read from its name (`.fifo`).
+names are checked as SNS, SQS and S3 check theirs; triggers and destinations that name a
+resource use the same checks, and `topic` triggers take the same `filter_policy` checks as
+topic subscriptions (the policy itself is parsed by squall.manifest.filter_policy). A queue's
+`fifo` is read from its name (`.fifo`).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ the environment its functions get on top of their own:
         host: api.example.com        # requests whose Host is this name
 
 `default` is the stage of a plain `squall deploy`: the server's root, reached without prefix.
+This module is the `stages:` section only; the server runs the stages in squall/server/stages.py.
 """
 
 from __future__ import annotations

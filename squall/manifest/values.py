@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from squall.manifest.errors import did_you_mean, fail, show
 from squall.manifest.yaml_lines import YamlMapping
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 """Project and function names."""
@@ -101,7 +101,7 @@ def duration(low: int, high: int) -> Callable[[Any], int | float]:
 # ------------------------------------------------------------------ other scalars
 
 
-def optional(check: Callable[[Any], T]) -> Callable[[Any], T | None]:
+def optional(check: Callable[[Any], _T]) -> Callable[[Any], _T | None]:
     """`check`, letting null through as None."""
     return lambda value: None if value is None else check(value)
 
