@@ -7,7 +7,7 @@ anything. Instances get it as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (boto3 s
 and as SQUALL_FUNCTION_TOKEN (`<access key id>:<secret>`, what squall.sdk sends).
 
 What a credential allows is not in it: it is the grants of the function's active version
-(squall/grants.py), looked up on every request, so a deploy that removes a grant takes
+(squall/manifest/grants.py), looked up on every request, so a deploy that removes a grant takes
 effect at once. Nodes replace their instances' credentials every CREDENTIAL_REFRESH seconds,
 well before they expire.
 """

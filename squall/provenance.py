@@ -229,7 +229,7 @@ class PackedDeploy:
     bundle: bytes
     provenance: Provenance
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """The stages the manifest declares, as the server keeps them (squall.stages.stage_settings)."""
+    """The stages the manifest declares, as the server keeps them (squall.manifest.stages.stage_settings)."""
 
 
 def pack_deploy(folder: Path, *, ref: str | None = None, allow_dirty: bool = False) -> PackedDeploy:
@@ -251,7 +251,7 @@ def pack_deploy(folder: Path, *, ref: str | None = None, allow_dirty: bool = Fal
 def declared_stages(folder: Path) -> dict[str, dict[str, Any]]:
     """The settings of each stage the project's squall.yaml declares under `stages:`."""
     from squall.manifest import load_manifest
-    from squall.stages import stage_settings
+    from squall.manifest.stages import stage_settings
 
     manifest = load_manifest(folder)
     return {name: stage_settings(name, spec) for name, spec in manifest.stages.items()}

@@ -37,8 +37,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from squall.exceptions import BadInput, PayloadTooLarge, SquallError
+from squall.manifest.values import is_env_name
 from squall.settings import SECRET_KEY
-from squall.triggers import is_env_name
 from squall.types import LogLine
 
 KEY_ENV = SECRET_KEY.name

@@ -1,4 +1,4 @@
-"""Unit tests of squall.events.filter_policy: SNS subscription filter policies (pure, no I/O)."""
+"""Unit tests of squall.manifest.filter_policy: SNS subscription filter policies (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from squall.events.filter_policy import FilterPolicy, FilterPolicyError, parse_filter_policy
+from squall.manifest.filter_policy import FilterPolicy, FilterPolicyError, parse_filter_policy
 
 
 def S(value: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Unit tests of squall.manifest (and the trigger models of squall.triggers)."""
+"""Unit tests of squall.manifest (and the trigger models of squall.manifest.triggers)."""
 
 from __future__ import annotations
 

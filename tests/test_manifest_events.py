@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from squall.event_triggers import (BucketSpec, BucketTrigger, Destination, QueueSpec, QueueTrigger,
-                                   ScheduleTrigger, Subscription, TopicSpec, TopicTrigger,
-                                   format_duration, parse_duration)
 from squall.exceptions import ManifestError
-from squall.manifest import FunctionSpec, HttpTrigger, Manifest, parse_manifest
-from squall.triggers import TRIGGER_KINDS, Section, trigger_kind
+from squall.manifest import (BucketSpec, BucketTrigger, Destination, FunctionSpec, HttpTrigger, Manifest,
+                             QueueSpec, QueueTrigger, ScheduleTrigger, Subscription, TopicSpec, TopicTrigger,
+                             parse_manifest)
+from squall.manifest.sections import Section
+from squall.manifest.triggers import TRIGGER_KINDS, trigger_kind
+from squall.manifest.values import format_duration, parse_duration
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

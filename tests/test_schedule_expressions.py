@@ -1,4 +1,4 @@
-"""Unit tests of squall.events.schedule_expressions and squall.events.cron_fields (pure, no I/O)."""
+"""Unit tests of squall.manifest.schedule_expressions and squall.manifest.cron_fields (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from squall.events.schedule_expressions import (
+from squall.manifest.schedule_expressions import (
     CronSchedule,
     RateSchedule,
     Schedule,

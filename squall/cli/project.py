@@ -12,8 +12,8 @@ from squall.cli.output import print_json, print_message, print_table, print_warn
 from squall.cli.versions import commit_label
 from squall.client import SquallClient
 from squall.scaffold import project_name_for, write_project
+from squall.manifest.stages import DEFAULT_STAGE
 from squall.settings import ALLOW_DIRTY
-from squall.stages import DEFAULT_STAGE
 
 NO_CHANGES = "No changes: every function is already at its latest version."
 

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from squall.events.host import EventHost, EventSink
-from squall.events.schedule_expressions import Schedule, parse_schedule
+from squall.manifest.schedule_expressions import Schedule, parse_schedule
 from squall.events.shapes import scheduled_event
 from squall.exceptions import NotFound
 from squall.store.events import NewEvent

@@ -20,7 +20,7 @@ import httpx
 import orjson
 
 from squall.events.host import EventHost, EventSink
-from squall.events.filter_policy import parse_filter_policy
+from squall.manifest.filter_policy import parse_filter_policy
 from squall.events.shapes import (
     sns_http_headers,
     sns_http_notification,

@@ -30,7 +30,7 @@ from squall.server.events_api import json_object
 from squall.node.core import Node
 from squall.server.responses import json_response
 from squall.releases import LIVE_ALIAS
-from squall.triggers import check_alias_name
+from squall.manifest.values import check_alias_name
 
 
 class AliasesApi:

@@ -3,7 +3,7 @@ and reading and writing bucket objects, under `/_squall/sdk/`.
 
 Each instance gets `SQUALL_API_URL` and `SQUALL_FUNCTION_TOKEN`, its function's scoped
 credential (squall/credentials.py). A function may use the topics, queues, buckets and tables
-its manifest lists under its own keys (squall/grants.py); anything else is 403 `AccessDenied`.
+its manifest lists under its own keys (squall/manifest/grants.py); anything else is 403 `AccessDenied`.
 
     POST /tables/{Operation}               a DynamoDB request (squall/server/tables_api.py)
     POST /topics/{name}/publish            {"message", "subject"?, "attributes"?}

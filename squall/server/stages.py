@@ -1,4 +1,4 @@
-"""The stages a server runs besides its root (squall/stages.py): one Node per stage, each with
+"""The stages a server runs besides its root (squall/manifest/stages.py): one Node per stage, each with
 its own store (a SQLite file under DATA/stages/NAME, or a PostgreSQL schema of its own), data
 dir, event engine and instance pool, so that nothing of one stage is visible to another. The
 pools borrow the root node's zygotes.
@@ -27,7 +27,7 @@ from squall.runtime.pool import InstancePool
 from squall.server.app import NodeApp
 from squall.node.core import Node
 from squall.server.responses import error_response
-from squall.stages import DEFAULT_STAGE
+from squall.manifest.stages import DEFAULT_STAGE
 from squall.store import open_stage_store
 from squall.store.notices import DEPLOY
 
@@ -58,7 +58,7 @@ class BorrowedLauncher:
 class Stage:
     name: str
     settings: dict[str, Any]
-    """`{"host", "path_prefix", "env"}` as squall.stages.stage_settings makes them."""
+    """`{"host", "path_prefix", "env"}` as squall.manifest.stages.stage_settings makes them."""
     app: NodeApp
 
 

@@ -25,7 +25,7 @@ from squall.exceptions import BadInput, Conflict
 from squall.server.events_api import json_object
 from squall.server.responses import json_response
 from squall.server.stages import read_registry, write_registry
-from squall.stages import DEFAULT_STAGE, StageSpec, check_stage_name, stage_settings
+from squall.manifest.stages import DEFAULT_STAGE, StageSpec, check_stage_name, stage_settings
 
 if TYPE_CHECKING:
     from squall.server.stages import StageSet

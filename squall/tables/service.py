@@ -37,7 +37,7 @@ from squall.tables.expressions import (
     parse_update,
 )
 from squall.tables.key_conditions import SortCondition, parse_key_condition
-from squall.tables.spec import check_table_name
+from squall.manifest.tables import check_table_name
 from squall.tables.values import Item, canonical, sort_key_bytes, type_of
 
 MAX_ITEM_BYTES = 400 * 1024

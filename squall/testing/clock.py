@@ -5,7 +5,7 @@ stopped when it starts): this clock does, when a test moves it. It starts at the
 project started (or the `now` it was given), at which the schedules count as deployed, and
 moves only forward. For each schedule trigger of the deployed functions it keeps the next
 fire time as the scheduler does (`squall.events.scheduler.next_fire`, on the schedule
-expressions of squall/events/schedule_expressions.py, with their time zone; a rate fires
+expressions of squall/manifest/schedule_expressions.py, with their time zone; a rate fires
 first at its anchor, the deploy's whole second). Moving the clock fires every due time in
 order, across schedules, each once, with the event the scheduler stores for it
 (`Scheduler.run_event`: EventBridge's Scheduled Event with that `time`, or the trigger's
@@ -138,7 +138,7 @@ class ScheduleClock:
 
 def seconds_of(span: Span) -> float:
     """Seconds of a duration (see `Span`); ValueError when it is not one, or is negative."""
-    from squall.event_triggers import parse_duration
+    from squall.manifest.values import parse_duration
 
     if isinstance(span, timedelta):
         seconds = span.total_seconds()

@@ -20,7 +20,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
-from squall.triggers import Section, show
+from squall.manifest.errors import show
+from squall.manifest.sections import Section
 
 KEY_TYPES = {"S": "S", "N": "N", "B": "B", "string": "S", "number": "N", "binary": "B"}
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")

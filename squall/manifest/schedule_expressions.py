@@ -5,7 +5,7 @@
 `next_fire(after, tz=..., anchor=...)` (the first fire strictly after `after`) and
 `fire_times(start, end, tz=..., anchor=...)` (the fires in [start, end), for missed runs).
 Every datetime going in must be timezone-aware; every one coming out is in UTC. The fields of
-cron expressions are squall.events.cron_fields' business; the user reference is docs/events.md.
+cron expressions are squall.manifest.cron_fields' business; the user reference is docs/events.md.
 
 Rates (`rate(5 minutes)`, AWS units minute/hour/day, singular for 1, plus squall's `second`)
 measure absolute time from their `anchor`, the time the schedule was first deployed: they fire
@@ -37,7 +37,7 @@ from functools import lru_cache
 from itertools import takewhile
 from zoneinfo import ZoneInfo, available_timezones
 
-from squall.events.cron_fields import (
+from squall.manifest.cron_fields import (
     CronFields,
     ScheduleExpressionError,
     parse_aws_cron,

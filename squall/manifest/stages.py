@@ -12,6 +12,7 @@ the environment its functions get on top of their own:
         host: api.example.com        # requests whose Host is this name
 
 `default` is the stage of a plain `squall deploy`: the server's root, reached without prefix.
+This module is the `stages:` section only; the server runs the stages in squall/server/stages.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from squall.triggers import Section, fail, show
+from squall.manifest.errors import fail, show
+from squall.manifest.sections import Section
+from squall.manifest.values import check_env
 
 DEFAULT_STAGE = "default"
 STAGE_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -52,11 +55,6 @@ def _check_prefix(value: Any) -> str | None:
     raise ValueError(f"must be a path prefix such as /staging (not under /_squall), got {show(value)}")
 
 
-def _check_env(value: Any) -> dict[str, str]:
-    from squall.manifest import _check_env as check_env
-    return check_env(value)
-
-
 class StageSpec(Section):
     """How requests reach a stage, and the environment its functions get."""
 
@@ -65,7 +63,7 @@ class StageSpec(Section):
     path_prefix: Annotated[str | None, BeforeValidator(_check_prefix),
                            Field(description="requests under this path go to the stage, "
                                              "without it (default /NAME)")] = None
-    env: Annotated[dict[str, str], BeforeValidator(_check_env),
+    env: Annotated[dict[str, str], BeforeValidator(check_env),
                    Field(description="variables every function of the stage gets (its own win)")] = Field(
         default_factory=dict)
 

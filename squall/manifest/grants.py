@@ -16,13 +16,11 @@ scoped credential (squall/credentials.py) allows exactly these and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
-from squall.triggers import did_you_mean, fail, is_env_name, show
-
-if TYPE_CHECKING:
-    from squall.manifest import Manifest
+from squall.manifest.errors import did_you_mean, fail, show
+from squall.manifest.values import is_env_name
 
 GRANT_KINDS = {"tables": "table", "topics": "topic", "queues": "queue", "buckets": "bucket"}
 """A function's grant key -> the kind of declared resource it names (secrets are not declared)."""
@@ -52,16 +50,29 @@ def check_secret_names(value: Any) -> list[str]:
     return names
 
 
-def check_grants(manifest: Manifest) -> None:
-    """Raise `fail()` at the first granted table, topic, queue or bucket the project does not declare."""
-    sections: dict[str, Iterable[str]] = {"tables": manifest.tables, "topics": manifest.topics,
-                                          "queues": manifest.queues, "buckets": manifest.buckets}
-    for name, spec in manifest.functions.items():
-        for section, declared in sections.items():
+class Grants(Protocol):
+    """What check_grants reads of a function: the names it lists under each grant key."""
+
+    @property
+    def tables(self) -> list[str]: ...
+    @property
+    def topics(self) -> list[str]: ...
+    @property
+    def queues(self) -> list[str]: ...
+    @property
+    def buckets(self) -> list[str]: ...
+
+
+def check_grants(functions: Mapping[str, Grants], declared: Mapping[str, Iterable[str]]) -> None:
+    """Raise `fail()` at the first granted table, topic, queue or bucket the project does not declare;
+    `declared` maps each of GRANT_KINDS' keys to the names the project declares there."""
+    for name, spec in functions.items():
+        for section, names in declared.items():
             for index, granted in enumerate(getattr(spec, section)):
-                if granted not in declared:
-                    names = list(declared)
-                    listed = f"declared: {', '.join(names)}" if names else f"the project declares no {section}"
-                    raise fail(f"{GRANT_KINDS[section]} {show(granted)} is not declared under {section} in this "
-                               f"squall.yaml{did_you_mean(granted, names)}; {listed}",
+                if granted not in names:
+                    listed = list(names)
+                    known = (f"declared: {', '.join(listed)}" if listed
+                             else f"the project declares no {section}")
+                    raise fail(f"{GRANT_KINDS[section]} {show(granted)} is not declared under {section} "
+                               f"in this squall.yaml{did_you_mean(granted, listed)}; {known}",
                                "functions", name, section, index)

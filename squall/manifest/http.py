@@ -1,165 +1,34 @@
-"""The triggers of squall.yaml (`http:` routes and their `auth`), the registry of trigger
-kinds, and the strict base model that every section of the manifest shares.
+"""The `http` trigger of squall.yaml: a route (`- http: "POST /hooks/{name}"`) and its `auth`.
 
-A trigger is a mapping keyed by its kind: `- http: "GET /status"`. `TRIGGER_KINDS` maps each
-kind to its model. squall.event_triggers (imported at the end of this module) adds the kinds
-schedule, topic, queue and bucket, and builds `Trigger` (the union of every kind's model) and
-`TriggerField` (the pydantic annotation that picks the model by that key); adding a kind is
-one model plus one entry in `TRIGGER_KINDS` and in `Trigger`.
-
-Validators raise `ValueError` for a problem with the value being validated, or
-`raise fail(message, *keys)` for a problem at a key below it; squall.manifest turns both into
-a ManifestError carrying the YAML line. The user reference is docs/manifest.md.
+Routes are checked as API Gateway HTTP APIs take them and stored normalized (method upper
+case); `HttpTrigger.shape` erases parameter names, so that `GET /a/{x}` and `GET /a/{y}` are
+seen as one route. Requests are matched to routes by squall.routing, and route auth is checked
+at request time by squall.route_auth, which also names the platform's variables: a route's
+`secret_env` may not be one of them, since a caller can know their values.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Iterable, Iterator, Sequence
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
+from squall.manifest.errors import did_you_mean, fail, show
+from squall.manifest.sections import Section, TriggerAlias, TriggerSection
+from squall.manifest.values import is_env_name
 from squall.route_auth import PLATFORM_ENV_NAMES, PLATFORM_ENV_PREFIXES, is_platform_variable
 
-SQUALL_ERROR = "squall"
-"""pydantic error type of `fail()`; its context holds `message`, `loc` and `see`."""
-TRIGGER_KIND_ERROR = "trigger_kind"
-"""pydantic error type of a trigger whose kind cannot be told (see `trigger_kind_message`)."""
 DEFAULT_ROUTE = "$default"
 ANY = "ANY"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", ANY)
 RESERVED_SEGMENT = "_squall"
 """First path segment of the platform's own API and console: no user route may use it."""
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-ALIAS_NAME = re.compile(r"(?!\d+$)[A-Za-z0-9_-]{1,128}")
-"""Lambda's alias names: letters, digits, `-` and `_`, not all digits (that is a version)."""
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}")
 _LITERAL = re.compile(r"[^\s{}?#\\\"]+")
-
-_SHOWN = 60
-"""Characters of a value that error messages show at most."""
-
-Loc = tuple[str | int, ...]
-
-
-# ------------------------------------------------------------------ error helpers
-
-
-def show(value: Any) -> str:
-    """A value as error messages quote it: strings in double quotes, YAML-style scalars.
-
-    Only the first 60 characters are rendered, so a huge value (YAML aliases of aliases share
-    one object along many paths) is shown as fast as a small one, and a list or mapping inside
-    itself (`&t [*t]`) is shown as `[...]` or `{...}` there.
-    """
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = ""
-    for piece in _json_pieces(value, frozenset()):
-        text += piece
-        if len(text) > _SHOWN:
-            break
-    return text if len(text) <= _SHOWN else text[:_SHOWN - 3] + "..."
-
-
-def _json_pieces(value: Any, above: frozenset[int]) -> Iterator[str]:
-    """The JSON text of `value` piece by piece; `above` holds the containers around it."""
-    if not isinstance(value, (dict, list, tuple)):
-        yield json.dumps(value, ensure_ascii=False, default=str)
-        return
-    opening, closing = "{}" if isinstance(value, dict) else "[]"
-    if id(value) in above:
-        yield f"{opening}...{closing}"
-        return
-    above = above | {id(value)}
-    yield opening
-    if isinstance(value, dict):
-        for index, (key, item) in enumerate(value.items()):
-            text = key if isinstance(key, str) else next(_json_pieces(key, above))
-            yield (", " if index else "") + json.dumps(text, ensure_ascii=False) + ": "
-            yield from _json_pieces(item, above)
-    else:
-        for index, item in enumerate(value):
-            if index:
-                yield ", "
-            yield from _json_pieces(item, above)
-    yield closing
-
-
-def dotted(loc: Sequence[str | int]) -> str:
-    """`("functions", "f", "triggers", 2, "http")` -> `functions.f.triggers[2].http`."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text
-
-
-def fail(message: str, *loc: str | int, see: Loc | None = None) -> PydanticCustomError:
-    """An error at `loc` below the value being validated; `see` names a related place."""
-    return PydanticCustomError(SQUALL_ERROR, "{message}", {"message": message, "loc": loc, "see": see})
-
-
-def did_you_mean(word: object, choices: Iterable[str]) -> str:
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
-def unknown_key_message(key: object, allowed: Sequence[str]) -> str:
-    return f"unknown key {show(key)}{did_you_mean(key, allowed)}; allowed keys: {', '.join(allowed)}"
-
-
-def is_env_name(value: object) -> bool:
-    return isinstance(value, str) and _ENV_NAME.fullmatch(value) is not None
-
-
-# ------------------------------------------------------------------ base model
-
-
-class Section(BaseModel):
-    """A mapping of squall.yaml: frozen; unknown and missing keys are reported by name.
-
-    `internal_keys` are fields squall fills in (not listed as allowed in messages);
-    subclasses fill defaults that depend on other keys in `prepare`.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    internal_keys: ClassVar[frozenset[str]] = frozenset()
-
-    @classmethod
-    def yaml_keys(cls) -> list[str]:
-        """The keys a user may write in this section, in field order."""
-        return [name for name in cls.model_fields if name not in cls.internal_keys]
-
-    @classmethod
-    def prepare(cls, data: dict[Any, Any], info: ValidationInfo) -> dict[Any, Any]:
-        return data
-
-    @model_validator(mode="before")
-    @classmethod
-    def _check_keys(cls, data: Any, info: ValidationInfo) -> Any:
-        if isinstance(data, cls):
-            return data
-        if not isinstance(data, dict):
-            raise ValueError(f"must be a mapping with the keys {', '.join(cls.yaml_keys())}, "
-                             f"got {show(data)}")
-        for key in data:
-            if key not in cls.model_fields:
-                raise fail(unknown_key_message(key, cls.yaml_keys()), str(key))
-        data = cls.prepare(data, info)
-        for name, field in cls.model_fields.items():
-            if field.is_required() and name not in data:
-                raise fail(f"is required: {field.description or 'give a value'}", name)
-        return data
 
 
 # ------------------------------------------------------------------ auth
@@ -313,25 +182,14 @@ def normalize_route_key(value: Any) -> str:
     return f"{method} {path}"
 
 
-def check_alias_name(value: Any) -> str:
-    if isinstance(value, str) and ALIAS_NAME.fullmatch(value):
-        return value
-    raise ValueError(f"must be an alias name (letters, digits, - and _, up to 128, not all digits), "
-                     f"got {show(value)}")
-
-
-TriggerAlias = Annotated[str | None, BeforeValidator(check_alias_name),
-                         Field(exclude_if=lambda value: value is None,
-                               description="the alias of the function the trigger reaches (default: live)")]
-"""A trigger's `alias`: left out of the configuration (and so of the version hash) when not given."""
-
-
-class HttpTrigger(Section):
+class HttpTrigger(TriggerSection):
     """`- http: "METHOD /path"`: requests matching the route invoke the function.
 
     Routes follow API Gateway HTTP APIs: `{name}` segments, a final greedy `{name+}`, method
     `ANY`, and the catch-all route `$default` (whose method is ANY and path `$default`).
     """
+
+    kind: ClassVar[str] = "http"
 
     http: Annotated[str, BeforeValidator(normalize_route_key),
                     Field(description='the route, "METHOD /path"')]
@@ -354,37 +212,3 @@ class HttpTrigger(Section):
     def shape(self) -> str:
         """The route with parameter names erased: equal shapes are the same route."""
         return self.http if self.is_default else f"{self.method} {route_shape(self.path)}"
-
-
-# ------------------------------------------------------------------ trigger kinds
-
-
-TRIGGER_KINDS: dict[str, type[Section]] = {"http": HttpTrigger}
-"""Trigger kind (the key that names it in YAML) -> its model; squall.event_triggers adds its kinds."""
-
-
-def trigger_kind(value: Any) -> str | None:
-    """The kind of a trigger mapping (its one key naming a kind) or model; None if unclear."""
-    if isinstance(value, BaseModel):
-        return next((kind for kind, model in TRIGGER_KINDS.items() if isinstance(value, model)), None)
-    if isinstance(value, dict):
-        kinds = [key for key in value if key in TRIGGER_KINDS]
-        return kinds[0] if len(kinds) == 1 else None
-    return None
-
-
-def trigger_kind_message(value: Any) -> str:
-    """Why `trigger_kind(value)` found no kind."""
-    if not isinstance(value, dict):
-        return ('must be a mapping keyed by the trigger kind (http), e.g. http: "GET /status"; the '
-                f"kinds are {', '.join(TRIGGER_KINDS)}; got {show(value)}")
-    found = [key for key in value if key in TRIGGER_KINDS]
-    if found:
-        return f"names several trigger kinds ({', '.join(found)}); give each its own list item"
-    first = next(iter(value), "")
-    close = did_you_mean(first, TRIGGER_KINDS)
-    kinds = ", ".join(kind + (close if close and f'"{kind}"' in close else "") for kind in TRIGGER_KINDS)
-    return f"has no trigger kind: expected one of the keys {kinds}, got {show(value)}"
-
-
-import squall.event_triggers  # noqa: E402, F401 - registers the event trigger kinds (it needs Section)

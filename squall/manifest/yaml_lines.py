@@ -15,7 +15,7 @@ walked once however many aliases reach it; merge keys are flattened with repeate
 dropped; an integer too long for Python to convert, a date that is no date and a string
 holding a lone surrogate are errors at their line. As in PyYAML, aliases share objects, so the data may be cyclic (`&t [*t]`) or reach
 one object along very many paths: code that renders a value must stop early (see
-squall.triggers.show).
+squall.manifest.errors.show).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import yaml
 
 from squall.exceptions import ManifestError
-from squall.triggers import Loc, dotted, show
+from squall.manifest.errors import Loc, dotted, show
 
 __all__ = ["MAX_DEPTH", "Lines", "YamlMapping", "read_yaml", "line_of"]
 

@@ -12,7 +12,7 @@ day of the week), `6L` (the last Friday of the month) and `3#2` (the second Tues
 Unix: `minute hour day-of-month month day-of-week`, day-of-week 0-7 with 0 and 7 = Sunday; when
 both day fields are restricted (neither starts with `*`) a day matching either runs (Vixie cron).
 
-Everything here is naive wall-clock time: squall.events.schedule_expressions turns it into
+Everything here is naive wall-clock time: squall.manifest.schedule_expressions turns it into
 instants of a time zone.
 """
 
