@@ -163,17 +163,21 @@ def test_a_message_received_max_receive_count_times_moves_to_the_dead_letter_que
     host.script("worker", *[error()] * 10)
     start = clock.time()
     sent: list[str] = []
+    after_the_third: list[dict[str, int]] = []
 
     async def scenario() -> None:
         queues = Queues(host, idle_poll=POLL, clock=clock)
         sent.append(await queues.send("jobs", "poison"))
         queues.start()
-        await run_for(clock, 100)
+        await run_for(clock, 61)
+        after_the_third.append(counts(host, "jobs-dead"))
+        await run_for(clock, 39)
         await complete(clock, queues.stop())
 
     run(scenario)
     times = [call.at - start for call in host.calls]
-    if dead_letter_queue:  # the function got it 3 times; the 4th receive moved it
+    assert after_the_third == [{"visible": 0, "in_flight": 0, "delayed": 0}]
+    if dead_letter_queue:  # the function got it 3 times; the 4th receive, at 90 s, moved it
         assert times == [0.0, 30.0, 60.0]
         assert counts(host) == {"visible": 0, "in_flight": 0, "delayed": 0}
         assert counts(host, "jobs-dead") == {"visible": 1, "in_flight": 0, "delayed": 0}

@@ -80,6 +80,7 @@ def test_a_publish_stores_one_event_per_subscriber_whose_filter_policy_accepts_i
     assert record["Sns"]["MessageAttributes"] == {"env": {"Type": "String", "Value": "staging"},
                                                   "size": {"Type": "Number", "Value": "3"}}
     assert (first.source, first.created_at, first.max_attempts) == ("topic:deploys", first_at, 3)
+    assert (first.run_at, first.expires_at) == (first_at, first_at + 6 * 3600)  # due now; max_event_age 6 h
     arns = {sns(queued(host, name)[0])["EventSubscriptionArn"] for name in ("everything", "big")}
     assert len(arns) == 2  # each subscriber has its own subscription
 
