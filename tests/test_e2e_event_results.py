@@ -23,6 +23,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from squall.events.clock import SystemClock
 from squall.events.dispatcher import EventDispatcher
 from squall.events.retry import RetryPolicy
 from squall.store.events import Event, EventStatus
@@ -231,8 +232,8 @@ def test_a_cancelled_event_leaves_no_lease_or_open_entry_behind(tmp_path: Path) 
         return None
 
     async def scenario() -> EventDispatcher:
-        dispatcher = EventDispatcher(DispatcherHost(store), "node-a", RetryPolicy(), nothing, nothing,
-                                     deliver_http=nothing, overlap_of=lambda source: "skip")  # type: ignore[arg-type]
+        dispatcher = EventDispatcher(DispatcherHost(store), "node-a", RetryPolicy(), nothing, nothing,  # type: ignore[arg-type]
+                                     deliver_http=nothing, overlap_of=lambda source: "skip", clock=SystemClock())
         now = time.time()
         for n in range(3):  # due in a minute: each task waits for its time
             dispatcher._start(Event(uuid.uuid4().hex, "work", b"{}", "test", EventStatus.RUNNING, 1, 3, now,

@@ -36,15 +36,14 @@ What happens to an event, in order:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
 
+from squall.events.clock import Clock
 from squall.events.host import EventHost, HostedFunction
 from squall.events.intake import IDEMPOTENCY_WINDOW
 from squall.events.retry import RetryPolicy
@@ -103,8 +102,9 @@ OverlapOf = Callable[[str], str]
 class EventDispatcher:
     def __init__(self, node: EventHost, owner: str, retry: RetryPolicy, deliver: Deliver, finished: Finished,
                  *, deliver_http: DeliverHttp, overlap_of: OverlapOf, max_in_flight: int = MAX_IN_FLIGHT, lease_seconds: float = 900 + LEASE_MARGIN,
-                 idle_poll: float = EVENT_POLL) -> None:
+                 idle_poll: float = EVENT_POLL, clock: Clock) -> None:
         self.node = node
+        self.clock = clock
         self.store = node.store
         self.owner = owner
         self.retry = retry
@@ -135,7 +135,7 @@ class EventDispatcher:
         self._open: set[str] = set()
         """Events being handled that have no result yet."""
         self._give_up_at: float | None = None
-        """Once stopping: when results writes stop being retried (time.monotonic())."""
+        """Once stopping: when results writes stop being retried (clock.monotonic())."""
         self._flusher: asyncio.Task[None] | None = None
         self._loop: asyncio.Task[None] | None = None
         self._next_requeue = 0.0
@@ -145,14 +145,14 @@ class EventDispatcher:
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
         """Take back what this node was running when it stopped, then start claiming."""
-        await asyncio.to_thread(self.store.requeue_expired, now=time.time(), owner=self.owner)
+        await asyncio.to_thread(self.store.requeue_expired, now=self.clock.time(), owner=self.owner)
         self._loop = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
         await cancel_and_wait(self._loop)
         if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=5)
-        self._give_up_at = time.monotonic() + STOP_FLUSH
+            await self.clock.wait(asyncio.wait(set(self._in_flight)), 5)
+        self._give_up_at = self.clock.monotonic() + STOP_FLUSH
         if self._flusher is not None:
             await self._flusher
         await self._flush()
@@ -197,7 +197,7 @@ class EventDispatcher:
                     await self._sleep()
             except Exception as exc:  # noqa: BLE001 - a store outage must not end the loop
                 print(f"squall: could not claim events: {exc}", flush=True)
-                await asyncio.sleep(1.0)
+                await self.clock.sleep(1.0)
                 continue
             for event in claimed:
                 self._start(event, lease_until)
@@ -214,7 +214,7 @@ class EventDispatcher:
             await self._room.wait()
             return [], 0.0
         self._wake.clear()
-        now = time.time()
+        now = self.clock.time()
         if now >= self._next_requeue:
             self._next_requeue = now + REQUEUE_EVERY
             await asyncio.to_thread(self.store.requeue_expired, now=now)
@@ -233,10 +233,9 @@ class EventDispatcher:
 
     async def _sleep(self) -> None:
         due = await asyncio.to_thread(self.store.next_due)
-        wait = self.idle_poll if due is None else min(self.idle_poll, max(0.0, due - CLAIM_AHEAD - time.time()))
+        wait = self.idle_poll if due is None else min(self.idle_poll, max(0.0, due - CLAIM_AHEAD - self.clock.time()))
         if wait > 0:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+            await self.clock.wait(self._wake.wait(), wait)
 
     def _start(self, event: Event, lease_until: float) -> None:
         self._leases[event.id] = lease_until
@@ -256,24 +255,24 @@ class EventDispatcher:
         if task.exception() is not None:
             print(f"squall: event handling failed: {task.exception()!r}", flush=True)
         if event_id in self._open:  # it failed before any result: hand it back rather than hold it a lease long
-            self._record(EventResult(event_id, Outcome.RELEASE, run_at=time.time() + NOT_HERE_BACKOFF))
+            self._record(EventResult(event_id, Outcome.RELEASE, run_at=self.clock.time() + NOT_HERE_BACKOFF))
 
     # -- one event -------------------------------------------------------------
     async def _handle(self, event: Event) -> None:
-        early = event.run_at - time.time()
+        early = event.run_at - self.clock.time()
         if early > 0:  # claimed ahead of its time (CLAIM_AHEAD)
-            await asyncio.sleep(early)
+            await self.clock.sleep(early)
         if event.function == HTTP_DELIVERY:
             await self._handle_http(event)
             return
-        now = time.time()
+        now = self.clock.time()
         function = await self._target(event)
         if function is None:
             name = split_target(event.function)[0]
             if await asyncio.to_thread(self.store.get_function, name) is not None:
                 # deployed, not active here yet (another node's deploy), or its alias is not
                 # set: leave it for later (max_event_age ends it)
-                self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + NOT_HERE_BACKOFF))
+                self._record(EventResult(event.id, Outcome.RELEASE, run_at=self.clock.time() + NOT_HERE_BACKOFF))
             else:
                 self._record(EventResult(event.id, Outcome.DEAD, error=f"Function not found: {name}"))
             return
@@ -284,13 +283,13 @@ class EventDispatcher:
             await self._die(event, function, DeadReason.RETRIES_EXHAUSTED, "the node running it stopped on every attempt")
             return
         if await self._waits_for_previous_run(event):
-            self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + PREVIOUS_RUN_POLL))
+            self._record(EventResult(event.id, Outcome.RELEASE, run_at=self.clock.time() + PREVIOUS_RUN_POLL))
             return
         self._running[event.id] = event
         try:
             invocation = await self.node.invoke(function, event.payload, request_id=event.id)
         except Throttled:
-            self._record(EventResult(event.id, Outcome.RELEASE, run_at=time.time() + THROTTLE_BACKOFF))
+            self._record(EventResult(event.id, Outcome.RELEASE, run_at=self.clock.time() + THROTTLE_BACKOFF))
             return
         finally:
             self._running.pop(event.id, None)
@@ -333,7 +332,7 @@ class EventDispatcher:
 
     def _failed(self, event: Event, error: str) -> DeadReason | None:
         """Retry a failed attempt while attempts and age allow; else park it (the reason)."""
-        retry_at = time.time() + self.retry.delay(event.attempts)
+        retry_at = self.clock.time() + self.retry.delay(event.attempts)
         if event.attempts < event.max_attempts and retry_at < event.expires_at:
             self._record(EventResult(event.id, Outcome.RETRY, run_at=retry_at, error=error))
             return None
@@ -343,7 +342,7 @@ class EventDispatcher:
         return reason
 
     async def _handle_http(self, event: Event) -> None:
-        if time.time() > event.expires_at:
+        if self.clock.time() > event.expires_at:
             self._record(EventResult(event.id, Outcome.DEAD, error="the delivery was older than an hour",
                                      dead_reason=DeadReason.EVENT_AGE_EXCEEDED))
             return
@@ -367,7 +366,8 @@ class EventDispatcher:
         record = destination_record(
             event.id, event.function, None, cast(DestinationCondition, condition), event.attempts, _json_or_text(event.payload),
             _json_or_text(response) if response is not None else None,
-            200 if response is not None else None, function_error, datetime.now(UTC),
+            200 if response is not None else None, function_error,
+            datetime.fromtimestamp(self.clock.time(), UTC),
             region=self.node.settings.region, account=self.node.settings.account_id)
         try:
             await self.deliver(target, record, event)
@@ -384,7 +384,7 @@ class EventDispatcher:
             self._flusher = asyncio.ensure_future(self._flush_soon())
 
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(RESULT_FLUSH)
+        await self.clock.sleep(RESULT_FLUSH)
         await self._flush()
 
     async def _flush(self) -> None:
@@ -407,14 +407,14 @@ class EventDispatcher:
                 await asyncio.to_thread(self._store_results, batch, logs_written)
                 break
             except Exception as exc:  # noqa: BLE001 - kept, and tried again: never dropped
-                if time.monotonic() - said_at >= SAY_AGAIN:
-                    said_at = time.monotonic()
+                if self.clock.monotonic() - said_at >= SAY_AGAIN:
+                    said_at = self.clock.monotonic()
                     print(f"squall: could not record {len(batch)} event results yet, retrying: {exc}", flush=True)
-            if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+            if self._give_up_at is not None and self.clock.monotonic() >= self._give_up_at:
                 print(f"squall: {len(batch)} event results not recorded at stop: their events stay leased to "
                       "this node and run again when it restarts", flush=True)
                 return False
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
             delay = min(delay * 2, RESULT_RETRY_MAX)
             await self._renew_ending_leases([r.id for r in batch])
         self._unrecorded -= len(batch)
@@ -428,12 +428,12 @@ class EventDispatcher:
         log writer keeps its pace (hurrying it made a log transaction per results batch: -15%
         events/s on SQLite); the results that arrive meanwhile go in the next batch."""
         self.node.logs.wait_stored(logs_written, LOG_WAIT, hurry=False)
-        self.store.finish_events(batch, now=time.time(), owner=self.owner)
+        self.store.finish_events(batch, now=self.clock.time(), owner=self.owner)
 
     async def _renew_ending_leases(self, ids: list[str]) -> None:
         """Renew the leases of those of `ids` that end within RENEW_WITHIN (a store still away
         is tried again at the next attempt)."""
-        now = time.time()
+        now = self.clock.time()
         ending = [event_id for event_id in ids if self._leases.get(event_id, math.inf) - now < RENEW_WITHIN]
         if not ending:
             return

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import orjson
 
 from squall.events.buckets import Buckets
+from squall.events.clock import Clock, SystemClock
 from squall.events.dispatcher import EventDispatcher
 from squall.events.host import EventHost, HostedFunction
 from squall.events.intake import EventIntake
@@ -41,8 +41,10 @@ DEFAULT_MAX_EVENT_AGE = 21600.0
 
 
 class EventEngine:
-    def __init__(self, node: EventHost) -> None:
+    def __init__(self, node: EventHost, clock: Clock | None = None) -> None:
         self.node = node
+        self.clock = clock if clock is not None else SystemClock()
+        """The time every part reads and waits on: the system's, or a test's ManualClock."""
         self.store = node.store
         self.owner = node_id(node.settings.data_dir, node.settings.server.node_id)
         self.retry = RetryPolicy(base=node.settings.server.retry_base_seconds)
@@ -51,11 +53,12 @@ class EventEngine:
         self.dispatcher = EventDispatcher(node, self.owner, self.retry, self.deliver, self.finished,
                                           deliver_http=lambda event: self.topics.deliver_http(event),
                                           overlap_of=lambda source: self.scheduler.overlap_of(source),
-                                          idle_poll=self.polls.events)
-        self.intake = EventIntake(self.store, on_stored=self.dispatcher.wake, runner=self.dispatcher)
-        self.topics = Topics(node, self)
-        self.scheduler = Scheduler(node, self)
-        self.queues = Queues(node, idle_poll=self.polls.queues)
+                                          idle_poll=self.polls.events, clock=self.clock)
+        self.intake = EventIntake(self.store, on_stored=self.dispatcher.wake, runner=self.dispatcher,
+                                  clock=self.clock)
+        self.topics = Topics(node, self, clock=self.clock)
+        self.scheduler = Scheduler(node, self, clock=self.clock)
+        self.queues = Queues(node, idle_poll=self.polls.queues, clock=self.clock)
         self.buckets = Buckets(node, self)
         self.notices = NoticeRouter(self.store, self)
         self.started = False
@@ -118,7 +121,7 @@ class EventEngine:
             raise PayloadTooLarge(f"{len(payload)} byte payload is too large for the Event invocation type "
                                   f"(limit {MAX_ASYNC_PAYLOAD} bytes)")
         config = function.version.config
-        now = time.time()
+        now = self.clock.time()
         retries = int(config.get("retries", DEFAULT_RETRIES))
         max_age = float(config.get("max_event_age", DEFAULT_MAX_EVENT_AGE))
         target = function.name if alias_of(qualifier) == LIVE_ALIAS else f"{function.name}:{qualifier}"
@@ -164,7 +167,7 @@ class EventEngine:
             max_age = HTTP_MAX_AGE
         else:
             max_age = float(self.node.get(name).version.config.get("max_event_age", DEFAULT_MAX_EVENT_AGE))
-        now = time.time()
+        now = self.clock.time()
         moved = self.store.redrive_events(name, ids, now=now, expires_at=now + max_age)
         self.dispatcher.wake()
         return moved

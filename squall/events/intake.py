@@ -14,10 +14,10 @@ claim transaction, no wake-up. The others are stored queued, for any node to cla
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from squall.events.clock import Clock
 from squall.store.base import BaseStore
 from squall.store.events import Lease, NewEvent
 
@@ -41,8 +41,9 @@ class EventIntake:
     (to wake workers), `runner` takes those it can run at once."""
 
     def __init__(self, store: BaseStore, on_stored: Callable[[], None] = lambda: None,
-                 runner: Runner | None = None) -> None:
+                 runner: Runner | None = None, *, clock: Clock) -> None:
         self.store = store
+        self.clock = clock
         self.on_stored = on_stored
         self.runner = runner
         self._pending: list[tuple[Sequence[NewEvent], asyncio.Future[list[str]]]] = []
@@ -77,7 +78,7 @@ class EventIntake:
         """Commit `events` in one transaction; their ids. Those the runner leased are handed
         to it once stored (their places are given back whatever happens), and `on_stored`
         runs when some were stored queued."""
-        now = time.time()
+        now = self.clock.time()
         lease = self.runner.lease_for(events, now) if self.runner is not None else None
         stored: list[NewEvent] = []
         try:

@@ -19,13 +19,12 @@ order, one batch of a group at a time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 import uuid
 from typing import Any, Mapping
 
 import orjson
 
+from squall.events.clock import Clock
 from squall.events.host import EventHost
 from squall.events.shapes import sqs_event, sqs_record
 from squall.exceptions import BadInput, NotFound, PayloadTooLarge, Throttled
@@ -67,8 +66,9 @@ def send_attributes(raw: Any) -> dict[str, dict[str, str]]:
 
 
 class Queues:
-    def __init__(self, node: EventHost, *, idle_poll: float) -> None:
+    def __init__(self, node: EventHost, *, idle_poll: float, clock: Clock) -> None:
         self.node = node
+        self.clock = clock
         self.idle_poll = idle_poll
         """Longest sleep of a consumer with nothing visible (other nodes' sends whose notice went missing)."""
         self.store = node.store
@@ -107,7 +107,7 @@ class Queues:
             raise BadInput(f"{name} is not a FIFO queue: group and deduplication ids are for FIFO queues")
         message = NewMessage(str(uuid.uuid4()), body, attrs, group_id, deduplication_id,
                              float(settings.get("delay", 0) if delay is None else delay))
-        [message_id] = await asyncio.to_thread(self.store.send_messages, name, [message], now=time.time())
+        [message_id] = await asyncio.to_thread(self.store.send_messages, name, [message], now=self.clock.time())
         self.wake(name)
         return message_id
 
@@ -149,14 +149,14 @@ class Queues:
     async def _expire_forever(self) -> None:
         """Apply every queue's retention (consumed or not) and forget old deduplication ids."""
         while True:
-            now = time.time()
+            now = self.clock.time()
             try:
                 for name, queue in list(self.node.resources.get("queue", {}).items()):
                     retention = float(queue.config.get("retention", 345600))
                     await asyncio.to_thread(self.store.expire_messages, name, sent_before=now - retention)
             except Exception as exc:  # noqa: BLE001 - housekeeping must not end
                 print(f"squall: queue retention: {exc!r}", flush=True)
-            await asyncio.sleep(RETENTION_EVERY)
+            await self.clock.sleep(RETENTION_EVERY)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._housekeeper)
@@ -172,6 +172,7 @@ class QueueConsumer:
         self.queues = queues
         self.node = queues.node
         self.store = queues.store
+        self.clock = queues.clock
         self.function = function
         self.queue = queue
         self.trigger = dict(trigger)
@@ -198,7 +199,7 @@ class QueueConsumer:
                 return  # the queue or the function is gone; sync() stops us
             except Exception as exc:  # noqa: BLE001 - a consumer must outlive a store outage
                 print(f"squall: queue {self.queue} -> {self.function}: {exc!r}", flush=True)
-                await asyncio.sleep(1.0)
+                await self.clock.sleep(1.0)
                 continue
             if not handled:
                 await self._sleep()
@@ -208,13 +209,12 @@ class QueueConsumer:
         notice went missing)."""
         poll = self.queues.idle_poll
         due = await asyncio.to_thread(self.store.next_visible, self.queue)
-        wait = poll if due is None else min(poll, max(0.01, due - time.time()))
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.wake_event.wait(), wait)
+        wait = poll if due is None else min(poll, max(0.01, due - self.clock.time()))
+        await self.clock.wait(self.wake_event.wait(), wait)
 
     async def _receive(self, settings: Mapping[str, Any], limit: int) -> list[QueueMessage]:
         return await asyncio.to_thread(
-            self.store.receive_messages, self.queue, limit=limit, now=time.time(),
+            self.store.receive_messages, self.queue, limit=limit, now=self.clock.time(),
             visibility_timeout=float(settings.get("visibility_timeout", 30)), fifo=bool(settings.get("fifo")))
 
     async def _once(self) -> bool:
@@ -225,11 +225,10 @@ class QueueConsumer:
         messages = await self._receive(settings, batch_size)
         if not messages:
             return False
-        window_end = time.monotonic() + float(self.trigger.get("batch_window", 0))
-        while len(messages) < batch_size and time.monotonic() < window_end:
+        window_end = self.clock.monotonic() + float(self.trigger.get("batch_window", 0))
+        while len(messages) < batch_size and self.clock.monotonic() < window_end:
             self.wake_event.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wake_event.wait(), window_end - time.monotonic())
+            await self.clock.wait(self.wake_event.wait(), window_end - self.clock.monotonic())
             messages += await self._receive(settings, batch_size - len(messages))
         messages = await self._dead_letter(settings, messages)
         if messages:
@@ -245,7 +244,7 @@ class QueueConsumer:
         over = [m for m in messages if m.receive_count > limit]
         if over:
             await asyncio.to_thread(self.store.move_messages, self.queue, [m.receipt for m in over], str(target),
-                                    now=time.time())
+                                    now=self.clock.time())
             self.queues.wake(str(target))
         return [m for m in messages if m.receive_count <= limit]
 
@@ -258,7 +257,7 @@ class QueueConsumer:
             invocation = await self.node.invoke(function, event)
         except Throttled:
             await asyncio.to_thread(self.store.change_visibility, self.queue, [m.receipt for m in messages],
-                                    visible_at=time.time() + 0.2)
+                                    visible_at=self.clock.time() + 0.2)
             return
         if not invocation.ok:
             return  # visible again after the visibility timeout

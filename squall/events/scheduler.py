@@ -20,9 +20,7 @@ invocation with its retries. Per schedule:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -31,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from squall.events.clock import Clock
 from squall.events.host import EventHost, EventSink
 from squall.manifest.schedule_expressions import Schedule, parse_schedule
 from squall.events.shapes import scheduled_event
@@ -68,8 +67,9 @@ def next_fire(state: ScheduleState, after: float) -> float | None:
 
 
 class Scheduler:
-    def __init__(self, node: EventHost, sink: EventSink) -> None:
+    def __init__(self, node: EventHost, sink: EventSink, *, clock: Clock) -> None:
         self.node = node
+        self.clock = clock
         self.store = node.store
         self.sink = sink
         self.states: dict[str, ScheduleState] = {}
@@ -101,7 +101,7 @@ class Scheduler:
         """Store the schedules of the active functions: new ones start now, changed
         expressions start again, others keep their next fire time; gone ones are removed."""
         async with self._sync_lock:
-            now = time.time()
+            now = self.clock.time()
             stored = {s.key: s for s in await asyncio.to_thread(self.store.list_schedules)}
             wanted = self.definitions()
             changed = []
@@ -131,7 +131,7 @@ class Scheduler:
 
     async def refresh(self) -> None:
         self.states = {s.key: s for s in await asyncio.to_thread(self.store.list_schedules)}
-        self._next_refresh = time.monotonic() + FOLLOWER_POLL
+        self._next_refresh = self.clock.monotonic() + FOLLOWER_POLL
 
     # -- the loop --------------------------------------------------------------
     async def _run(self) -> None:
@@ -142,7 +142,7 @@ class Scheduler:
                 raise
             except Exception as exc:  # noqa: BLE001 - the scheduler must outlive a store outage
                 print(f"squall: scheduler: {exc!r}", flush=True)
-                await asyncio.sleep(1.0)
+                await self.clock.sleep(1.0)
 
     async def _tick(self) -> None:
         if not self.leader:
@@ -151,9 +151,9 @@ class Scheduler:
                 await self.refresh()  # followers read schedules too (overlap rules, listings)
                 await self._sleep(FOLLOWER_POLL)
                 return
-        if time.monotonic() >= self._next_refresh:
+        if self.clock.monotonic() >= self._next_refresh:
             await self.refresh()
-        now = time.time()
+        now = self.clock.time()
         due = [s for s in self.states.values()
                if s.next_fire is not None and s.next_fire <= now + FIRE_AHEAD and self._enabled(s)]
         if due:
@@ -161,13 +161,12 @@ class Scheduler:
             return
         await self._check_alarms(now)
         upcoming = [s.next_fire for s in self.states.values() if s.next_fire is not None and self._enabled(s)]
-        wait = min(upcoming, default=now + FOLLOWER_POLL) - FIRE_AHEAD - time.time()
+        wait = min(upcoming, default=now + FOLLOWER_POLL) - FIRE_AHEAD - self.clock.time()
         await self._sleep(min(max(wait, 0.0), FOLLOWER_POLL))
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await self.clock.wait(self._wake.wait(), seconds)
 
     def _enabled(self, state: ScheduleState) -> bool:
         return bool(state.config.get("enabled", True)) and state.function in self.node.functions
@@ -177,7 +176,7 @@ class Scheduler:
         skipping = [source_of(s.key) for s in due if s.config.get("overlap", "skip") == "skip"]
         pending = await asyncio.to_thread(self.store.pending_sources, skipping)
         fires = [await self._fire_one(state, now, source_of(state.key) in pending) for state in due]
-        await asyncio.to_thread(self.store.fire_schedules, fires, now=time.time())
+        await asyncio.to_thread(self.store.fire_schedules, fires, now=self.clock.time())
         self.sink.wake_events()
         await self.refresh()
 
@@ -199,7 +198,7 @@ class Scheduler:
     def run_event(self, state: ScheduleState, fire_time: float) -> NewEvent:
         function = self.node.get(state.function)
         event = self.sink.new_event(function, b"{}", source=source_of(state.key),
-                                      delay=max(0.0, fire_time - time.time()), qualifier=state.config.get("alias"))
+                                      delay=max(0.0, fire_time - self.clock.time()), qualifier=state.config.get("alias"))
         payload = state.config.get("input")
         if payload is None:
             body = orjson.dumps(scheduled_event(event.id, state.name, utc(fire_time),
@@ -218,7 +217,7 @@ class Scheduler:
         if len(matches) > 1:
             raise NotFound(f"{name} names several schedules ({', '.join(s.key for s in matches)}); "
                            "give FUNCTION/NAME")
-        [request_id] = await self.sink.submit([self.run_event(matches[0], time.time())])
+        [request_id] = await self.sink.submit([self.run_event(matches[0], self.clock.time())])
         return request_id
 
     def overlap_of(self, source: str) -> str:
@@ -228,7 +227,7 @@ class Scheduler:
     # -- results and alarms ------------------------------------------------------
     async def record_result(self, source: str, ok: bool) -> None:
         key = source.removeprefix("schedule:")
-        await asyncio.to_thread(self.store.record_schedule_result, key, ok=ok, at=time.time())
+        await asyncio.to_thread(self.store.record_schedule_result, key, ok=ok, at=self.clock.time())
         self._next_refresh = 0.0
 
     async def _check_alarms(self, now: float) -> None:

@@ -11,7 +11,6 @@ dead letter of the pseudo-function `@http`: `squall dlq ls @http`).
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -19,6 +18,7 @@ from typing import Any, Mapping
 import httpx
 import orjson
 
+from squall.events.clock import Clock
 from squall.events.host import EventHost, EventSink
 from squall.manifest.filter_policy import parse_filter_policy
 from squall.events.shapes import (
@@ -71,8 +71,9 @@ def subscription_arn(topic: str, subscriber: str, region: str, account: str) -> 
 
 
 class Topics:
-    def __init__(self, node: EventHost, sink: EventSink) -> None:
+    def __init__(self, node: EventHost, sink: EventSink, *, clock: Clock) -> None:
         self.node = node
+        self.clock = clock
         self.sink = sink
         self.http = httpx.AsyncClient(timeout=HTTP_TIMEOUT)
 
@@ -99,7 +100,7 @@ class Topics:
             raise PayloadTooLarge(f"the message and its attributes are {size} bytes, over SNS's "
                                   f"{MAX_MESSAGE_BYTES} byte limit")
         message_id = str(uuid.uuid4())
-        now = datetime.now(timezone.utc)
+        now = datetime.fromtimestamp(self.clock.time(), timezone.utc)
         events = [self._function_event(name, function, trigger.get("alias"), message_id, subject, message, attrs, now)
                   for function, trigger in self.function_subscribers(name) if _accepts(trigger, message, attrs)]
         events += [self._http_event(name, sub, message_id, subject, message, attrs, now)
@@ -135,7 +136,7 @@ class Topics:
                 region=settings.region, account=settings.account_id)).decode()
         headers = sns_http_headers(message_id, topic, arn, region=settings.region, account=settings.account_id)
         delivery = {"url": subscription["url"], "body": body, "headers": headers}
-        created = time.time()
+        created = self.clock.time()
         return NewEvent(new_request_id(), HTTP_DELIVERY, orjson.dumps(delivery), f"topic:{topic}", HTTP_ATTEMPTS,
                         created + HTTP_MAX_AGE, created)
 
