@@ -13,6 +13,8 @@ import pytest
 
 from tests.support import SQUALL, SquallServer, write_project
 
+pytestmark = pytest.mark.e2e
+
 HELLO = {
     "squall.yaml": """
         name: hello

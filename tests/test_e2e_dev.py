@@ -7,8 +7,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import SquallServer, wait_until, write_project
+
+pytestmark = pytest.mark.e2e
 
 PROJECT = {
     "squall.yaml": """

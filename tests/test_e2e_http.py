@@ -12,6 +12,8 @@ import pytest
 
 from tests.support import SquallServer, serving
 
+pytestmark = pytest.mark.e2e
+
 PROJECT = {
     "squall.yaml": """
         name: probe

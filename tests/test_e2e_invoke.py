@@ -13,6 +13,8 @@ import pytest
 
 from tests.support import SQUALL, SquallServer, serving, wait_until, write_project
 
+pytestmark = pytest.mark.e2e
+
 PROJECT = {
     "squall.yaml": """
         name: tools

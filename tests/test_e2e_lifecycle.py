@@ -12,6 +12,8 @@ import pytest
 
 from tests.support import SquallServer, serving, wait_until, write_project
 
+pytestmark = pytest.mark.e2e
+
 PROJECT = {
     "squall.yaml": """
         name: lifecycle

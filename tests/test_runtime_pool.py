@@ -16,6 +16,8 @@ from squall.runtime.instance import InstanceSpec
 from squall.runtime.launcher import InstanceLauncher, SubprocessLauncher, ZygoteLauncher
 from squall.runtime.pool import InstancePool, PoolLimits
 
+pytestmark = pytest.mark.e2e
+
 T = TypeVar("T")
 
 HANDLERS = '''
