@@ -187,6 +187,7 @@ def test_wait_stored_returns_once_what_was_written_before_is_stored(sqlite_store
     assert messages(sqlite_store, "fn")[-3] == "two"  # stop stores what is queued
 
 
+@pytest.mark.e2e
 def test_a_refused_write_is_retried_until_the_store_takes_it(fresh_postgres_url: str) -> None:
     store = PostgresStore(fresh_postgres_url)
     store.migrate()

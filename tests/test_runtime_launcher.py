@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import orjson
+import pytest
 
 from squall.runtime.instance import InstanceSpec
 from squall.runtime.launcher import AWS_PROFILE, BASE_PROFILE, ZygoteLauncher, choose_profile
@@ -28,6 +29,7 @@ def test_a_bundled_boto3_wins_over_the_preloaded_one(tmp_path: Path) -> None:
     assert choose_profile([str(code), str(deps)]) == BASE_PROFILE
 
 
+@pytest.mark.e2e
 def test_each_profile_preloads_what_it_says(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(
         "import sys\n\ndef handler(event, context):\n    return 'boto3' in sys.modules\n")
@@ -52,6 +54,7 @@ def children_of(pid: int) -> list[int]:
         return [int(p) for p in handle.read().split()]
 
 
+@pytest.mark.e2e
 def test_the_next_cold_start_takes_the_spare_child(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text("import os\n\ndef handler(event, context):\n    return int(os.readlink('/proc/self'))\n")  # host pid
 

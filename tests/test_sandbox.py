@@ -199,6 +199,7 @@ async def call(pool: InstancePool, spec: InstanceSpec, event: dict[str, Any]) ->
     return outcome.ok, orjson.loads(outcome.payload)
 
 
+@pytest.mark.e2e
 def test_data_dir_is_hidden_but_code_and_deps_stay_readable(layout: Layout) -> None:
     async def scenario() -> dict[str, Any]:
         pool = InstancePool(ZygoteLauncher())
@@ -219,6 +220,7 @@ def test_data_dir_is_hidden_but_code_and_deps_stay_readable(layout: Layout) -> N
     assert seen["cwd"] == str(layout.code)
 
 
+@pytest.mark.e2e
 def test_dev_holds_only_the_usual_devices(layout: Layout) -> None:
     """A private /dev: no host socket (/dev/log), no kernel log (/dev/kmsg), no other device;
     ptys, /dev/shm (the private /tmp) and the usual character devices work."""
@@ -241,6 +243,7 @@ def zygote_pid(pool: InstancePool) -> int:
     return process.pid
 
 
+@pytest.mark.e2e
 def test_runs_as_nobody_without_groups_and_cannot_kill_the_zygote(layout: Layout) -> None:
     """Without a uid in its settings an instance runs as nobody; the zygote, outside its PID
     namespace, has no pid it could name."""
@@ -256,6 +259,7 @@ def test_runs_as_nobody_without_groups_and_cannot_kill_the_zygote(layout: Layout
     run_in_pool(scenario)
 
 
+@pytest.mark.e2e
 def test_network_none_cannot_reach_the_host(layout: Layout) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -275,6 +279,7 @@ def test_network_none_cannot_reach_the_host(layout: Layout) -> None:
     assert online["connect"]["ok"]
 
 
+@pytest.mark.e2e
 def test_tmp_is_capped_with_enospc(layout: Layout) -> None:
     async def scenario(pool: InstancePool) -> None:
         ok, result = await call(pool, layout.spec(tmp_mb=16), {"do": "fill_tmp"})
@@ -283,6 +288,7 @@ def test_tmp_is_capped_with_enospc(layout: Layout) -> None:
     run_in_pool(scenario)
 
 
+@pytest.mark.e2e
 def test_memory_over_the_limit_kills_the_instance_and_it_is_replaced(layout: Layout) -> None:
     async def scenario(pool: InstancePool) -> None:
         spec = layout.spec(memory_mb=128)
@@ -295,6 +301,7 @@ def test_memory_over_the_limit_kills_the_instance_and_it_is_replaced(layout: Lay
     run_in_pool(scenario)
 
 
+@pytest.mark.e2e
 def test_fork_bomb_is_capped_and_cleaned_up(layout: Layout) -> None:
     async def scenario(pool: InstancePool) -> None:
         spec = layout.spec(nproc=32)
@@ -309,6 +316,7 @@ def test_fork_bomb_is_capped_and_cleaned_up(layout: Layout) -> None:
     run_in_pool(scenario)
 
 
+@pytest.mark.e2e
 def test_thread_bomb_is_capped_and_the_instance_keeps_serving(layout: Layout) -> None:
     async def scenario(pool: InstancePool) -> None:
         spec = layout.spec(nproc=64)
@@ -318,6 +326,7 @@ def test_thread_bomb_is_capped_and_the_instance_keeps_serving(layout: Layout) ->
     run_in_pool(scenario)
 
 
+@pytest.mark.e2e
 def test_open_files_are_capped_with_emfile(layout: Layout) -> None:
     async def scenario(pool: InstancePool) -> None:
         ok, result = await call(pool, layout.spec(nofile=256), {"do": "files"})
@@ -325,6 +334,7 @@ def test_open_files_are_capped_with_emfile(layout: Layout) -> None:
     run_in_pool(scenario)
 
 
+@pytest.mark.e2e
 def test_a_step_that_fails_is_an_init_error_unless_not_required(layout: Layout) -> None:
     async def scenario(pool: InstancePool) -> None:
         ok, error = await call(pool, layout.spec(1, network="bogus"), {})
@@ -336,6 +346,7 @@ def test_a_step_that_fails_is_an_init_error_unless_not_required(layout: Layout) 
     run_in_pool(scenario)
 
 
+@pytest.mark.e2e
 def test_unreadable_code_dir_is_reported(layout: Layout) -> None:
     private = layout.data / "code" / "private"
     private.mkdir(mode=0o700)
@@ -350,6 +361,7 @@ def test_unreadable_code_dir_is_reported(layout: Layout) -> None:
     run_in_pool(scenario)
 
 
+@pytest.mark.e2e
 def test_subprocess_launcher_applies_the_same_sandbox(layout: Layout) -> None:
     async def scenario() -> None:
         pool = InstancePool(SubprocessLauncher())
@@ -361,6 +373,7 @@ def test_subprocess_launcher_applies_the_same_sandbox(layout: Layout) -> None:
     run(scenario())
 
 
+@pytest.mark.e2e
 def test_code_tree_permissions_are_untouched(layout: Layout) -> None:
     """The sandbox only changes the instance's view: the host's data dir is as it was."""
     async def scenario(pool: InstancePool) -> None:
@@ -377,6 +390,7 @@ def memory_group_of(pid: int) -> str:
     return "/sys/fs/cgroup/memory" + line.split(":", 2)[2]
 
 
+@pytest.mark.e2e
 def test_every_instance_has_its_memory_limit_spare_or_not(layout: Layout) -> None:
     """The first cold start forks on request, later ones take the zygote's spare child,
     which joined its groups before it knew its limits: both must end up limited."""
@@ -395,6 +409,7 @@ def test_every_instance_has_its_memory_limit_spare_or_not(layout: Layout) -> Non
     run_in_pool(scenario)
 
 
+@pytest.mark.e2e
 def test_a_platform_dir_under_tmp_stays_importable_and_its_data_dir_hidden(tmp_path: Path) -> None:
     import json
     import subprocess
@@ -468,6 +483,7 @@ def freezer_fds(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.e2e
 def test_an_instance_holds_its_freezer_state_open_from_init_to_end(layout: Layout) -> None:
     """A warm call's thaw is one write to a descriptor opened when the instance started, not
     an open, a write and a close; the descriptor is closed when the instance ends."""
