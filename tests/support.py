@@ -23,6 +23,33 @@ import psutil
 SQUALL = [sys.executable, "-m", "squall.cli.main"]
 
 
+class E2EGuard:
+    """Keeps the unit tier (`pytest -m "not e2e"`) free of squall servers and CLI processes.
+
+    tests/conftest.py calls `enter()` before each test's fixtures are set up, saying whether the
+    test is marked `e2e`; `SquallServer.start()` and `SquallServer.cli()` call `check()`, which
+    fails a test that is not. Outside pytest (the scripts in bench/) nothing is entered and
+    everything is allowed."""
+
+    def __init__(self) -> None:
+        self.refusing: str | None = None  # the id of the running test that is not marked e2e
+
+    def enter(self, test_id: str, *, e2e: bool) -> None:
+        self.refusing = None if e2e else test_id
+
+    def leave(self) -> None:
+        self.refusing = None
+
+    def check(self, what: str) -> None:
+        if self.refusing is not None:
+            raise RuntimeError(
+                f"{self.refusing} {what} but is not marked e2e: mark the test `@pytest.mark.e2e` (or its "
+                f"module `pytestmark = pytest.mark.e2e`) so that the unit tier starts no servers")
+
+
+E2E_GUARD = E2EGuard()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -89,6 +116,7 @@ class SquallServer:
         return env
 
     def start(self) -> SquallServer:
+        E2E_GUARD.check(f"starts a squall {self.command}")
         if self.command == "dev":
             args = [*SQUALL, "dev", str(self.project), "--port", str(self.port), "--data", str(self.data_dir)]
         else:
@@ -128,6 +156,7 @@ class SquallServer:
 
     def cli(self, *args: str, input: str | None = None, check: bool = False,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        E2E_GUARD.check(f"runs `squall {' '.join(args[:1])}` as a process")
         result = subprocess.run([*SQUALL, *args], env=self.env(), capture_output=True, text=True,
                                 input=input, timeout=timeout)
         if check and result.returncode != 0:

@@ -1,0 +1,22 @@
+"""Test tiers, for every test path (tests/ and examples/).
+
+`pytest -m "not e2e"` is the fast unit tier. A test that starts a squall server or runs the CLI
+as a process through tests/support.py must be marked `e2e`, or it fails saying so. The store
+fixtures are in tests/conftest.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import E2E_GUARD
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the test's fixtures are set up (a module-scoped server's included)."""
+    E2E_GUARD.enter(item.nodeid, e2e=item.get_closest_marker("e2e") is not None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    E2E_GUARD.leave()
