@@ -92,6 +92,14 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float 
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
+PORT_ATTEMPTS = 3
+"""How many ports a server is started on before a port taken by another process fails the test."""
+
+
+class PortTaken(RuntimeError):
+    """The free port a server was given was taken before it could bind it."""
+
+
 class SquallServer:
     """A `squall server` subprocess; `cli()` runs the squall CLI against it."""
 
@@ -107,6 +115,7 @@ class SquallServer:
         self.command = command
         self.project = project
         self.process: subprocess.Popen[bytes] | None = None
+        self._output_start = 0  # where this start's output begins in the log (earlier starts append to it)
         self.log_path = data_dir.parent / f"{data_dir.name}-server-{self.port}.log"
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -116,7 +125,18 @@ class SquallServer:
         return env
 
     def start(self) -> SquallServer:
+        """Start the server and wait until it answers. The port `free_port()` found can be taken by
+        another process (a parallel test's server or client) before the server binds it: then the
+        server starts again on another port."""
         E2E_GUARD.check(f"starts a squall {self.command}")
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return self._start()
+            except PortTaken:
+                self._move_to_a_free_port()
+        return self._start()
+
+    def _start(self) -> SquallServer:
         if self.command == "dev":
             args = [*SQUALL, "dev", str(self.project), "--port", str(self.port), "--data", str(self.data_dir)]
         else:
@@ -124,6 +144,7 @@ class SquallServer:
             if self.store:
                 args += ["--store", self.store]
         log = open(self.log_path, "ab")
+        self._output_start = log.tell()
         self.process = subprocess.Popen(args, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_until(self._healthy, timeout=30)
@@ -132,8 +153,25 @@ class SquallServer:
     def _healthy(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
+            if b"address already in use" in self.log_path.read_bytes()[self._output_start:]:
+                self.process = None
+                raise PortTaken(f"port {self.port} was taken before the server could bind it")
             raise RuntimeError(f"squall server exited with {self.process.returncode}:\n{self.output()}")
-        return httpx.get(f"{self.url}/_squall/health", timeout=2).status_code == 200
+        if httpx.get(f"{self.url}/_squall/health", timeout=2).status_code != 200:
+            return False
+        return self._listening()  # not another server's answer from a port taken from under us
+
+    def _listening(self) -> bool:
+        assert self.process is not None
+        try:
+            sockets = psutil.Process(self.process.pid).net_connections(kind="tcp")
+        except psutil.NoSuchProcess:
+            return False
+        return any(s.status == psutil.CONN_LISTEN and s.laddr.port == self.port for s in sockets)
+
+    def _move_to_a_free_port(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -150,8 +188,7 @@ class SquallServer:
 
     def restart(self) -> SquallServer:
         self.stop()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._move_to_a_free_port()
         return self.start()
 
     def cli(self, *args: str, input: str | None = None, check: bool = False,
