@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from tests.hostile.bystander import bystander
 from tests.support import SquallServer, serving
 
-pytestmark = pytest.mark.e2e
+# the hostile suite measures its attacks: under xdist it runs on one worker, one test at a time
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("hostile")]
 
 PROJECT = {
     "squall.yaml": """

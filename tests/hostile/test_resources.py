@@ -22,7 +22,8 @@ import pytest
 from tests.hostile.bystander import bystander
 from tests.support import PeakMemory, SquallServer, wait_until, write_project
 
-pytestmark = pytest.mark.e2e
+# the hostile suite measures its attacks: under xdist it runs on one worker, one test at a time
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("hostile")]
 
 MB = 1024 * 1024
 
