@@ -124,7 +124,9 @@ class Tracker:
         self.url = f"http://{host}:{self._server.server_port}"
 
     def start(self) -> Tracker:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # stop() waits for the serving loop to notice: poll often so that it returns at once
+        serving = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        serving.start()
         return self
 
     def stop(self) -> None:
