@@ -4,6 +4,7 @@ test and what to mark (the guard in tests/support.py, entered by the root confte
 
 from __future__ import annotations
 
+from itertools import dropwhile
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,12 @@ def test_a_test_not_marked_e2e_may_not_ask_for_a_node(pytester: pytest.Pytester)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*test_nodes.py::test_unmarked asks for the fixture `squall_project` (a squall node)"
                                  " but is not marked e2e*"])
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    """.ci/run's last line is README command 2: the commented block's first line that is no comment."""
+    readme = (ROOT / "README.md").read_text().splitlines()
+    block = dropwhile(lambda line: not line.startswith("# 2."), readme)
+    command = next(line for line in block if not line.startswith("#"))
+    assert "pytest -q -m 'not e2e'" in command and "pytest -q -m e2e" in command
+    assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == command
