@@ -2,7 +2,8 @@
 
 `pytest -m "not e2e"` is the fast unit tier. A test that starts a squall server or runs the CLI
 as a process through tests/support.py, or asks for a node through squall.testing's fixtures,
-must be marked `e2e`, or it fails saying so. The store fixtures are in tests/conftest.py."""
+must be marked `e2e`, or it fails saying so; so must a test marked `serial`, which the e2e
+tier runs alone after its parallel part. The store fixtures are in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for name in NODE_FIXTURES:
         if name in getattr(item, "fixturenames", ()):
             E2E_GUARD.check(f"asks for the fixture `{name}` (a squall node)")
+    if item.get_closest_marker("serial") is not None:
+        E2E_GUARD.check("is marked serial (one of the e2e tests run alone)")
 
 
 @pytest.hookimpl(trylast=True)

@@ -128,6 +128,7 @@ def test_bad_async_requests_are_refused_and_store_nothing(tmp_path: Path) -> Non
         assert recorder.json() == []
 
 
+@pytest.mark.serial  # the kill must land while the work still runs: slower under other tests' load
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_killed_server_loses_no_event(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     store = request.getfixturevalue("fresh_postgres_url") if backend == "postgres" else None

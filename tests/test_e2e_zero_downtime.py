@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import SquallServer, page_site, write_project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # counts the answers of a node under load: runs alone
 
 LOAD_SECONDS = 10.0
 CLIENTS = 4

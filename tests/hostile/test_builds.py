@@ -31,8 +31,7 @@ from squall.settings import Settings
 from tests.hostile.bystander import bystander
 from tests.support import PeakMemory, SquallServer, plant_admin_token, serving, write_project
 
-# the hostile suite measures its attacks: under xdist it runs on one worker, one test at a time
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("hostile")]
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # measures a server under attack: runs alone
 
 MB = 1024 * 1024
 LIMITS = {"SQUALL_BUILD_TIMEOUT_SECONDS": "30", "SQUALL_BUILD_MEMORY_MB": "320", "SQUALL_BUILD_DISK_MB": "64"}

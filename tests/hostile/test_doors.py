@@ -26,8 +26,7 @@ from botocore.exceptions import ClientError
 from tests.hostile.bystander import bystander
 from tests.support import PeakMemory, SquallServer, serving, wait_until, write_project
 
-# the hostile suite measures its attacks: under xdist it runs on one worker, one test at a time
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("hostile")]
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # measures a server under attack: runs alone
 
 PROJECT = {
     "squall.yaml": """

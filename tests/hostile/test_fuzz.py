@@ -24,8 +24,7 @@ from hypothesis import strategies as st
 from tests.hostile.bystander import bystander
 from tests.support import SquallServer, serving
 
-# the hostile suite measures its attacks: under xdist it runs on one worker, one test at a time
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("hostile")]
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # measures a server under attack: runs alone
 
 PROJECT = {
     "squall.yaml": """

@@ -18,8 +18,7 @@ from tests.hostile.bystander import bystander
 from tests.support import SquallServer, plant_admin_token, serving, wait_until
 from tests.test_sandbox import HANDLERS
 
-# the hostile suite measures its attacks: under xdist it runs on one worker, one test at a time
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("hostile")]
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # measures a server under attack: runs alone
 
 EXTRA = '''
 import ctypes, json

@@ -22,8 +22,7 @@ import pytest
 from tests.hostile.bystander import bystander
 from tests.support import PeakMemory, SquallServer, wait_until, write_project
 
-# the hostile suite measures its attacks: under xdist it runs on one worker, one test at a time
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("hostile")]
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]  # measures a server under attack: runs alone
 
 MB = 1024 * 1024
 
