@@ -24,7 +24,6 @@ from squall.exceptions import SquallError
 from squall.releases import LIVE_ALIAS
 from squall.settings import STAGE, TOKEN, URL
 
-DEFAULT_URL = URL.default
 API_PREFIX = "/_squall/api"
 LOG_PAGE_SIZE = 1000
 

@@ -20,7 +20,6 @@ from squall.node.core import Node
 from squall.node.specs import FunctionUids, NodeSettings, sdk_key
 from squall.settings import TOKEN, Settings
 from squall.store import open_store
-from squall.store.base import BaseStore
 
 TOKEN_FILE = "admin-token"
 

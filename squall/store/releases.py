@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import orjson
 
-from squall.releases import LIVE_ALIAS, check_weights
-
 
 @dataclass(frozen=True, slots=True)
 class Alias:

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from squall.exceptions import BadInput, NotFound
+from squall.releases import LIVE_ALIAS
 from squall.store.notices import DEPLOY
 from squall.store.releases import (
-    LIVE_ALIAS,
     Alias,
     AliasMove,
     decode_weights,
