@@ -32,7 +32,7 @@ import asyncio
 import resource
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -58,6 +58,24 @@ LOOPBACK_SHARE = 4
 """Without SQUALL_MAX_CONNECTIONS_LOOPBACK, loopback may hold a quarter of the connection cap."""
 DRAIN_BYTES = 8 * 1024 * 1024
 """How much of an unread body is thrown away after a refusal before the connection is closed."""
+
+class DirectLane(Protocol):
+    """What the protocol asks of the direct lane (squall/server/direct.py, DirectRoutes)."""
+
+    def begin(self, protocol: Any) -> bool: ...
+
+
+class _NoEvent:
+    """The `message_event` of a direct-lane exchange, which uvicorn's protocol sets when the
+    connection is lost (the exchange learns of that from its transport instead); also how the
+    protocol tells an exchange from one of uvicorn's cycles."""
+
+    @staticmethod
+    def set() -> None:
+        return None
+
+
+NO_EVENT = _NoEvent()
 
 HEAD = "head"
 BODY = "body"
@@ -127,6 +145,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     limits: ClassVar[ConnectionLimits]
     clients: ClassVar[Counter[str]]
     counts: ClassVar[list[int]]
+    direct: ClassVar[DirectLane | None] = None
+    """The user routes served without ASGI (squall/server/direct.py), when the server has them."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -200,7 +220,14 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self.head_bytes > self.limits.max_head_bytes and self.head_size() > self.limits.max_head_bytes:
             self.refusal = _status(431, "Request Header Fields Too Large", self.head_too_large())
             raise _Refused()
-        _on_headers_complete(self)
+        if self.direct is None or not self.direct.begin(self):
+            _on_headers_complete(self)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        if app is None:  # a pipelined request of the direct lane, whose turn has come
+            cycle.start()
+        else:
+            super()._start_asgi_task(cycle, app)
 
     def head_size(self) -> int:
         """The request head's size as parsed (the last received chunk may hold some body too)."""
@@ -219,11 +246,20 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             if self.drained > DRAIN_BYTES:
                 self.transport.close()
             return
-        super().on_body(body)
+        cycle: Any = self.cycle
+        if cycle.message_event is NO_EVENT:  # the direct lane's exchange
+            cycle.on_body(body)
+        else:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         self.phase = IDLE
-        _on_message_complete(self)
+        cycle: Any = self.cycle
+        if cycle.message_event is NO_EVENT:
+            if not cycle.response_complete:
+                cycle.on_message_complete()
+        else:
+            _on_message_complete(self)
 
     def sweep(self, now: float) -> None:
         """Close the connection if its head or its body is overdue."""
@@ -234,10 +270,11 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.transport.close()  # paused reading is the app's doing, not the client's
 
 
-def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpProtocol]:
-    """A protocol class for one server, with its own limits and per-client counts."""
+def bounded_protocol(limits: ConnectionLimits, direct: DirectLane | None = None) -> type[BoundedHttpProtocol]:
+    """A protocol class for one server, with its own limits and per-client counts, and the
+    user routes it serves on the direct lane, if any."""
     return type("NodeHttpProtocol", (BoundedHttpProtocol,), {"limits": limits, "clients": Counter(),
-                                                             "counts": [0, 0]})
+                                                             "counts": [0, 0], "direct": direct})
 
 
 class BoundedServer(uvicorn.Server):

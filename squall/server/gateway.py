@@ -8,6 +8,7 @@ past it 503 with Retry-After); an hmac route checks it once read.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import orjson
@@ -52,17 +53,35 @@ def needs_body(auth: Mapping[str, Any] | None) -> bool:
     return auth is not None and bool(auth) and auth.get("type") != "api_key"
 
 
-def named_header(scope: Scope, header: str) -> dict[str, str]:
+def named_header(headers: list[tuple[bytes, bytes]], header: str) -> dict[str, str]:
     """The one header an api_key route checks, as the event would carry it (not all of them)."""
     wanted = header.lower().encode("latin-1", "replace")
-    return event_headers((name, value) for name, value in scope["headers"] if name.lower() == wanted)
+    return event_headers((name, value) for name, value in headers if name.lower() == wanted)
 
 
 BUSY = [("retry-after", "1")]
+HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "proxy-connection", "te", "trailer",
+                        "transfer-encoding", "upgrade"})
+"""Response headers a function cannot set: the server frames the response itself (a
+function's Content-Length or Transfer-Encoding could otherwise split the connection's stream)."""
+TOO_LARGE = f"Request body is larger than the {LIMIT_MB} MB limit"
+TOO_MANY_BODIES = "The server is reading too many request bodies at once (or too many from this client); retry shortly"
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A request the gateway will serve: its route, its function, and whether the route's
+    auth checks the body (hmac) once it is read."""
+
+    match: RouteMatch
+    function: ActiveFunction
+    signed: bool
 
 
 class Gateway:
-    """ASGI app serving the users' HTTP routes of one node."""
+    """The users' HTTP routes of one node: routing and auth (`route`), then the event, the
+    invocation and the response (`answer`). The ASGI app (`__call__`) and the server's direct
+    lane (squall/server/direct.py) read the body in between, each its own way."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -75,7 +94,21 @@ class Gateway:
 
     async def handle(self, scope: Scope, receive: Any) -> HttpResponse:
         path = request_path(scope)
-        match = self.node.routes.match(scope["method"], path)
+        routed = self.route(scope["method"], path, scope["headers"])
+        if isinstance(routed, HttpResponse):
+            return routed
+        try:
+            body = await read_body(scope, receive, MAX_PAYLOAD_BYTES, ROUTES)
+        except BodyTooLarge:
+            return json_error(413, TOO_LARGE)
+        except BodySlotsSpent:
+            return json_error(503, TOO_MANY_BODIES, BUSY)
+        return await self.answer(routed, http_request(scope, path, body))
+
+    def route(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> Routed | HttpResponse:
+        """The route and function for `method` on `path` (raw, no query), its api_key checked
+        against `headers` (lowercased names); or the refusal to send (404, 405, 401, 503)."""
+        match = self.node.routes.match(method, path)
         if match is None:
             return json_error(404, "Not Found")
         if isinstance(match, MethodNotAllowed):
@@ -86,17 +119,10 @@ class Gateway:
         auth = match.route.auth
         signed = needs_body(auth)
         if auth and not signed:
-            failure = check_route_auth(auth, function, named_header(scope, str(auth.get("header", ""))), b"")
+            failure = check_route_auth(auth, function, named_header(headers, str(auth.get("header", ""))), b"")
             if failure is not None:
                 return json_error(failure.status, failure.message)
-        try:
-            body = await read_body(scope, receive, MAX_PAYLOAD_BYTES, ROUTES)
-        except BodyTooLarge:
-            return json_error(413, f"Request body is larger than the {LIMIT_MB} MB limit")
-        except BodySlotsSpent:
-            return json_error(503, "The server is reading too many request bodies at once "
-                              "(or too many from this client); retry shortly", BUSY)
-        return await self.invoke(scope, path, match, function, body, signed)
+        return Routed(match, function, signed)
 
     def unserved(self, name: str, alias: str) -> HttpResponse:
         """The answer of a route whose function is gone (404) or whose alias is not set (503)."""
@@ -104,13 +130,13 @@ class Gateway:
             return json_error(503, f"alias {alias} of function {name} is not set (squall alias set {name} {alias} N)")
         return json_error(404, "Not Found")
 
-    async def invoke(self, scope: Scope, path: str, match: RouteMatch, function: ActiveFunction,
-                     body: bytes, signed: bool) -> HttpResponse:
-        request = http_request(scope, path, body)
+    async def answer(self, routed: Routed, request: HttpRequest) -> HttpResponse:
+        """Invoke the routed function with `request` (its body read) and convert its result."""
+        match, function = routed.match, routed.function
         request_id = new_request_id()
         event = build_event_v2(request, match, request_id=request_id, account_id=self.node.settings.account_id)
-        if signed:
-            failure = check_route_auth(match.route.auth, function, event["headers"], body)
+        if routed.signed:
+            failure = check_route_auth(match.route.auth, function, event["headers"], request.body)
             if failure is not None:
                 return json_error(failure.status, failure.message)
         try:
@@ -121,7 +147,8 @@ class Gateway:
         if not invocation.ok:
             return json_error(502, "Internal Server Error", headers)
         response = parse_lambda_response(orjson.loads(invocation.payload))
-        return HttpResponse(response.status, [*response.headers, *headers], response.body)
+        kept = [(name, value) for name, value in response.headers if name.lower() not in HOP_BY_HOP]
+        return HttpResponse(response.status, [*kept, *headers], response.body)
 
 
 def request_path(scope: Scope) -> str:
@@ -139,14 +166,14 @@ def http_request(scope: Scope, path: str, body: bytes) -> HttpRequest:
 
 
 async def send_response(send: Any, response: HttpResponse) -> None:
-    headers = [(name.lower().encode("latin-1"), _encode_header(value)) for name, value in response.headers]
-    if not any(name == b"content-length" for name, _ in headers):
-        headers.append((b"content-length", str(len(response.body)).encode()))
+    headers = [(name.lower().encode("latin-1"), encode_header_value(value)) for name, value in response.headers]
+    headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 
 
-def _encode_header(value: str) -> bytes:
+def encode_header_value(value: str) -> bytes:
+    """A header value as sent: latin-1 when it can be, else UTF-8."""
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError:

@@ -1,6 +1,7 @@
 """The server's ASGI app: the root node's app (squall/server/app.py) and the apps of its
 stages (squall/server/stages.py), with the stages API on the root; and ASGI lifespan, which it
-answers itself: starting the root node, then the stages."""
+answers itself: starting the root node, then the stages. Beside it, the direct lane that serves
+the root node's user routes without ASGI (squall/server/direct.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,28 @@ from typing import Any
 
 from squall.node.core import Node
 from squall.server.app import NodeApp
+from squall.server.direct import DirectRoutes
 from squall.server.stages import StageSet
 from squall.server.stages_api import StagesApi
 
 StartupHook = Callable[[Node], Awaitable[None]]
 
 
-def build_app(node: Node, token: str, on_startup: StartupHook | None = None) -> Callable[..., Any]:
-    """The ASGI app of the root `node` and its stages; `on_startup` runs once the root node is
-    started (used by `squall dev`)."""
+class ServerApp:
+    """The server's ASGI app (called as one) and its direct lane, which the HTTP protocol
+    is given (squall/server/run.py, `server_config`)."""
+
+    def __init__(self, asgi: Callable[..., Any], direct: DirectRoutes) -> None:
+        self.asgi = asgi
+        self.direct = direct
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self.asgi(scope, receive, send)
+
+
+def build_app(node: Node, token: str, on_startup: StartupHook | None = None) -> ServerApp:
+    """The ASGI app of the root `node` and its stages, and the direct lane of the root's user
+    routes; `on_startup` runs once the root node is started (used by `squall dev`)."""
     stages = StageSet(node, token)
     root = NodeApp(node, token, lambda guard: StagesApi(stages).routes(guard))
 
@@ -42,7 +56,7 @@ def build_app(node: Node, token: str, on_startup: StartupHook | None = None) -> 
         elif scope["type"] == "lifespan":
             await run_lifespan(receive, send, start, stop)
 
-    return app
+    return ServerApp(app, DirectRoutes(root.gateway, stages))
 
 
 async def run_lifespan(receive: Any, send: Any, start: Callable[[], Awaitable[None]],

@@ -13,9 +13,9 @@ import uvicorn
 from squall.runtime.launcher import ZygoteLauncher, preload_profiles
 from squall.runtime.pool import InstancePool, PoolLimits
 from squall.secrets import load_secret_key
-from squall.server.root import StartupHook, build_app
+from squall.server.root import ServerApp, StartupHook, build_app
 from squall.server.bodies import configure_route_budget
-from squall.server.connections import BoundedServer, bounded_protocol, raise_open_file_limit, serve_limits
+from squall.server.connections import BoundedServer, DirectLane, bounded_protocol, raise_open_file_limit, serve_limits
 from squall.node.core import Node
 from squall.node.specs import FunctionUids, NodeSettings, sdk_key
 from squall.settings import TOKEN, Settings
@@ -62,21 +62,23 @@ def make_node(data_dir: Path, store_url: str | None, settings: Settings, api_url
                              uids=FunctionUids.from_settings(settings), server=settings), store, pool)
 
 
-def server_config(app: Any, host: str, port: int, settings: Settings, **options: Any) -> uvicorn.Config:
+def server_config(app: Any, host: str, port: int, settings: Settings, direct: DirectLane | None = None,
+                  **options: Any) -> uvicorn.Config:
     """How a node serves `app` with uvicorn: its connections bounded (squall/server/connections.py)
     after the open-file soft limit is raised to the hard limit, and its route bodies within
-    SQUALL_ROUTE_BODY_BUDGET_MB (squall/server/bodies.py; docs/limits.md). `options` are more
+    SQUALL_ROUTE_BODY_BUDGET_MB (squall/server/bodies.py; docs/limits.md); `direct` (the app's
+    `direct`, squall/server/direct.py) serves user routes without ASGI. `options` are more
     of uvicorn's settings (squall.testing serves in a thread and logs through the root logger)."""
     limits = serve_limits(settings, raise_open_file_limit())
     configure_route_budget(settings.route_body_budget_mb)
-    return uvicorn.Config(app, host=host, port=port, loop="uvloop", http=bounded_protocol(limits), ws="none",
-                          lifespan="on", log_level="warning", access_log=False, server_header=False,
-                          date_header=False, **options)
+    return uvicorn.Config(app, host=host, port=port, loop="uvloop", http=bounded_protocol(limits, direct),
+                          ws="none", lifespan="on", log_level="warning", access_log=False, server_header=False,
+                          date_header=False, proxy_headers=False, **options)
 
 
-def run_app(app: Any, host: str, port: int, settings: Settings) -> None:
+def run_app(app: ServerApp, host: str, port: int, settings: Settings) -> None:
     """Serve `app` with uvicorn as `server_config` sets it up (blocking)."""
-    BoundedServer(server_config(app, host, port, settings)).run()
+    BoundedServer(server_config(app, host, port, settings, app.direct)).run()
 
 
 def serve(data_dir: Path, host: str, port: int, store_url: str | None,

@@ -107,8 +107,10 @@ class ThreadedNode:
             self.url = f"http://{HOST}:{self._socket.getsockname()[1]}"
             settings = Settings.from_environ()  # the server's settings, as `squall server` reads them
             self._node = make_node(self.data_dir, None, settings, api_url=self.url)
-            app = self._watched(build_app(self._node, self.token, self._started))
-            config = server_config(app, HOST, int(self._socket.getsockname()[1]), settings, log_config=None,
+            served = build_app(self._node, self.token, self._started)
+            app = self._watched(served)
+            config = server_config(app, HOST, int(self._socket.getsockname()[1]), settings, served.direct,
+                                   log_config=None,
                                    timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
             self._server = BoundedServer(config)
             self._thread = threading.Thread(target=self._serve, name="squall-test-node", daemon=True)
