@@ -32,7 +32,7 @@ DEFAULT_RESPONSE_CONTENT_TYPE = "text/plain; charset=utf-8"
 """What API Gateway HTTP APIs send when a `statusCode` response names no content-type."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HttpRequest:
     """A received HTTP request, as the server (or the test client) saw it.
 
@@ -52,7 +52,7 @@ class HttpRequest:
     host: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HttpResponse:
     """The response to send.
 
@@ -135,7 +135,17 @@ def encode_body(body: bytes, content_type: str | None) -> tuple[str, bool]:
 
 
 def format_request_time(now: float) -> str:
-    """`12/Mar/2020:19:03:58 +0000`, independent of the locale."""
+    """`12/Mar/2020:19:03:58 +0000`, independent of the locale (made once per second)."""
+    second = int(now)
+    if second != _last_time[0]:
+        _last_time[:] = [second, _format_time(second)]
+    return str(_last_time[1])
+
+
+_last_time: list[Any] = [None, ""]
+
+
+def _format_time(now: float) -> str:
     t = time.gmtime(now)
     return (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year:04d}:"
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000")

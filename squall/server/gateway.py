@@ -68,7 +68,7 @@ TOO_LARGE = f"Request body is larger than the {LIMIT_MB} MB limit"
 TOO_MANY_BODIES = "The server is reading too many request bodies at once (or too many from this client); retry shortly"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Routed:
     """A request the gateway will serve: its route, its function, and whether the route's
     auth checks the body (hmac) once it is read."""
