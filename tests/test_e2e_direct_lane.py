@@ -1,0 +1,160 @@
+"""End to end: user routes served on the direct lane (squall/server/direct.py) speak HTTP/1.1
+as the ASGI lane does, over raw sockets: keep-alive, pipelining mixed with platform requests
+on one connection (answered in order), HTTP/1.0, HEAD, Expect: 100-continue, chunked bodies;
+and a stage's routes still reach the stage."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support import SquallServer, serving, write_project
+
+pytestmark = pytest.mark.e2e
+
+PROJECT = {
+    "squall.yaml": """
+        name: lane
+        functions:
+          hello:
+            handler: app.hello
+            triggers: [{http: "GET /hello/{who}"}, {http: "HEAD /hello/{who}"}]
+          echo:
+            handler: app.echo
+            triggers: [{http: "POST /echo"}]
+    """,
+    "app.py": """
+        import json
+
+        def hello(event, context):
+            return {"statusCode": 200, "body": "hello " + event["pathParameters"]["who"]}
+
+        def echo(event, context):
+            return {"statusCode": 200, "body": json.dumps({"body": event.get("body"),
+                                                           "length": event["headers"].get("content-length"),
+                                                           "chunked": event["headers"].get("transfer-encoding")})}
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
+    with serving(tmp_path_factory.mktemp("lane"), PROJECT) as node:
+        yield node
+
+
+def connect(server: SquallServer) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+    return sock
+
+
+def read_responses(sock: socket.socket, count: int, head_only: bool = False) -> list[tuple[int, dict[str, str], bytes]]:
+    """`count` whole responses (status, headers, body) in the order they arrive."""
+    data = b""
+    responses: list[tuple[int, dict[str, str], bytes]] = []
+    while len(responses) < count:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"the server closed after {len(responses)} responses: {data!r}")
+            data += chunk
+        head, data = data.split(b"\r\n\r\n", 1)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+        status = int(status_line.split(" ")[1])
+        if status == 100:
+            continue
+        length = 0 if head_only else int(headers.get("content-length", "0"))
+        while len(data) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError("the server closed in the middle of a body")
+            data += chunk
+        responses.append((status, headers, data[:length]))
+        data = data[length:]
+    return responses
+
+
+def get(path: str, *extra: str, version: str = "1.1") -> bytes:
+    return "\r\n".join([f"GET {path} HTTP/{version}", "Host: 127.0.0.1", *extra, "", ""]).encode()
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(server: SquallServer) -> None:
+    with connect(server) as sock:
+        for who in ("a", "b", "c"):
+            sock.sendall(get(f"/hello/{who}"))
+            [(status, headers, body)] = read_responses(sock, 1)
+            assert (status, body) == (200, f"hello {who}".encode())
+            assert "connection" not in headers and headers["x-squall-version"] == "1"
+
+
+def test_pipelined_requests_of_both_lanes_are_answered_in_order(server: SquallServer) -> None:
+    token = f"Authorization: Bearer {server.token}"
+    with connect(server) as sock:
+        sock.sendall(get("/hello/one") + get("/_squall/api/functions", token) + get("/hello/two")
+                     + get("/nowhere") + get("/hello/three"))
+        answers = read_responses(sock, 5)
+    assert [status for status, _, _ in answers] == [200, 200, 200, 404, 200]
+    assert answers[0][2] == b"hello one" and answers[2][2] == b"hello two" and answers[4][2] == b"hello three"
+    assert {f["name"] for f in json.loads(answers[1][2])["functions"]} == {"hello", "echo"}
+
+
+def test_http_1_0_gets_its_answer_and_the_connection_closes(server: SquallServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(get("/hello/old", version="1.0"))
+        [(status, headers, body)] = read_responses(sock, 1)
+        assert (status, body, headers["connection"]) == (200, b"hello old", "close")
+        assert sock.recv(10) == b""
+
+
+def test_connection_close_is_honoured(server: SquallServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(get("/hello/bye", "Connection: close"))
+        [(status, headers, _)] = read_responses(sock, 1)
+        assert (status, headers["connection"]) == (200, "close")
+        assert sock.recv(10) == b""
+
+
+def test_head_gets_the_headers_and_no_body(server: SquallServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(get("/hello/x").replace(b"GET", b"HEAD", 1) + get("/hello/after"))
+        [(status, headers, body)] = read_responses(sock, 1, head_only=True)
+        assert (status, body, headers["content-length"]) == (200, b"", str(len("hello x")))
+        [(status, _, body)] = read_responses(sock, 1)  # the next response starts right after the head
+        assert (status, body) == (200, b"hello after")
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(server: SquallServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"howdy")
+        [(status, _, body)] = read_responses(sock, 1)
+        assert status == 200 and json.loads(body)["body"] == "howdy"
+
+
+def test_a_chunked_body_reaches_the_function_whole(server: SquallServer) -> None:
+    pieces = [b"abc", b"defgh", b"i" * 70_000]
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+    with connect(server) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" + chunks + get("/hello/next"))
+        [(status, _, body), (next_status, _, next_body)] = read_responses(sock, 2)
+    echoed = json.loads(body)
+    assert status == 200 and echoed["body"] == "abcdefgh" + "i" * 70_000 and echoed["chunked"] == "chunked"
+    assert (next_status, next_body) == (200, b"hello next")
+
+
+def test_a_stage_route_still_reaches_the_stage(server: SquallServer, tmp_path: Path) -> None:
+    project = write_project(tmp_path / "blue", {**PROJECT, "app.py": PROJECT["app.py"].replace('"hello "', '"blue "')})
+    server.cli("deploy", str(project), "--stage", "blue", check=True)
+    with connect(server) as sock:
+        sock.sendall(get("/_squall/stages/blue/hello/x") + get("/hello/x"))
+        [(status, _, body), (root_status, _, root_body)] = read_responses(sock, 2)
+    assert (status, body) == (200, b"blue x")
+    assert (root_status, root_body) == (200, b"hello x")
