@@ -1,11 +1,13 @@
 """HTTP throughput and latency of a hello function behind a squall route, next to a bare
-uvicorn + Starlette hello app measured in the same run.
+uvicorn + Starlette hello app and the floor of a process-per-invocation path
+(bench/floor_server.py, with 1 and 8 workers), all measured in the same run.
 
     python bench/http_throughput.py [--seconds 5] [--concurrency 1,50] [--loadgen wrk|python]
 
-Prints one row per (server, concurrency), the ratio squall / baseline and squall's latency
-over the baseline's, which calls the same handler in its own process: at concurrency 1 that
-is the warm overhead of a route (gateway, event, instance pipe, response, logs).
+Prints one row per (server, concurrency), each server's requests/s over the baseline's and
+over the floor's with 8 workers, and squall's latency over the baseline's, which calls the
+same handler in its own process: at concurrency 1 that is the warm overhead of a route
+(gateway, event, instance pipe, response, logs).
 The load comes from wrk when it is installed (`apt install wrk`), else from the asyncio
 load generator of bench/loadgen.py in a process of its own (which saturates far earlier).
 """
@@ -66,6 +68,13 @@ def start_baseline() -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
+def start_floor(workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(HERE / "floor_server.py"), str(port), str(workers)])
+    wait_ready(f"http://127.0.0.1:{port}/hello")
+    return process, port
+
+
 def start_squall(root: Path) -> SquallServer:
     server = SquallServer(root / "data").start()
     server.cli("deploy", str(write_project(root / "bench", HELLO)), check=True)
@@ -81,28 +90,31 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     table = Table(title=f"HTTP hello, {args.seconds:g} s per row, {os.cpu_count()} cores, load from {args.loadgen}")
-    for column in ("server", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "rps vs baseline",
-                   "overhead p50/p99 µs"):
+    for column in ("server", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "vs baseline",
+                   "vs floor W=8", "overhead p50/p99 µs"):
         table.add_column(column, justify="right" if column != "server" else "left")
-    baseline, port = start_baseline()
+    others = {"uvicorn+starlette": start_baseline(), "floor W=1": start_floor(1), "floor W=8": start_floor(8)}
     with tempfile.TemporaryDirectory() as tmp:
         server = start_squall(Path(tmp))
+        ports = {**{name: port for name, (_, port) in others.items()}, "squall route": server.port}
         try:
             for concurrency in levels:
-                measure(port, concurrency, 1.0, args.loadgen)  # warm-up
-                base = measure(port, concurrency, args.seconds, args.loadgen)
-                measure(server.port, concurrency, 1.0, args.loadgen)
-                ours = measure(server.port, concurrency, args.seconds, args.loadgen)
-                for name, result in (("uvicorn+starlette", base), ("squall route", ours)):
+                results = {}
+                for name, port in ports.items():
+                    measure(port, concurrency, 1.0, args.loadgen)  # warm-up
+                    results[name] = measure(port, concurrency, args.seconds, args.loadgen)
+                base, floor = results["uvicorn+starlette"], results["floor W=8"]
+                for name, result in results.items():
                     overhead = (f"{(result.p50 - base.p50) * 1000:,.0f} / {(result.p99 - base.p99) * 1000:,.0f}"
-                                if result is ours else "")
+                                if name == "squall route" else "")
                     table.add_row(name, str(concurrency), f"{result.rps:,.0f}", f"{result.p50:.2f}",
-                                  f"{result.p99:.2f}", str(result.errors),
-                                  f"{result.rps / base.rps:.2f}", overhead)
+                                  f"{result.p99:.2f}", str(result.errors), f"{result.rps / base.rps:.2f}",
+                                  f"{result.rps / floor.rps:.2f}", overhead)
         finally:
             server.stop()
-            baseline.terminate()
-            baseline.wait()
+            for process, _ in others.values():
+                process.terminate()
+                process.wait()
     Console(width=120).print(table)
 
 
