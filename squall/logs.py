@@ -31,7 +31,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
+
+import orjson
 
 from squall.settings import LOG_MAX_MB, LOG_RETENTION_DAYS, LOG_SWEEP_SECONDS, Settings
 from squall.store.base import BaseStore, LogBatch, StoredLogBatch, encode_log_batch
@@ -105,6 +107,20 @@ def invocation_batch(function: str, version: int, request_id: str, lines: Sequen
     stored.append(LogLine(now, LogLevel.SYSTEM, end_line(request_id)))
     stored.append(LogLine(now, LogLevel.SYSTEM, report))
     return LogBatch(function, version, request_id, stored)
+
+
+def encode_invocation(function: str, version: int, request_id: str, lines: Sequence[LogLine],
+                      *, started: float, report: str, error_line: str | None = None) -> bytes:
+    """`encode_log_batch(invocation_batch(...))` in one step: the same bytes, without making
+    the batch's objects first (the invocation path's way: it runs once per call)."""
+    now = time.time()
+    stored: list[object] = [{"ts": started, "level": "SYSTEM", "message": start_line(request_id, version)},
+                            *lines]
+    if error_line is not None:
+        stored.append({"ts": now, "level": "ERROR", "message": error_line})
+    stored.append({"ts": now, "level": "SYSTEM", "message": end_line(request_id)})
+    stored.append({"ts": now, "level": "SYSTEM", "message": report})
+    return orjson.dumps({"function": function, "version": version, "request_id": request_id, "lines": stored})
 
 
 @dataclass
@@ -193,10 +209,17 @@ class LogWriter:
     def write(self, batch: LogBatch) -> None:
         """Queue `batch`, encoded at once (the queue then holds bytes, which the garbage
         collector need not walk); shortened, or dropped and counted, when the queue is full."""
-        data = encode_log_batch(batch)
+        self.write_encoded(encode_log_batch(batch), lambda: batch)
+
+    def write_encoded(self, data: bytes, batch: Callable[[], LogBatch]) -> None:
+        """`write` of a batch already encoded (`encode_invocation`); `batch()` makes it, for
+        the shortened line when the queue is full."""
         if self._offer(data):
             return
-        if self._offer(encode_log_batch(shortened(batch, len(data)))):
+        self._shorten_or_drop(batch(), len(data))
+
+    def _shorten_or_drop(self, batch: LogBatch, size: int) -> None:
+        if self._offer(encode_log_batch(shortened(batch, size))):
             with self._lock:
                 self.stats.shortened += 1
             return

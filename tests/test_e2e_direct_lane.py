@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -158,3 +159,16 @@ def test_a_stage_route_still_reaches_the_stage(server: SquallServer, tmp_path: P
         [(status, _, body), (root_status, _, root_body)] = read_responses(sock, 2)
     assert (status, body) == (200, b"blue x")
     assert (root_status, root_body) == (200, b"hello x")
+
+
+def test_an_idle_kept_alive_connection_serves_on_then_is_closed_after_the_keep_alive_timeout(
+        server: SquallServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(get("/hello/first"))
+        [(status, _, _)] = read_responses(sock, 1)
+        time.sleep(1.5)  # idle, within the keep-alive timeout (5 s)
+        sock.sendall(get("/hello/second"))
+        [(status, _, body)] = read_responses(sock, 1)
+        assert (status, body) == (200, b"hello second")
+        sock.settimeout(20)
+        assert sock.recv(10) == b""  # closed by the server once idle for long enough

@@ -9,15 +9,17 @@ import time
 import uuid
 from typing import Iterator
 
+import orjson
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from squall.exceptions import BadInput
-from squall.logs import DAY, MB, SMALL_RESERVE, SWEEP_ROWS, LogBudget, LogRetention, LogWriter, sweep_logs
+from squall.logs import (DAY, MB, SMALL_RESERVE, SWEEP_ROWS, LogBudget, LogRetention, LogWriter, encode_invocation,
+                         invocation_batch, sweep_logs)
 from squall.settings import Settings
 from squall.store import open_stage_store
-from squall.store.base import BaseStore, LogBatch
+from squall.store.base import BaseStore, LogBatch, encode_log_batch
 from squall.store.postgres import PostgresStore
 from squall.store.sqlite import SqliteStore
 from squall.types import LogLevel, LogLine
@@ -284,3 +286,18 @@ def test_retention_settings_come_from_the_environment() -> None:
     for bad in ({"SQUALL_LOG_RETENTION_DAYS": "0"}, {"SQUALL_LOG_MAX_MB": "lots"}, {"SQUALL_LOG_SWEEP_SECONDS": "inf"}):
         with pytest.raises(BadInput, match=next(iter(bad))):
             retention(bad)
+
+
+
+def test_an_invocation_encoded_in_one_step_is_its_batch_encoded() -> None:
+    printed = [LogLine(1.5, LogLevel.INFO, "hi"), LogLine(1.6, LogLevel.WARN, "careful ☂")]
+    for error_line in (None, "Traceback: boom"):
+        parts = {"started": 1.0, "report": "REPORT RequestId: r1", "error_line": error_line}
+        one_step = orjson.loads(encode_invocation("f", 3, "r1", printed, **parts))  # type: ignore[arg-type]
+        batch = orjson.loads(encode_log_batch(invocation_batch("f", 3, "r1", printed, **parts)))  # type: ignore[arg-type]
+        for document in (one_step, batch):
+            for line in document["lines"][1 + len(printed):]:  # the error, END and REPORT: stamped as made
+                assert line["ts"] >= 1.0
+                line["ts"] = 0
+        assert one_step == batch
+        assert [line["level"] for line in one_step["lines"]][-2:] == ["SYSTEM", "SYSTEM"]

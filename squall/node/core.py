@@ -17,7 +17,7 @@ import orjson
 from squall.events.engine import EventEngine
 from squall.events.host import HostedFunction
 from squall.exceptions import NotFound
-from squall.logs import LogRetention, LogSweeper, LogWriter, invocation_batch, report_line
+from squall.logs import LogRetention, LogSweeper, LogWriter, encode_invocation, invocation_batch, report_line
 from squall.request_ids import new_request_id
 from squall.routing import Route, RouteTable
 from squall.runtime.context import function_arn
@@ -265,10 +265,23 @@ class Node:
         started = time.time()
         outcome = await self.pool.invoke(function.spec, request_id, event, function.arn)
         invocation = Invocation(request_id, function.name, function.version.number, outcome, started)
-        self.logs.write(self.log_batch(function, invocation))
+        self._write_logs(function, invocation)
         return invocation
 
     def log_batch(self, function: ActiveFunction, invocation: Invocation) -> LogBatch:
+        """The stored lines of `invocation`: START, what it printed (secrets masked), the error
+        if any, END and REPORT."""
+        lines, report, error_line = self._log_parts(function, invocation)
+        return invocation_batch(function.name, function.version.number, invocation.request_id,
+                                lines, started=invocation.started, report=report, error_line=error_line)
+
+    def _write_logs(self, function: ActiveFunction, invocation: Invocation) -> None:
+        lines, report, error_line = self._log_parts(function, invocation)
+        data = encode_invocation(function.name, function.version.number, invocation.request_id, lines,
+                                 started=invocation.started, report=report, error_line=error_line)
+        self.logs.write_encoded(data, lambda: self.log_batch(function, invocation))
+
+    def _log_parts(self, function: ActiveFunction, invocation: Invocation) -> tuple[list[LogLine], str, str | None]:
         outcome = invocation.outcome
         report = report_line(invocation.request_id, duration_ms=outcome.duration_ms,
                              memory_mb=function.spec.memory, max_memory_mb=outcome.max_memory_mb,
@@ -277,8 +290,7 @@ class Node:
         if function.masker is not None:
             lines = function.masker.mask_lines(lines)
             error_line = None if error_line is None else function.masker.mask(error_line)
-        return invocation_batch(function.name, function.version.number, invocation.request_id,
-                                lines, started=invocation.started, report=report, error_line=error_line)
+        return lines, report, error_line
 
     # -- lifecycle ----------------------------------------------------------
     async def start(self) -> None:

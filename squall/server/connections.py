@@ -9,8 +9,9 @@ adds, at the cost of one comparison per received chunk:
   `max_headers` headers: past either the client gets 431 and the connection is closed;
 * a head that is not complete `head_timeout` seconds after its first byte (or after the
   connection opened), and a body that stalls (no byte for `body_idle_timeout` seconds while
-  the app waits for it), close the connection (408 for the head); idle keep-alive
-  connections are closed by uvicorn's own `timeout_keep_alive`;
+  the app waits for it), close the connection (408 for the head); a kept-alive connection
+  idle for uvicorn's `timeout_keep_alive` after its last answer is closed by the same sweep
+  (uvicorn's own way makes and cancels a timer per request);
 * at most `max_connections` open connections in all, of which loopback (whence the node's
   own instances call it) may hold at most `max_loopback` and every other address together
   the rest (`max_connections - max_loopback`, a reserve neither side can take from the other),
@@ -151,6 +152,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.phase, self.since, self.head_bytes = HEAD, self.loop.time(), 0
+        self.answered_at: float | None = None
+        """When the last answer went out, while no request follows it (for the keep-alive sweep)."""
         self.refusal: bytes | None = None
         self.client_ip: str | None = None
         self.side = -1
@@ -202,6 +205,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self.head_bytes += len(data)
         else:  # the first bytes of the next request on a kept-alive connection
             self.phase, self.since, self.head_bytes = HEAD, self.loop.time(), len(data)
+            self.answered_at = None
         _data_received(self, data)
         if self.phase is HEAD and self.head_bytes > self.limits.max_head_bytes:
             self.refuse(431, "Request Header Fields Too Large", self.head_too_large())
@@ -261,9 +265,25 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         else:
             _on_message_complete(self)
 
+    def on_response_complete(self) -> None:
+        """uvicorn's, but the keep-alive timeout is the sweep's (no timer per request)."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.answered_at = self.loop.time()
+
     def sweep(self, now: float) -> None:
-        """Close the connection if its head or its body is overdue."""
-        if self.phase is HEAD and now - self.since > self.limits.head_timeout:
+        """Close the connection if its head or its body is overdue, or it has been idle since
+        its last answer for longer than the keep-alive timeout."""
+        if self.phase is IDLE:
+            if self.answered_at is not None and now - self.answered_at > self.timeout_keep_alive:
+                self.transport.close()
+        elif self.phase is HEAD and now - self.since > self.limits.head_timeout:
             self.refuse(408, "Request Timeout", f"the request head did not arrive within "
                         f"{self.limits.head_timeout:g} seconds")
         elif self.phase is BODY and now - self.since > self.limits.body_idle_timeout and not self.flow.read_paused:
