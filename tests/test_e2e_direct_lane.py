@@ -27,12 +27,17 @@ PROJECT = {
           echo:
             handler: app.echo
             triggers: [{http: "POST /echo"}]
+          work:
+            handler: app.work
     """,
     "app.py": """
         import json
 
         def hello(event, context):
             return {"statusCode": 200, "body": "hello " + event["pathParameters"]["who"]}
+
+        def work(event, context):
+            return event
 
         def echo(event, context):
             return {"statusCode": 200, "body": json.dumps({"body": event.get("body"),
@@ -102,7 +107,7 @@ def test_pipelined_requests_of_both_lanes_are_answered_in_order(server: SquallSe
         answers = read_responses(sock, 5)
     assert [status for status, _, _ in answers] == [200, 200, 200, 404, 200]
     assert answers[0][2] == b"hello one" and answers[2][2] == b"hello two" and answers[4][2] == b"hello three"
-    assert {f["name"] for f in json.loads(answers[1][2])["functions"]} == {"hello", "echo"}
+    assert {f["name"] for f in json.loads(answers[1][2])["functions"]} == {"hello", "echo", "work"}
 
 
 def test_http_1_0_gets_its_answer_and_the_connection_closes(server: SquallServer) -> None:
@@ -172,3 +177,53 @@ def test_an_idle_kept_alive_connection_serves_on_then_is_closed_after_the_keep_a
         assert (status, body) == (200, b"hello second")
         sock.settimeout(20)
         assert sock.recv(10) == b""  # closed by the server once idle for long enough
+
+
+def submit(server: SquallServer, body: bytes, *extra: str, name: str = "work", token: str | None = None) -> bytes:
+    token = server.token if token is None else token
+    return "\r\n".join([f"POST /_squall/api/functions/{name}/events HTTP/1.1", "Host: 127.0.0.1",
+                        f"Authorization: Bearer {token}", f"Content-Length: {len(body)}", *extra, "", ""]
+                       ).encode() + body
+
+
+def test_event_submissions_on_the_direct_lane_answer_as_the_platform_api_does(server: SquallServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(submit(server, b'{"n": 1}', "Idempotency-Key: same")
+                     + submit(server, b'{"n": 2}', "Idempotency-Key: same")
+                     + submit(server, b"", name="work:live")
+                     + submit(server, b'{"n": 3}', token="wrong")
+                     + submit(server, b"{not json")
+                     + submit(server, b"{}", name="nothing")
+                     + submit(server, b"{}", "Idempotency-Key: " + "k" * 300))
+        answers = read_responses(sock, 7)
+    statuses = [status for status, _, _ in answers]
+    bodies = [json.loads(body) for _, _, body in answers]
+    assert statuses == [202, 202, 202, 401, 400, 404, 400]
+    assert bodies[0] == bodies[1] and bodies[0]["function"] == "work"  # the repeat answers the first's id
+    assert bodies[2]["function"] == "work:live" and bodies[2]["requestId"] != bodies[0]["requestId"]
+    assert bodies[3]["error"]["type"] == "Unauthorized"
+    assert bodies[4]["error"]["type"] == "BadInput" and "not valid JSON" in bodies[4]["error"]["message"]
+    assert bodies[5]["error"]["type"] == "NotFound"
+    assert "Idempotency-Key" in bodies[6]["error"]["message"]
+    assert all(headers["content-type"] == "application/json" for _, headers, _ in answers)
+
+
+def test_an_oversized_event_is_refused_before_it_is_read(server: SquallServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(submit(server, b"")[:-2].replace(b"Content-Length: 0", b"Content-Length: 2000000") + b"\r\n")
+        [(status, _, body)] = read_responses(sock, 1)
+    assert status == 413 and json.loads(body)["error"]["type"] == "BodyTooLarge"
+
+
+def test_a_submitted_event_runs(server: SquallServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(submit(server, b'{"body": "ran"}'))
+        [(status, _, body)] = read_responses(sock, 1)
+    assert status == 202
+    request_id = json.loads(body)["requestId"]
+    with server.api() as api:  # a succeeded event is removed; a failed one would stay, dead
+        deadline = time.monotonic() + 30
+        while (answer := api.get(f"/_squall/api/events/{request_id}")).status_code == 200 \
+                and answer.json()["status"] != "dead" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert answer.status_code == 404

@@ -68,6 +68,15 @@ def log_info(record: LogRecord) -> dict[str, Any]:
             "request_id": record.request_id, "version": record.version}
 
 
+NOT_ADMIN = "missing or wrong admin token (send 'Authorization: Bearer <token>'; the CLI reads SQUALL_TOKEN)"
+
+
+def is_admin(authorization: str, token: bytes) -> bool:
+    """Whether an Authorization header carries the admin bearer `token`."""
+    given = authorization.removeprefix("Bearer ").strip().encode()
+    return bool(given) and hmac.compare_digest(given, token)
+
+
 class PlatformApi:
     """Endpoints of the platform API, bound to one node."""
 
@@ -98,10 +107,8 @@ class PlatformApi:
     def admin_only(self, endpoint: Endpoint) -> Endpoint:
         """Wrap `endpoint`: 401 without the admin bearer token; SquallErrors become JSON errors."""
         async def guarded(request: Request) -> Response:
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip().encode()
-            if not given or not hmac.compare_digest(given, self.token):
-                return error_response(401, "Unauthorized", "missing or wrong admin token "
-                                      "(send 'Authorization: Bearer <token>'; the CLI reads SQUALL_TOKEN)")
+            if not is_admin(request.headers.get("authorization", ""), self.token):
+                return error_response(401, "Unauthorized", NOT_ADMIN)
             try:
                 return await endpoint(request)
             except SquallError as exc:

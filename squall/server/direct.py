@@ -1,20 +1,24 @@
-"""The direct lane: the root node's user routes served from the HTTP protocol itself.
+"""The direct lane: the root node's user routes, and its busiest platform door (submitting
+an asynchronous event), served from the HTTP protocol itself.
 
 On the ASGI lane uvicorn hands each request to the app in a task of its own, through dict
 messages, a middleware and two routers before the gateway sees it; a user route needs none of
 that. When a request's head is complete (and within the bounds of
 squall/server/connections.py), `DirectRoutes.begin` looks at its target: `/_squall/...` and
-whatever a stage serves go on to the ASGI app (squall/server/root.py) as before; every other
-request is a user route of the root node, served by a `DirectExchange`:
+whatever a stage serves go on to the ASGI app (squall/server/root.py) as before, except
+`POST /_squall/api/functions/{name}/events`; every other request is a user route of the root
+node. Each is served by a `DirectExchange` through its `DirectDoor` (the `Gateway`, or the
+`EventSubmissionDoor` of squall/server/events_api.py), which the ASGI lane uses too:
 
-* routed and its api_key checked at once, before any of its body is read (`Gateway.route`);
-* its body gathered as the parser delivers it: at most MAX_PAYLOAD_BYTES (413 past it, at
-  once for a declared length), bodies over SMALL_BODY within the node's ROUTES budget (503
-  with Retry-After when it has no room), as on the ASGI lane (squall/server/bodies.py);
-* answered through the same `Gateway.answer` as the ASGI lane, and written to the transport
-  as bytes: the status line, the response's headers, the server's own Content-Length (a
-  function's framing headers are dropped by the gateway) and `connection: close` when the
-  connection ends.
+* routed and authenticated at once, before any of its body is read (`door.route`: the
+  route's api_key, or the admin token);
+* its body gathered as the parser delivers it: at most the door's `body_limit` (413 past it,
+  at once for a declared length); a door with a `body_budget` (the gateway: ROUTES) counts
+  bodies over SMALL_BODY against it (503 with Retry-After when it has no room), as on the ASGI
+  lane (squall/server/bodies.py);
+* answered by `door.answer`, and written to the transport as bytes: the status line, the
+  response's headers, the server's own Content-Length (a function's framing headers are
+  dropped by the gateway) and `connection: close` when the connection ends.
 
 The exchange stands in the protocol's `cycle`, where uvicorn keeps its own, so keep-alive,
 pipelining (a request that arrives while another is answered waits, reading paused, and
@@ -27,17 +31,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from http import HTTPStatus
-from typing import Any
+import re
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 import httptools
 
 from squall.http_event import HttpRequest, HttpResponse, json_error
-from squall.runtime.protocol import MAX_PAYLOAD_BYTES
 from squall.server.app import PREFIX
+from squall.server.bodies import SMALL_BODY, BodyBudget, BodySlotsSpent, client_key
 from squall.server.connections import NO_EVENT
-from squall.server.bodies import ROUTES, SMALL_BODY, BodySlotsSpent, client_key
-from squall.server.gateway import BUSY, TOO_LARGE, TOO_MANY_BODIES, Gateway, Routed, encode_header_value
+from squall.server.gateway import Gateway, encode_header_value
 from squall.server.stages import StageSet
 
 logger = logging.getLogger("squall.server")
@@ -45,7 +49,25 @@ logger = logging.getLogger("squall.server")
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 STATUS_LINES = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
                 for status in HTTPStatus}
-RAW_PREFIX = PREFIX.encode()
+SUBMIT_EVENT = re.compile(r"/_squall/api/functions/([^/]+)/events")
+"""The platform door the direct lane serves (POST): an asynchronous event's submission."""
+
+
+class DirectDoor(Protocol):
+    """What a DirectExchange serves its request through."""
+
+    body_limit: int
+    body_budget: BodyBudget | None
+
+    def route(self, method: str, raw_path: str, headers: list[tuple[bytes, bytes]]) -> Any:
+        """The request's target, authenticated, before its body is read; or the HttpResponse
+        that refuses it."""
+
+    async def answer(self, routed: Any, request: HttpRequest) -> HttpResponse: ...
+
+    def too_large(self) -> HttpResponse: ...
+
+    def too_busy(self) -> HttpResponse: ...
 
 
 def status_line(status: int) -> bytes:
@@ -67,29 +89,31 @@ def encode_response(response: HttpResponse, keep_alive: bool, head_only: bool) -
 
 
 class DirectRoutes:
-    """Which requests the direct lane serves (the root node's user routes), and their gateway."""
+    """Which requests the direct lane serves, and through which door: the root node's user
+    routes through its gateway, event submissions through `submissions`."""
 
-    def __init__(self, gateway: Gateway, stages: StageSet) -> None:
+    def __init__(self, gateway: Gateway, stages: StageSet, submissions: DirectDoor | None = None) -> None:
         self.gateway = gateway
         self.stages = stages
+        self.submissions = submissions
 
     def begin(self, protocol: Any) -> bool:
         """Called by the protocol once a request's head is complete: start serving it on the
         direct lane and return True, or return False to leave it to the ASGI app."""
-        url: bytes = protocol.url
-        if url.startswith(RAW_PREFIX) or protocol.parser.should_upgrade():
+        parser = protocol.parser
+        if parser.should_upgrade():
             return False
         try:
-            parsed = httptools.parse_url(url)
+            parsed = httptools.parse_url(protocol.url)
         except httptools.HttpParserInvalidURLError:
             return False  # the ASGI lane answers it as it always has
         raw_path = parsed.path.decode("latin-1")
-        if raw_path.startswith(PREFIX) or self._for_a_stage(raw_path, protocol.headers):
+        method = parser.get_method().decode("ascii")
+        door = self._door(method, raw_path)
+        if door is None or self._for_a_stage(raw_path, protocol.headers):
             return False
-        parser = protocol.parser
         http_version = parser.get_http_version()
-        exchange = DirectExchange(self.gateway, protocol, parser.get_method().decode("ascii"), raw_path,
-                                  parsed.query or b"", http_version,
+        exchange = DirectExchange(door, protocol, method, raw_path, parsed.query or b"", http_version,
                                   http_version != "1.0" and parser.should_keep_alive())
         existing = protocol.cycle
         protocol.cycle = exchange
@@ -99,6 +123,13 @@ class DirectRoutes:
             protocol.flow.pause_reading()
             protocol.pipeline.appendleft((exchange, None))
         return True
+
+    def _door(self, method: str, raw_path: str) -> DirectDoor | None:
+        if not raw_path.startswith(PREFIX):
+            return self.gateway
+        if method == "POST" and self.submissions is not None and SUBMIT_EVENT.fullmatch(raw_path):
+            return self.submissions
+        return None
 
     def _for_a_stage(self, raw_path: str, headers: list[tuple[bytes, bytes]]) -> bool:
         if not self.stages.stages:
@@ -111,9 +142,9 @@ class DirectExchange:
 
     message_event = NO_EVENT
 
-    def __init__(self, gateway: Gateway, protocol: Any, method: str, raw_path: str, query: bytes,
+    def __init__(self, door: DirectDoor, protocol: Any, method: str, raw_path: str, query: bytes,
                  http_version: str, keep_alive: bool) -> None:
-        self.gateway = gateway
+        self.door = door
         self.protocol = protocol
         self.method = method
         self.raw_path = raw_path
@@ -126,7 +157,7 @@ class DirectExchange:
         self.disconnected = False
         self.started = False
         self.complete = False
-        self.routed: Routed | None = None
+        self.routed: Any = None
         self.refusal: HttpResponse | None = None
         self.chunks: list[bytes] = []
         self.size = 0
@@ -141,13 +172,13 @@ class DirectExchange:
         if self.refusal is not None:  # its body already broke a bound while it waited its turn
             self.send(self.refusal)
             return
-        routed = self.gateway.route(self.method, self.raw_path, self.headers)
+        routed = self.door.route(self.method, self.raw_path, self.headers)
         if isinstance(routed, HttpResponse):
             self.send(routed)
             return
         declared = self.declared_length()
-        if declared is not None and declared > MAX_PAYLOAD_BYTES:
-            self.send(json_error(413, TOO_LARGE))
+        if declared is not None and declared > self.door.body_limit:
+            self.send(self.door.too_large())
             return
         self.routed = routed
         if self.complete:
@@ -159,14 +190,15 @@ class DirectExchange:
         if self.refusal is not None:
             return
         self.size += len(data)
-        if self.size > MAX_PAYLOAD_BYTES:
-            self.refuse(json_error(413, TOO_LARGE))
+        door = self.door
+        if self.size > door.body_limit:
+            self.refuse(door.too_large())
             return
-        if self.size > SMALL_BODY:
+        if self.size > SMALL_BODY and door.body_budget is not None:
             try:
-                ROUTES.take(client_key({"client": self.protocol.client}), self.size - self.held)
+                door.body_budget.take(client_key({"client": self.protocol.client}), self.size - self.held)
             except BodySlotsSpent:
-                self.refuse(json_error(503, TOO_MANY_BODIES, BUSY))
+                self.refuse(door.too_busy())
                 return
             self.held = self.size
         self.chunks.append(data)
@@ -199,9 +231,9 @@ class DirectExchange:
                               headers=self.headers, body=body, source_ip=self.client or "127.0.0.1",
                               http_version=self.http_version)
         try:
-            response = await self.gateway.answer(self.routed, request)
+            response = await self.door.answer(self.routed, request)
         except Exception:  # noqa: BLE001 - as the ASGI lane: logged, answered 500
-            logger.exception("the gateway failed on %s %s", self.method, self.raw_path)
+            logger.exception("the direct lane failed on %s %s", self.method, self.raw_path)
             response = json_error(500, "Internal Server Error")
         finally:
             self.release()
@@ -221,8 +253,8 @@ class DirectExchange:
         self.protocol.on_response_complete()
 
     def release(self) -> None:
-        if self.held:
-            ROUTES.give(client_key({"client": self.protocol.client}), self.held)
+        if self.held and self.door.body_budget is not None:
+            self.door.body_budget.give(client_key({"client": self.protocol.client}), self.held)
             self.held = 0
 
     def declared_length(self) -> int | None:

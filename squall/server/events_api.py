@@ -39,7 +39,7 @@ from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.events.local_triggers import trigger_event
 from squall.exceptions import BadInput
 from squall.server.bodies import MAX_JSON_REQUEST_BYTES, check_declared_length, request_body
-from squall.node.core import Node
+from squall.node.core import ActiveFunction, Node
 from squall.releases import split_target
 from squall.server.responses import event_payload, invocation_response, json_response
 from squall.store.events import Event
@@ -86,6 +86,18 @@ async def id_list(request: Request) -> list[str] | None:
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise BadInput('"ids" must be a list of event ids')
     return ids
+
+
+async def submit_event(node: Node, name: str, function: ActiveFunction, payload: bytes,
+                       idempotency_key: str | None) -> dict[str, str]:
+    """Store an asynchronous event for `function` (resolved from `name`: NAME, NAME:ALIAS or
+    NAME:7) with its JSON `payload`; the 202 answer's body. Both lanes submit through this."""
+    key = idempotency_key or None
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
+        raise BadInput(f"the Idempotency-Key header is longer than {MAX_IDEMPOTENCY_KEY} characters")
+    request_id = await node.events.invoke_async(function, payload, qualifier=split_target(name)[1],
+                                                idempotency_key=key)
+    return {"requestId": request_id, "function": name}
 
 
 class EventsApi:
@@ -217,11 +229,8 @@ class EventsApi:
         name = request.path_params["name"]  # NAME, NAME:ALIAS or NAME:7
         function = await self.node.resolve(name)
         payload = await event_payload(request, MAX_ASYNC_PAYLOAD)
-        key = request.headers.get("idempotency-key") or None
-        if key is not None and len(key) > MAX_IDEMPOTENCY_KEY:
-            raise BadInput(f"the Idempotency-Key header is longer than {MAX_IDEMPOTENCY_KEY} characters")
-        request_id = await self.engine.invoke_async(function, payload, qualifier=split_target(name)[1], idempotency_key=key)
-        return json_response({"requestId": request_id, "function": name}, 202)
+        return json_response(await submit_event(self.node, name, function, payload,
+                                                request.headers.get("idempotency-key")), 202)
 
     async def counts(self, request: Request) -> Response:
         name = request.path_params["name"]

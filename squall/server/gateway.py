@@ -26,7 +26,7 @@ from squall.http_event import (
 from squall.request_ids import new_request_id
 from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256, is_platform_variable
 from squall.routing import MethodNotAllowed, RouteMatch
-from squall.server.bodies import ROUTES, BodySlotsSpent, BodyTooLarge, read_body
+from squall.server.bodies import ROUTES, BodyBudget, BodySlotsSpent, BodyTooLarge, read_body
 from squall.runtime.protocol import MAX_PAYLOAD_BYTES
 from squall.node.core import ActiveFunction, Node
 
@@ -83,8 +83,17 @@ class Gateway:
     invocation and the response (`answer`). The ASGI app (`__call__`) and the server's direct
     lane (squall/server/direct.py) read the body in between, each its own way."""
 
+    body_limit = MAX_PAYLOAD_BYTES
+    body_budget: BodyBudget | None = ROUTES
+
     def __init__(self, node: Node) -> None:
         self.node = node
+
+    def too_large(self) -> HttpResponse:
+        return json_error(413, TOO_LARGE)
+
+    def too_busy(self) -> HttpResponse:
+        return json_error(503, TOO_MANY_BODIES, BUSY)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -100,9 +109,9 @@ class Gateway:
         try:
             body = await read_body(scope, receive, MAX_PAYLOAD_BYTES, ROUTES)
         except BodyTooLarge:
-            return json_error(413, TOO_LARGE)
+            return self.too_large()
         except BodySlotsSpent:
-            return json_error(503, TOO_MANY_BODIES, BUSY)
+            return self.too_busy()
         return await self.answer(routed, http_request(scope, path, body))
 
     def route(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> Routed | HttpResponse:

@@ -12,6 +12,7 @@ from typing import Any
 from squall.node.core import Node
 from squall.server.app import NodeApp
 from squall.server.direct import DirectRoutes
+from squall.server.event_door import EventSubmissionDoor
 from squall.server.stages import StageSet
 from squall.server.stages_api import StagesApi
 
@@ -56,7 +57,7 @@ def build_app(node: Node, token: str, on_startup: StartupHook | None = None) -> 
         elif scope["type"] == "lifespan":
             await run_lifespan(receive, send, start, stop)
 
-    return ServerApp(app, DirectRoutes(root.gateway, stages))
+    return ServerApp(app, DirectRoutes(root.gateway, stages, EventSubmissionDoor(node, token)))
 
 
 async def run_lifespan(receive: Any, send: Any, start: Callable[[], Awaitable[None]],
