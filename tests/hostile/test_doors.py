@@ -177,6 +177,7 @@ BODY_DOORS = [
     ("dynamodb unsigned", "/_squall/aws/dynamodb/", {"x-amz-target": "DynamoDB_20120810.ListTables"}, 400),
     ("deploy without token", "/_squall/api/deploy", {}, 401),
     ("invoke without token", "/_squall/api/functions/echo/invoke", {}, 401),
+    ("event without token", "/_squall/api/functions/echo/events", {}, 401),
     ("sdk without credential", "/_squall/sdk/topics/t/publish", {}, 401),
     ("tables sdk without credential", "/_squall/sdk/tables/ListTables", {}, 401),
     ("route with a wrong api key", "/keyed", {"x-api-key": "wrong"}, 403),
@@ -327,9 +328,10 @@ def chunked(total: int, piece: int = MB) -> Iterator[bytes]:
 
 @pytest.mark.parametrize(("door", "path", "limit"), [
     ("invoke", "/_squall/api/functions/echo/invoke", 6 * MB),
+    ("event", "/_squall/api/functions/echo/events", MB),
     ("route", "/echo", 6 * MB),
     ("admin tables", "/_squall/api/tables/ListTables", 16 * MB),
-], ids=["invoke", "route", "admin tables"])
+], ids=["invoke", "event", "route", "admin tables"])
 def test_a_chunked_body_is_cut_off_at_the_door_s_limit(server: SquallServer, door: str, path: str,
                                                        limit: int) -> None:
     with bystander(server.url, "/steady"), peak_memory(server) as memory:
