@@ -227,3 +227,11 @@ def test_a_submitted_event_runs(server: SquallServer) -> None:
                 and answer.json()["status"] != "dead" and time.monotonic() < deadline:
             time.sleep(0.1)
     assert answer.status_code == 404
+
+
+def test_a_percent_encoded_platform_path_is_still_the_platform_s(server: SquallServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(get("/%5Fsquall/health") + get("/hello/%5Fsquall"))
+        [(status, _, body), (route_status, _, route_body)] = read_responses(sock, 2)
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    assert (route_status, route_body) == (200, b"hello _squall")

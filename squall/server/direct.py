@@ -125,7 +125,8 @@ class DirectRoutes:
         return True
 
     def _door(self, method: str, raw_path: str) -> DirectDoor | None:
-        if not raw_path.startswith(PREFIX):
+        path = unquote(raw_path) if "%" in raw_path else raw_path  # decoded, as the ASGI app decides
+        if not path.startswith(PREFIX):
             return self.gateway
         if method == "POST" and self.submissions is not None and SUBMIT_EVENT.fullmatch(raw_path):
             return self.submissions
