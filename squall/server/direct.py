@@ -39,7 +39,7 @@ import httptools
 
 from squall.http_event import HttpRequest, HttpResponse, json_error
 from squall.server.app import PREFIX
-from squall.server.bodies import SMALL_BODY, BodyBudget, BodySlotsSpent, client_key
+from squall.server.bodies import SMALL_BODY, BodyBudget, BodySlotsSpent, client_key, declared_length
 from squall.server.connections import NO_EVENT
 from squall.server.gateway import Gateway, encode_header_value
 from squall.server.stages import StageSet
@@ -163,7 +163,9 @@ class DirectExchange:
         self.chunks: list[bytes] = []
         self.size = 0
         self.held = 0
-        """Bytes of this body counted against the ROUTES budget (given back when answered)."""
+        """Bytes of this body counted against the door's budget (given back when answered)."""
+        self.budget_client = ""
+        """The address they are counted for (squall/server/bodies.py, `client_key`)."""
         self.client = protocol.client[0] if protocol.client else ""
 
     # -- driven by the protocol --------------------------------------------------
@@ -177,7 +179,7 @@ class DirectExchange:
         if isinstance(routed, HttpResponse):
             self.send(routed)
             return
-        declared = self.declared_length()
+        declared = declared_length({"headers": self.headers})
         if declared is not None and declared > self.door.body_limit:
             self.send(self.door.too_large())
             return
@@ -196,8 +198,10 @@ class DirectExchange:
             self.refuse(door.too_large())
             return
         if self.size > SMALL_BODY and door.body_budget is not None:
+            if not self.held:
+                self.budget_client = client_key({"client": self.protocol.client})
             try:
-                door.body_budget.take(client_key({"client": self.protocol.client}), self.size - self.held)
+                door.body_budget.take(self.budget_client, self.size - self.held)
             except BodySlotsSpent:
                 self.refuse(door.too_busy())
                 return
@@ -255,14 +259,5 @@ class DirectExchange:
 
     def release(self) -> None:
         if self.held and self.door.body_budget is not None:
-            self.door.body_budget.give(client_key({"client": self.protocol.client}), self.held)
+            self.door.body_budget.give(self.budget_client, self.held)
             self.held = 0
-
-    def declared_length(self) -> int | None:
-        for name, value in self.headers:
-            if name == b"content-length":
-                try:
-                    return int(value)
-                except ValueError:
-                    return None
-        return None

@@ -107,7 +107,7 @@ class Gateway:
         if isinstance(routed, HttpResponse):
             return routed
         try:
-            body = await read_body(scope, receive, MAX_PAYLOAD_BYTES, ROUTES)
+            body = await read_body(scope, receive, self.body_limit, self.body_budget)
         except BodyTooLarge:
             return self.too_large()
         except BodySlotsSpent:
