@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 import orjson
 
 from squall.settings import LOG_MAX_MB, LOG_RETENTION_DAYS, LOG_SWEEP_SECONDS, Settings
-from squall.store.base import BaseStore, LogBatch, StoredLogBatch, encode_log_batch
+from squall.store.base import BaseStore, LogBatch, StoredLogBatch, encode_log_batch, encode_log_row
 from squall.tasks import cancel_and_wait
 from squall.types import LogLevel, LogLine
 
@@ -120,7 +120,7 @@ def encode_invocation(function: str, version: int, request_id: str, lines: Seque
         stored.append({"ts": now, "level": "ERROR", "message": error_line})
     stored.append({"ts": now, "level": "SYSTEM", "message": end_line(request_id)})
     stored.append({"ts": now, "level": "SYSTEM", "message": report})
-    return orjson.dumps({"function": function, "version": version, "request_id": request_id, "lines": stored})
+    return encode_log_row(function, version, request_id, started, now, orjson.dumps(stored))
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import Iterator
 
 import orjson
@@ -19,7 +20,7 @@ from squall.logs import (DAY, MB, SMALL_RESERVE, SWEEP_ROWS, LogBudget, LogReten
                          invocation_batch, sweep_logs)
 from squall.settings import Settings
 from squall.store import open_stage_store
-from squall.store.base import BaseStore, LogBatch, encode_log_batch
+from squall.store.base import BaseStore, LogBatch, decode_log_row, encode_log_batch
 from squall.store.postgres import PostgresStore
 from squall.store.sqlite import SqliteStore
 from squall.types import LogLevel, LogLine
@@ -290,14 +291,27 @@ def test_retention_settings_come_from_the_environment() -> None:
 
 
 def test_an_invocation_encoded_in_one_step_is_its_batch_encoded() -> None:
-    printed = [LogLine(1.5, LogLevel.INFO, "hi"), LogLine(1.6, LogLevel.WARN, "careful ☂")]
+    printed = [LogLine(1.5, LogLevel.INFO, "hi"), LogLine(1.6, LogLevel.WARN, "careful ☂ \x00")]
     for error_line in (None, "Traceback: boom"):
         parts = {"started": 1.0, "report": "REPORT RequestId: r1", "error_line": error_line}
-        one_step = orjson.loads(encode_invocation("f", 3, "r1", printed, **parts))  # type: ignore[arg-type]
-        batch = orjson.loads(encode_log_batch(invocation_batch("f", 3, "r1", printed, **parts)))  # type: ignore[arg-type]
-        for document in (one_step, batch):
-            for line in document["lines"][1 + len(printed):]:  # the error, END and REPORT: stamped as made
-                assert line["ts"] >= 1.0
-                line["ts"] = 0
-        assert one_step == batch
-        assert [line["level"] for line in one_step["lines"]][-2:] == ["SYSTEM", "SYSTEM"]
+        one_step = decode_log_row(encode_invocation("f", 3, "r1", printed, **parts))  # type: ignore[arg-type]
+        batch = decode_log_row(encode_log_batch(invocation_batch("f", 3, "r1", printed, **parts)))  # type: ignore[arg-type]
+        kept = 1 + len(printed)  # START and what was printed; the error, END and REPORT are stamped as made
+        for decoded in (one_step, batch):
+            assert all(line.ts >= 1.0 for line in decoded.lines[kept:])
+        assert one_step.lines[:kept] == batch.lines[:kept]
+        assert [replace(line, ts=0) for line in one_step.lines[kept:]] == [replace(line, ts=0) for line in batch.lines[kept:]]
+        assert (one_step.function, one_step.version, one_step.request_id) == ("f", 3, "r1")
+        assert one_step.lines[2].message == "careful ☂ \x00"
+        assert [line.level for line in one_step.lines][-2:] == [LogLevel.SYSTEM, LogLevel.SYSTEM]
+
+
+def test_a_log_row_carries_its_lines_as_text_with_their_size_and_span() -> None:
+    lines = [LogLine(2.0, LogLevel.SYSTEM, "START"), LogLine(2.5, LogLevel.INFO, "say \"hi\" ☂"),
+             LogLine(3.0, LogLevel.SYSTEM, "END")]
+    row = orjson.loads(encode_log_batch(LogBatch("f", 4, "r9", lines)))
+
+    function, version, request_id, ts, ts_end, size, text = row
+    assert (function, version, request_id, ts, ts_end) == ("f", 4, "r9", 2.0, 3.0)
+    assert size == len(text.encode()) and orjson.loads(text)[1] == {"ts": 2.5, "level": "INFO", "message": 'say "hi" ☂'}
+    assert orjson.loads(encode_log_batch(LogBatch("f", 4, "r9", [])))[5] == 2  # `[]`: skipped by the stores

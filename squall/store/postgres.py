@@ -127,13 +127,14 @@ Append new steps, never edit applied ones."""
 
 _INSERT_LOG_BATCHES = """
     INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines, size)
-    SELECT b ->> 'function', (b ->> 'version')::integer, b ->> 'request_id',
-           (b -> 'lines' -> 0 ->> 'ts')::double precision, (b -> 'lines' -> -1 ->> 'ts')::double precision,
-           l.text, octet_length(l.text)
-    FROM json_array_elements(%s::json) WITH ORDINALITY AS t(b, n), LATERAL (SELECT (b -> 'lines')::text) AS l(text)
-    WHERE json_array_length(b -> 'lines') > 0 ORDER BY n"""
-"""The batches of one JSON document as rows (json, not jsonb: jsonb cannot hold the \\u0000
-escape a log line may contain; the lines are stored as the JSON text they arrived in)."""
+    SELECT r ->> 0, (r ->> 1)::integer, r ->> 2, (r ->> 3)::double precision, (r ->> 4)::double precision,
+           r ->> 6, (r ->> 5)::integer
+    FROM json_array_elements(%s::json) WITH ORDINALITY AS t(r, n) WHERE (r ->> 5)::integer > 2 ORDER BY n"""
+"""The rows of one log document (squall/store/base.py, `encode_log_row`). A row's lines are
+JSON text inside a string, so an escaped NUL in a line reaches the TEXT column as the six
+characters of its escape, and comes back as a NUL when the lines are read (as on SQLite).
+The document is json, not jsonb: jsonb refuses a \\u0000 escape anywhere."""
+
 _UPSERT_FUNCTION = """
     INSERT INTO functions (name, project, latest, created_at, updated_at) VALUES (%s, %s, 1, %s, %s)
     ON CONFLICT (name) DO UPDATE SET latest = functions.latest + 1, updated_at = excluded.updated_at
@@ -348,5 +349,7 @@ _NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 
 
 def _without_nul_escapes(document: bytes) -> bytes:
-    """`document` with each escaped NUL, which PostgreSQL's JSON functions refuse, as U+FFFD."""
+    """`document` with each escaped NUL, which PostgreSQL's JSON functions refuse, as U+FFFD. A
+    log line's NUL is escaped twice in its row (its lines are a string), so it is kept; this
+    guards the row's other strings."""
     return _NUL_ESCAPE.sub(rb"\1\\ufffd", document) if b"\\u0000" in document else document

@@ -97,11 +97,9 @@ Append new steps, never edit applied ones."""
 
 _INSERT_LOG_BATCHES = """
     INSERT INTO log_batches (function, version, request_id, ts, ts_end, lines, size)
-    SELECT value ->> '$.function', value ->> '$.version', value ->> '$.request_id',
-           value ->> '$.lines[0].ts', value ->> '$.lines[#-1].ts', value -> '$.lines',
-           length(CAST(value -> '$.lines' AS BLOB))
-    FROM json_each(?) WHERE json_array_length(value -> '$.lines') > 0 ORDER BY key"""
-
+    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 6, value ->> 5
+    FROM json_each(?) WHERE value ->> 5 > 2 ORDER BY key"""
+"""The rows of one log document (squall/store/base.py, `encode_log_row`)."""
 
 
 class SqliteStore(SqlEventQueue, SqlSchedules, SqlResources, SqlQueues, SqlObjects, SqlSecrets, SqlTables,
