@@ -115,6 +115,8 @@ class Http(asyncio.Protocol):
     def flush(self, _: object) -> None:
         while self.pending and self.pending[0].done():
             body = self.pending.popleft().result()
+            if self.transport.is_closing():  # the client left (wrk does, at the end of a run)
+                continue
             self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
                                  % (len(body), body))
 
