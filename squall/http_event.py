@@ -237,22 +237,27 @@ def method_not_allowed(allowed: Iterable[str]) -> HttpResponse:
     return json_error(405, "Method Not Allowed", [("allow", ", ".join(allowed))])
 
 
-def parse_lambda_response(result: Any) -> HttpResponse:
-    """The HTTP response API Gateway sends for a function's return value.
+def parse_lambda_response(result: Any, payload: bytes | None = None) -> HttpResponse:
+    """The HTTP response API Gateway sends for a function's return value (`payload`: the
+    result as the function's runtime encoded it, when it is at hand).
 
     A malformed `statusCode` result becomes 502 `{"message": "Internal Server
     Error"}`; use `convert_lambda_result` to learn why.
     """
     try:
-        return convert_lambda_result(result)
+        return convert_lambda_result(result, payload)
     except MalformedResponse:
         return json_error(502, "Internal Server Error")
 
 
-def convert_lambda_result(result: Any) -> HttpResponse:
-    """Like `parse_lambda_response`, but raises `MalformedResponse` with the reason."""
+def convert_lambda_result(result: Any, payload: bytes | None = None) -> HttpResponse:
+    """Like `parse_lambda_response`, but raises `MalformedResponse` with the reason. A result
+    without a statusCode is the body, as the function's runtime wrote it (`payload`) when
+    given: API Gateway passes it on as it is."""
     if isinstance(result, dict) and "statusCode" in result:
         return _structured_response(result)
+    if payload is not None:
+        return HttpResponse(200, [("content-type", "application/json")], payload)
     try:
         body = orjson.dumps(result)
     except TypeError as exc:  # orjson.JSONEncodeError: not a JSON value

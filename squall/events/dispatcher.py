@@ -41,8 +41,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import orjson
 
+from squall import lambda_json
 from squall.events.clock import Clock
 from squall.events.host import EventHost, HostedFunction
 from squall.events.intake import IDEMPOTENCY_WINDOW
@@ -447,6 +447,6 @@ class EventDispatcher:
 
 def _json_or_text(payload: bytes) -> Any:
     try:
-        return orjson.loads(payload) if payload else None
-    except orjson.JSONDecodeError:
+        return lambda_json.loads(payload) if payload else None
+    except ValueError:
         return payload.decode("utf-8", "replace")

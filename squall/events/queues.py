@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 import orjson
 
+from squall import lambda_json
 from squall.events.clock import Clock
 from squall.events.host import EventHost
 from squall.events.shapes import sqs_event, sqs_record
@@ -281,8 +282,8 @@ class QueueConsumer:
     def failed_ids(payload: bytes) -> set[str]:
         """The ids of `{"batchItemFailures": [{"itemIdentifier": ID}, ...]}`, if returned."""
         try:
-            result = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+            result = lambda_json.loads(payload)
+        except ValueError:
             return set()
         failures = result.get("batchItemFailures") if isinstance(result, dict) else None
         if not isinstance(failures, list):

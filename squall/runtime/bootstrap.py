@@ -16,8 +16,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-import orjson
-
+from squall import lambda_json
 from squall.runtime.context import LambdaContext
 from squall.runtime.protocol import (
     LENGTHS,
@@ -184,7 +183,7 @@ def serve(channel: Channel) -> None:
     except BaseException as exc:  # noqa: BLE001 - any failure of user code is an init error
         init_ms = (time.perf_counter() - started) * 1000
         traceback.print_exc()
-        channel.send(InitFailed(init_ms, orjson.dumps(init_failure(exc))))
+        channel.send(InitFailed(init_ms, lambda_json.dumps(init_failure(exc), ensure_ascii=results_ascii_only(init))))
         return
     channel.send(Ready((time.perf_counter() - started) * 1000))
     while True:
@@ -226,31 +225,45 @@ def invoke(handler: Callable[..., Any], init: Init, call: Invoke, request_filter
         request_id=request_id, function_name=init.function, function_version=init.version,
         invoked_function_arn=call.arn, memory_limit_in_mb=init.memory,
         log_group_name=init.log_group, log_stream_name=init.log_stream, deadline_ms=call.deadline_ms)
+    ascii_only = results_ascii_only(init)
     started = time.perf_counter()
     try:
-        result = handler(orjson.loads(call.event) if call.event else None, context)
-        payload = orjson.dumps(result, default=_fallback_json)
+        event = lambda_json.read_event(call.event) if call.event else None
+    except ValueError as exc:
+        return _result(False, started, lambda_json.dumps(runtime_error(
+            request_id, "Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}"), ensure_ascii=ascii_only))
+    try:
+        payload = lambda_json.marshal_result(handler(event, context), ensure_ascii=ascii_only)
         ok = True
+    except lambda_json.MarshalError as exc:  # the result, not the handler, failed: no stack trace
+        payload = lambda_json.dumps(runtime_error(request_id, exc.error_type, str(exc)), ensure_ascii=ascii_only)
+        ok = False
     except SystemExit as exc:
-        payload = orjson.dumps(error_object(
+        payload = lambda_json.dumps(error_object(
             exc, request_id, "Runtime.ExitError",
-            f"RequestId: {request_id} Error: Runtime exited with error: exit status {exc.code or 0}"))
+            f"RequestId: {request_id} Error: Runtime exited with error: exit status {exc.code or 0}"),
+            ensure_ascii=ascii_only)
         return _result(False, started, payload, exiting=True)
     except BaseException as exc:  # noqa: BLE001 - the handler's failure is the invocation's result
-        payload = orjson.dumps(error_object(exc, request_id))
+        payload = lambda_json.dumps(error_object(exc, request_id), ensure_ascii=ascii_only)
         ok = False
     return _result(ok, started, payload)
+
+
+def runtime_error(request_id: str, error_type: str, message: str) -> dict[str, Any]:
+    """Lambda's error object for a failure of the runtime's own (no stack trace)."""
+    return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": []}
+
+
+def results_ascii_only(init: Init) -> bool:
+    """Whether this function's runtime escapes non-ASCII text in results (squall/lambda_json.py)."""
+    return lambda_json.ascii_only(init.environ.get("AWS_EXECUTION_ENV", "").removeprefix("AWS_Lambda_"))
 
 
 def _result(ok: bool, started: float, payload: bytes, exiting: bool = False) -> Result:
     duration_ms = (time.perf_counter() - started) * 1000
     max_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return Result(ok, duration_ms, max_rss_kb, exiting, payload)
-
-
-def _fallback_json(value: Any) -> Any:
-    """What Lambda's runtime does for Decimal and other non-JSON values: str() them."""
-    return str(value)
 
 
 def main(adopt_path: bool = True) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import orjson
 
+from squall import lambda_json
 from squall.exceptions import Throttled
 from squall.http_event import (
     HttpRequest,
@@ -155,7 +156,11 @@ class Gateway:
         headers = [("apigw-requestid", request_id), ("x-squall-version", str(invocation.version))]
         if not invocation.ok:
             return json_error(502, "Internal Server Error", headers)
-        response = parse_lambda_response(orjson.loads(invocation.payload))
+        try:
+            result = lambda_json.loads(invocation.payload)
+        except ValueError:  # a bytes result that is not JSON: API Gateway cannot read it either
+            return json_error(502, "Internal Server Error", headers)
+        response = parse_lambda_response(result, invocation.payload)
         kept = [(name, value) for name, value in response.headers if name.lower() not in HOP_BY_HOP]
         return HttpResponse(response.status, [*kept, *headers], response.body)
 

@@ -37,9 +37,17 @@ async def event_payload(request: Request, limit: int = MAX_PAYLOAD_BYTES) -> byt
 
 def invocation_response(invocation: Invocation, **extra: bytes) -> Response:
     """`{"requestId", "function", "version", "ok", ..., "payload"}` with the function's JSON
-    result as it came (not decoded again; the instance protocol refuses one over 6 MB)."""
+    result as it came (not decoded again; the instance protocol refuses one over 6 MB). A
+    result that is not strict JSON (`NaN`, or bytes that are text but not JSON, as Lambda's
+    runtime may give) comes as a string, with `"payloadText": true`."""
     parts = [b'{"requestId":' + orjson.dumps(invocation.request_id), b'"function":' + orjson.dumps(invocation.function),
              b'"version":' + str(invocation.version).encode(), b'"ok":' + (b"true" if invocation.ok else b"false")]
     parts += [orjson.dumps(key) + b":" + value for key, value in extra.items()]
-    parts.append(b'"payload":' + invocation.payload + b"}")
+    payload = invocation.payload
+    try:
+        orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        parts.append(b'"payloadText":true')
+        payload = orjson.dumps(payload.decode("utf-8", "replace"))
+    parts.append(b'"payload":' + payload + b"}")
     return Response(b",".join(parts), 200, media_type="application/json")
