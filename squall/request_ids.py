@@ -10,6 +10,7 @@ invocation's logs cost 36 µs once 250k batches were stored, against 6.5 µs wit
 from __future__ import annotations
 
 import os
+import re
 import time
 
 _VERSION = 0x7 << 76
@@ -26,3 +27,22 @@ def new_request_id(now_ns: int | None = None) -> str:
              | _VARIANT | (random & _RANDOM_B))
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_TRACE_HEADER = re.compile(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24}(;[\x21-\x7e]*)?")
+MAX_TRACE_HEADER = 256
+
+
+def new_trace_id(now: float | None = None) -> str:
+    """A fresh X-Ray trace header as Lambda gives one in `_X_AMZN_TRACE_ID`:
+    `Root=1-<epoch seconds, 8 hex>-<24 hex>;Parent=<16 hex>;Sampled=0`."""
+    seconds = int(time.time() if now is None else now)
+    return f"Root=1-{seconds:08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+
+
+def trace_id_from(header: str | None) -> str:
+    """The trace header a call carries on: an incoming `X-Amzn-Trace-Id` that is one (so a
+    trace started before squall goes on through it), else a new one."""
+    if header and len(header) <= MAX_TRACE_HEADER and _TRACE_HEADER.fullmatch(header):
+        return header
+    return new_trace_id()

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 
 
 def project(version: str) -> dict[str, str]:
-    return page_site(f"'{version} ' + context.function_version",
+    # the instance's version number (context.function_version says $LATEST for unqualified calls)
+    return page_site(f"'{version} ' + os.environ['AWS_LAMBDA_FUNCTION_VERSION']", imports="import os\n",
                      triggers=('- http: "GET /page"', '- http: "GET /stable"\n  alias: stable'))
 
 

@@ -114,7 +114,7 @@ def test_context_has_lambda_attributes(http: httpx.Client) -> None:
     body = http.get("/items/1").json()
     context = body["context"]
     assert context["function_name"] == "echo"
-    assert context["function_version"] == "1"
+    assert context["function_version"] == "$LATEST"  # an unqualified call, as API Gateway makes one
     assert context["memory_limit_in_mb"] == "128"
     assert context["invoked_function_arn"].endswith(":function:echo")
     assert context["log_group_name"] == "/aws/lambda/echo"

@@ -56,7 +56,7 @@ def test_request_response_returns_the_result_and_the_executed_version(node: Squa
     response = lambda_client(node).invoke(FunctionName="echo", Payload=json.dumps({"card": 1}))
 
     assert response["StatusCode"] == 200
-    assert json.loads(response["Payload"].read()) == {"got": {"card": 1}, "version": "1"}
+    assert json.loads(response["Payload"].read()) == {"got": {"card": 1}, "version": "$LATEST"}
     assert response["ExecutedVersion"] == "1"
     assert "FunctionError" not in response
 
@@ -81,10 +81,11 @@ def test_arns_and_qualifiers_name_the_function(node: SquallServer) -> None:
     client = lambda_client(node)
     arn = "arn:aws:lambda:us-east-1:000000000000:function:echo"
 
-    for name, qualifier in ((arn, None), (arn + ":1", None), ("000000000000:function:echo", "$LATEST"),
-                            ("echo", "1")):
+    for name, qualifier, version in ((arn, None, "$LATEST"), (arn + ":1", None, "1"),
+                                     ("000000000000:function:echo", "$LATEST", "$LATEST"), ("echo", "1", "1")):
         extra = {"Qualifier": qualifier} if qualifier else {}
-        assert client.invoke(FunctionName=name, Payload=b"{}", **extra)["StatusCode"] == 200
+        response = client.invoke(FunctionName=name, Payload=b"{}", **extra)
+        assert response["StatusCode"] == 200 and json.loads(response["Payload"].read())["version"] == version
     with pytest.raises(botocore.exceptions.ClientError) as missing:
         client.invoke(FunctionName="echo", Qualifier="7", Payload=b"{}")
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
@@ -144,4 +145,4 @@ def test_the_aws_cli_invokes_unchanged(node: SquallServer, tmp_path: Path) -> No
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["StatusCode"] == 200
-    assert json.loads(out.read_text()) == {"got": {"from": "cli"}, "version": "1"}
+    assert json.loads(out.read_text()) == {"got": {"from": "cli"}, "version": "$LATEST"}

@@ -108,10 +108,11 @@ def test_init_failed_round_trips() -> None:
 
 
 def test_invoke_round_trips() -> None:
-    message = Invoke(request_id="r-1", deadline_ms=1_767_225_600_000, arn="arn:aws:lambda:x:0:function:f",
-                     event=b'{"n": 1}')
+    message = Invoke(request_id="r-1", deadline_ms=1_767_225_600_000, arn="arn:aws:lambda:x:0:function:f:prod",
+                     version="3", trace_id="Root=1-5e1b4151-5ac6c58f5b5dbd6a5e4f8ed6;Parent=53995c3f42cd8ad8;Sampled=0",
+                     client_context='{"custom": {"a": 1}}', event=b'{"n": 1}')
     assert round_trip(message) == message
-    assert round_trip(Invoke("r-2", 1, "arn")) == Invoke("r-2", 1, "arn", b"")
+    assert round_trip(Invoke("r-2", 1, "arn")) == Invoke("r-2", 1, "arn", "$LATEST", "", None, b"")
 
 
 def test_result_round_trips() -> None:
@@ -155,8 +156,9 @@ def test_every_message_has_a_round_trip_test() -> None:
 
 
 def test_a_header_holds_the_tag_and_every_field_but_the_payload() -> None:
-    assert Invoke("r", 5, "arn", b"{}").header() == {
-        "t": "invoke", "request_id": "r", "deadline_ms": 5, "arn": "arn"}
+    assert Invoke("r", 5, "arn", event=b"{}").header() == {
+        "t": "invoke", "request_id": "r", "deadline_ms": 5, "arn": "arn", "version": "$LATEST", "trace_id": "",
+        "client_context": None}
     assert Result(True, 1.0, 2, payload=b"[]").header() == {
         "t": "result", "ok": True, "duration_ms": 1.0, "max_rss_kb": 2, "exiting": False}
     assert Bye().header() == {"t": "bye"}

@@ -18,14 +18,14 @@ from squall.events.engine import EventEngine
 from squall.events.host import HostedFunction
 from squall.exceptions import NotFound
 from squall.logs import LogRetention, LogSweeper, LogWriter, encode_invocation, invocation_batch, report_line
-from squall.request_ids import new_request_id
+from squall.request_ids import new_request_id, new_trace_id
 from squall.routing import Route, RouteTable
 from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec, InvokeOutcome
 from squall.runtime.pool import InstancePool
 from squall.secrets import LogMasker
 from squall.node.aliases import ReleaseState, read_release_state
-from squall.releases import LIVE_ALIAS, Release, alias_of, split_target
+from squall.releases import LATEST_QUALIFIER as LATEST, LIVE_ALIAS, Release, alias_of, split_target
 from squall.node.secret_env import SecretCache, lists_any, spec_masker
 from squall.node.specs import NodeSettings, instance_spec
 from squall.store.base import BaseStore, FunctionVersion, LogBatch
@@ -258,12 +258,21 @@ class Node:
             raise NotFound(f"Function not found: {name}") from None
 
     # -- invoking -----------------------------------------------------------
-    async def invoke(self, function: ActiveFunction, event: bytes, request_id: str | None = None) -> Invocation:
+    async def invoke(self, function: ActiveFunction, event: bytes, request_id: str | None = None, *,
+                     qualifier: str | None = None, trace_id: str | None = None,
+                     client_context: str | None = None) -> Invocation:
         """Invoke `function` with the JSON `event`; logs are stored in the background.
-        Raises Throttled when the function is at its concurrency cap."""
+        `qualifier` is the alias or version the caller named (None: unqualified, which the
+        context shows as `$LATEST`), `trace_id` the call's trace header (a new one if None),
+        `client_context` the caller's, JSON. Raises Throttled when the function is at its
+        concurrency cap."""
         request_id = request_id or new_request_id()
         started = time.time()
-        outcome = await self.pool.invoke(function.spec, request_id, event, function.arn)
+        qualified = qualifier is not None and qualifier != LATEST
+        outcome = await self.pool.invoke(
+            function.spec, request_id, event, f"{function.arn}:{qualifier}" if qualifier else function.arn,
+            version=str(function.version.number) if qualified else LATEST,
+            trace_id=trace_id or new_trace_id(), client_context=client_context)
         invocation = Invocation(request_id, function.name, function.version.number, outcome, started)
         self._write_logs(function, invocation)
         return invocation

@@ -17,7 +17,7 @@ import traceback
 from typing import Any, Callable
 
 from squall import lambda_json
-from squall.runtime.context import LambdaContext
+from squall.runtime.context import LambdaContext, client_context_of
 from squall.runtime.protocol import (
     LENGTHS,
     Bye,
@@ -221,12 +221,20 @@ def run_hook(init: Init, target: str | None, deadline_ms: int) -> None:
 def invoke(handler: Callable[..., Any], init: Init, call: Invoke, request_filter: RequestIdFilter) -> Result:
     request_id = call.request_id
     request_filter.request_id = request_id
-    context = LambdaContext(
-        request_id=request_id, function_name=init.function, function_version=init.version,
-        invoked_function_arn=call.arn, memory_limit_in_mb=init.memory,
-        log_group_name=init.log_group, log_stream_name=init.log_stream, deadline_ms=call.deadline_ms)
     ascii_only = results_ascii_only(init)
+    set_trace_id(call.trace_id)
     started = time.perf_counter()
+    try:
+        client_context = client_context_of(lambda_json.read_event(call.client_context)) if call.client_context else None
+    except ValueError as exc:
+        return _result(False, started, lambda_json.dumps(runtime_error(
+            request_id, "Runtime.LambdaContextUnmarshalError", f"Unable to parse Client Context JSON: {exc}"),
+            ensure_ascii=ascii_only))
+    context = LambdaContext(
+        request_id=request_id, function_name=init.function, function_version=call.version,
+        invoked_function_arn=call.arn, memory_limit_in_mb=init.memory,
+        log_group_name=init.log_group, log_stream_name=init.log_stream, deadline_ms=call.deadline_ms,
+        client_context=client_context)
     try:
         event = lambda_json.read_event(call.event) if call.event else None
     except ValueError as exc:
@@ -248,6 +256,15 @@ def invoke(handler: Callable[..., Any], init: Init, call: Invoke, request_filter
         payload = lambda_json.dumps(error_object(exc, request_id), ensure_ascii=ascii_only)
         ok = False
     return _result(ok, started, payload)
+
+
+def set_trace_id(trace_id: str) -> None:
+    """The call's trace header in `_X_AMZN_TRACE_ID` while it runs, as Lambda's runtime sets it
+    (what the X-Ray SDK and aws-lambda-powertools' Tracer read); unset for a call without one."""
+    if trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
 
 
 def runtime_error(request_id: str, error_type: str, message: str) -> dict[str, Any]:

@@ -271,14 +271,17 @@ class Instance:
             pass
 
     # -- invocation ---------------------------------------------------------
-    async def invoke(self, request_id: str, event: bytes, timeout: float, arn: str) -> InvokeOutcome:
-        """Run one invocation; on timeout or death the instance is killed and the outcome says why."""
+    async def invoke(self, request_id: str, event: bytes, timeout: float, arn: str, *, version: str = "$LATEST",
+                     trace_id: str = "", client_context: str | None = None) -> InvokeOutcome:
+        """Run one invocation; on timeout or death the instance is killed and the outcome says why.
+        `version`, `trace_id` and `client_context` are what the context and `_X_AMZN_TRACE_ID`
+        show of the call (squall/runtime/protocol.py, `Invoke`)."""
         self.state = InstanceState.BUSY
         if self.frozen:
             self.thaw()
         self.invocations += 1
         self.request_id = request_id
-        message = Invoke(request_id, int((time.time() + timeout) * 1000), arn, event)
+        message = Invoke(request_id, int((time.time() + timeout) * 1000), arn, version, trace_id, client_context, event)
         started = time.perf_counter()
         deadline = Deadline(timeout)  # a timer handle, not asyncio.timeout's context per call
         try:

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import orjson
 
@@ -68,8 +68,9 @@ class InstancePool:
         started ahead of calls (deploy check, min_instances), its shutdown hook."""
 
     # -- the hot path -------------------------------------------------------
-    async def invoke(self, spec: InstanceSpec, request_id: str, event: bytes, arn: str) -> InvokeOutcome:
-        """Run one invocation on a warm instance, or a new one (then `init_ms` is set)."""
+    async def invoke(self, spec: InstanceSpec, request_id: str, event: bytes, arn: str, **call: Any) -> InvokeOutcome:
+        """Run one invocation on a warm instance, or a new one (then `init_ms` is set); `call`:
+        what else the instance is told of the call (`Instance.invoke`)."""
         instance = self._take_idle(spec.key)
         init = None
         if instance is None:
@@ -84,7 +85,7 @@ class InstancePool:
         else:
             self.stats.warm_starts += 1
         try:
-            outcome = await instance.invoke(request_id, event, spec.timeout, arn)
+            outcome = await instance.invoke(request_id, event, spec.timeout, arn, **call)
         finally:
             self._release(instance)
         if init is not None:

@@ -334,6 +334,12 @@ class Invoke(Message):
     """When the invocation times out (ms since the epoch)."""
     arn: str
     """The ARN the call was made with: the context's `invoked_function_arn`."""
+    version: str = "$LATEST"
+    """The context's `function_version`: `$LATEST` for an unqualified call, else the number."""
+    trace_id: str = ""
+    """The call's X-Ray trace header, the instance's `_X_AMZN_TRACE_ID` while it runs."""
+    client_context: str | None = None
+    """The caller's client context, JSON (Invoke's X-Amz-Client-Context, decoded)."""
     event: bytes = b""
     """The event, JSON (empty: None)."""
 

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from squall.aws_auth import AwsAuthError, check_asgi_headers
 from squall.events.engine import MAX_ASYNC_PAYLOAD
 from squall.exceptions import NotFound, PayloadTooLarge, Throttled
+from squall.request_ids import trace_id_from
 from squall.server.bodies import UNVERIFIED, BodySlotsSpent, BodyTooLarge, BodyTooSlow, read_body
 from squall.runtime.protocol import MAX_PAYLOAD_BYTES
 from squall.node.core import ActiveFunction, Invocation, Node
@@ -39,6 +40,8 @@ from squall.node.core import ActiveFunction, Invocation, Node
 PREFIX = "/_squall/aws/lambda"
 ADMIN_ACCESS_KEY = "admin"
 LOG_TAIL_BYTES = 4096
+MAX_CLIENT_CONTEXT = 3583
+"""Invoke's ClientContext, base64, at most (Lambda's limit)."""
 
 
 class LambdaError(Exception):
@@ -101,6 +104,7 @@ class LambdaApi:
         if kind == "DryRun":
             return Response(status_code=204)
         payload = self.payload(body)
+        client_context = self.client_context(request.headers.get("x-amz-client-context"))
         if kind == "Event":
             try:
                 request_id = await self.node.events.invoke_async(function, payload, qualifier=qualifier)
@@ -111,7 +115,8 @@ class LambdaApi:
             raise LambdaError(400, "InvalidParameterValueException",
                               f"Unsupported invocation type {kind!r}: use RequestResponse, Event or DryRun")
         try:
-            invocation = await self.node.invoke(function, payload)
+            invocation = await self.node.invoke(function, payload, qualifier=qualifier, client_context=client_context,
+                                                trace_id=trace_id_from(request.headers.get("x-amzn-trace-id")))
         except Throttled as exc:
             raise LambdaError(429, "TooManyRequestsException", str(exc)) from None
         headers = {"x-amzn-RequestId": invocation.request_id,
@@ -146,6 +151,22 @@ class LambdaApi:
             raise LambdaError(400, "InvalidRequestContentException",
                               f"Could not parse request body into json: {exc}") from None
         return body
+
+    @staticmethod
+    def client_context(header: str | None) -> str | None:
+        """Invoke's `ClientContext` (base64 of a JSON object, 3,583 bytes at most) as JSON text."""
+        if header is None:
+            return None
+        try:
+            if len(header) > MAX_CLIENT_CONTEXT:
+                raise ValueError("too long")
+            text = base64.b64decode(header, validate=True).decode()
+            if not isinstance(orjson.loads(text), dict):
+                raise ValueError("not an object")
+        except (ValueError, UnicodeDecodeError):
+            raise LambdaError(400, "InvalidRequestContentException",
+                              "Client context must be a valid Base64-encoded JSON object.") from None
+        return text
 
     def log_tail(self, function: ActiveFunction, invocation: Invocation) -> str:
         lines = self.node.log_batch(function, invocation).lines

@@ -24,7 +24,8 @@ from squall.http_event import (
     method_not_allowed,
     parse_lambda_response,
 )
-from squall.request_ids import new_request_id
+from squall.releases import LIVE_ALIAS
+from squall.request_ids import new_request_id, trace_id_from
 from squall.route_auth import AuthFailure, check_api_key, check_hmac_sha256, is_platform_variable
 from squall.routing import MethodNotAllowed, RouteMatch
 from squall.server.bodies import ROUTES, BodyBudget, BodySlotsSpent, BodyTooLarge, read_body
@@ -149,8 +150,11 @@ class Gateway:
             failure = check_route_auth(match.route.auth, function, event["headers"], request.body)
             if failure is not None:
                 return json_error(failure.status, failure.message)
+        alias = match.route.target[1]
         try:
-            invocation = await self.node.invoke(function, orjson.dumps(event), request_id)
+            invocation = await self.node.invoke(
+                function, orjson.dumps(event), request_id, qualifier=None if alias == LIVE_ALIAS else alias,
+                trace_id=trace_id_from(event["headers"].get("x-amzn-trace-id")))
         except Throttled:
             return json_error(429, "Too Many Requests")
         headers = [("apigw-requestid", request_id), ("x-squall-version", str(invocation.version))]

@@ -155,11 +155,12 @@ def invoke_event(payload: Any = None) -> Any:
     return orjson.loads(orjson.dumps({} if payload is None else payload))
 
 
-def lambda_context(function: str = "function", *, version: int | str = 1, memory: int = 256,
+def lambda_context(function: str = "function", *, version: int | str = "$LATEST", memory: int = 256,
                    timeout: float = 30.0, request_id: str | None = None, region: str = REGION,
                    account: str = ACCOUNT, clock: Callable[[], float] = _time.time) -> LambdaContext:
-    """The context squall's runtime hands `function`'s handler (the defaults are squall.yaml's:
-    256 MB, 30 s): `get_remaining_time_in_millis()` counts down from `timeout` on `clock`."""
+    """The context squall's runtime hands `function`'s handler for an unqualified call (the
+    defaults are squall.yaml's: 256 MB, 30 s; `version=3` for a call qualified with version 3 or
+    an alias on it): `get_remaining_time_in_millis()` counts down from `timeout` on `clock`."""
     stream = f"{_time.strftime('%Y/%m/%d')}/[{version}]{token_source.token_hex(16)}"
     return LambdaContext(request_id=request_id or new_request_id(), function_name=function,
                          function_version=str(version), invoked_function_arn=function_arn(function, region, account),
