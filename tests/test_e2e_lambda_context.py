@@ -25,6 +25,9 @@ PROJECT = {
           probe:
             handler: app.probe
             triggers: [{http: "GET /probe"}]
+          ready:
+            handler: app.probe
+            min_instances: 1
     """,
     "app.py": """
 import os
@@ -38,6 +41,8 @@ def probe(event, context):
             "custom": client.custom, "env": client.env,
             "app_title": client.client.app_title if client.client else None},
         "trace": os.environ.get("_X_AMZN_TRACE_ID"),
+        "environ": {name: os.environ.get(name) for name in (
+            "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_ENDPOINT_URL_LAMBDA", "AWS_ENDPOINT_URL_DYNAMODB")},
     }
 """,
 }
@@ -50,11 +55,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquallServer]:
         yield server
 
 
-def invoke(node: SquallServer, **options: Any) -> dict[str, Any]:
+def invoke(node: SquallServer, function: str = "probe", **options: Any) -> dict[str, Any]:
     client = boto3.client("lambda", endpoint_url=f"{node.url}/_squall/aws/lambda", region_name="us-east-1",
                           aws_access_key_id="admin", aws_secret_access_key=node.token,
                           config=Config(retries={"max_attempts": 0}))
-    response = client.invoke(FunctionName="probe", Payload=b"{}", **options)
+    response = client.invoke(FunctionName=function, Payload=b"{}", **options)
     assert "FunctionError" not in response
     return dict(json.loads(response["Payload"].read()))
 
@@ -91,3 +96,12 @@ def test_every_call_has_a_trace_id_and_a_route_carries_the_callers_on(node: Squa
     assert routed["trace"] == incoming and routed["version"] == "$LATEST"
     forged = httpx.get(f"{node.url}/probe", headers={"x-amzn-trace-id": "Root=nonsense"}).json()
     assert TRACE.fullmatch(forged["trace"])
+
+
+def test_instances_say_how_they_started_and_where_squalls_aws_endpoints_are(node: SquallServer) -> None:
+    on_demand, provisioned = invoke(node)["environ"], invoke(node, "ready")["environ"]
+
+    assert on_demand["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
+    assert provisioned["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency"  # kept ready: min_instances
+    assert on_demand["AWS_ENDPOINT_URL_LAMBDA"] == f"{node.url}/_squall/aws/lambda"
+    assert on_demand["AWS_ENDPOINT_URL_DYNAMODB"] == f"{node.url}/_squall/aws/dynamodb"

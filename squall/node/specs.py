@@ -152,6 +152,7 @@ def platform_access(settings: NodeSettings, function: str) -> dict[str, str]:
         API_URL.name: settings.api_url, FUNCTION_TOKEN.name: credential.token,
         "AWS_ACCESS_KEY_ID": credential.access_key_id, "AWS_SECRET_ACCESS_KEY": credential.secret_access_key,
         "AWS_ENDPOINT_URL_DYNAMODB": f"{settings.api_url}/_squall/aws/dynamodb",
+        "AWS_ENDPOINT_URL_LAMBDA": f"{settings.api_url}/_squall/aws/lambda",
     }
 
 

@@ -36,6 +36,8 @@ from squall.types import LogLine
 
 READ_CHUNK = 256 * 1024
 SHUTDOWN_GRACE = 2.0
+ON_DEMAND, PROVISIONED = "on-demand", "provisioned-concurrency"
+"""AWS_LAMBDA_INITIALIZATION_TYPE of an instance started for a call, and of one kept ready."""
 FREEZE_AFTER = 0.05
 """Seconds an instance stays idle before it is frozen. Freezing at once would put two
 signals and a stop/continue of every thread on the path of back-to-back calls
@@ -150,12 +152,15 @@ class Instance:
         self._output = OutputCollector()
 
     # -- lifecycle --------------------------------------------------------
-    async def init(self, timeout: float) -> InvokeOutcome:
-        """Send the spec and wait for `ready`; on failure the outcome holds the init error."""
+    async def init(self, timeout: float, initialization: str = ON_DEMAND) -> InvokeOutcome:
+        """Send the spec and wait for `ready`; on failure the outcome holds the init error.
+        `initialization` is the instance's AWS_LAMBDA_INITIALIZATION_TYPE (ON_DEMAND: started
+        for a call or a deploy's check; PROVISIONED: one of the function's `min_instances`)."""
         spec = self.spec
         init = Init(
             nonce=self._nonce.decode(), function=spec.function, version=str(spec.version),
-            handler=spec.handler, code_dir=spec.code_dir, memory=spec.memory, environ=spec.environ,
+            handler=spec.handler, code_dir=spec.code_dir, memory=spec.memory,
+            environ={**spec.environ, "AWS_LAMBDA_INITIALIZATION_TYPE": initialization},
             sys_path=spec.sys_path, log_group=spec.log_group, log_stream=spec.log_stream,
             sandbox=spec.sandbox, initializer=spec.initializer, shutdown=spec.shutdown,
             deadline_ms=int((time.time() + timeout) * 1000), arn=spec.arn)

@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from squall.exceptions import Throttled
-from squall.runtime.instance import SHUTDOWN_GRACE, Instance, InstanceSpec, InstanceState, InvokeOutcome
+from squall.runtime.instance import ON_DEMAND, PROVISIONED, SHUTDOWN_GRACE, Instance, InstanceSpec, InstanceState, InvokeOutcome
 from squall.runtime.launcher import InstanceLauncher
 from squall.settings import MAX_INSTANCES, Settings
 from squall.types import LogLine
@@ -104,7 +104,7 @@ class InstancePool:
             self._release(instance)
         return None
 
-    async def _start(self, spec: InstanceSpec) -> tuple[Instance, InvokeOutcome]:
+    async def _start(self, spec: InstanceSpec, initialization: str = ON_DEMAND) -> tuple[Instance, InvokeOutcome]:
         key = spec.key
         cap = min(spec.concurrency, self.limits.per_function)
         if self._counts[key] >= cap:
@@ -124,7 +124,7 @@ class InstancePool:
             raise
         self._live.add(instance)
         try:
-            outcome = await instance.init(spec.init_timeout)
+            outcome = await instance.init(spec.init_timeout, initialization)
         except BaseException:  # cancelled while it started: it must not stay counted forever
             instance.state = InstanceState.DEAD
             self._release(instance)
@@ -170,10 +170,12 @@ class InstancePool:
 
     # -- deploy support -----------------------------------------------------
     async def prewarm(self, spec: InstanceSpec) -> InvokeOutcome:
-        """Start one instance (the deploy check); a healthy one stays idle for the first call."""
+        """Start one instance ahead of calls (the deploy check, `min_instances`); a healthy one
+        stays idle for the first call. Of a function with `min_instances` it is one of those
+        kept ready (AWS_LAMBDA_INITIALIZATION_TYPE `provisioned-concurrency`)."""
         if spec.init_error is not None:
             return refused_start(spec)
-        instance, outcome = await self._start(spec)
+        instance, outcome = await self._start(spec, PROVISIONED if spec.min_instances else ON_DEMAND)
         if outcome.ok:
             instance.state = InstanceState.IDLE
             self._release(instance)
