@@ -223,9 +223,13 @@ def _check_signature(pending: PendingSignature, body: bytes) -> None:
 
 
 def check_headers(method: str, url: str, headers: Mapping[str, str], secret_for: Callable[[str], str | None],
-                  now: datetime, *, service: str | None = None) -> PendingSignature:
+                  now: datetime, *, service: str | None = None,
+                  token_for: Callable[[str], str | None] | None = None) -> PendingSignature:
     """Everything `verify_sigv4` checks that does not need the body, so that a door refuses an
-    unknown signer, a stale date or a wrong scope before it reads a byte of the body."""
+    unknown signer, a stale date or a wrong scope before it reads a byte of the body.
+    `token_for(access_key_id)`, when given, is the session token (X-Amz-Security-Token) the
+    key's requests must carry, signed; None: the key has none, and one sent is not looked at
+    (an admin whose shell holds real AWS session credentials still gets in)."""
     lowered = {name.lower(): value for name, value in headers.items()}
     authorization = lowered.get("authorization", "").strip()
     if not authorization:
@@ -243,11 +247,22 @@ def check_headers(method: str, url: str, headers: Mapping[str, str], secret_for:
     secret = secret_for(auth.access_key_id)
     if not secret:
         raise AwsAuthError("UnrecognizedClientException", UNKNOWN_KEY)
+    if token_for is not None:
+        _check_session_token(lowered.get("x-amz-security-token"), token_for(auth.access_key_id), auth)
     pending = PendingSignature(method, url, lowered, auth, amz_date, secret, signature_checked=False)
     if "x-amz-content-sha256" not in lowered:
         return pending
     _check_signature(pending, b"")  # botocore signs the claimed hash, not the body
     return PendingSignature(method, url, lowered, auth, amz_date, secret, signature_checked=True)
+
+
+def _check_session_token(sent: str | None, expected: str | None, auth: _Authorization) -> None:
+    if expected is None:
+        return
+    if sent is None or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise AwsAuthError("UnrecognizedClientException", UNKNOWN_KEY)
+    if "x-amz-security-token" not in auth.signed_headers.split(";"):
+        raise _incomplete("'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization.")
 
 
 def verify_sigv4(method: str, url: str, headers: Mapping[str, str], body: bytes,
@@ -291,11 +306,12 @@ def asgi_signed_url(scope: Mapping[str, Any], headers: Mapping[str, str] | None 
 
 
 def check_asgi_headers(scope: Mapping[str, Any], secret_for: Callable[[str], str | None], now: datetime, *,
-                       service: str | None = None) -> PendingSignature:
+                       service: str | None = None,
+                       token_for: Callable[[str], str | None] | None = None) -> PendingSignature:
     """`check_headers` for an ASGI request, before its body is read (see `verify_asgi`)."""
     headers = asgi_headers(scope)
     return check_headers(scope["method"], asgi_signed_url(scope, headers), headers, secret_for, now,
-                         service=service)
+                         service=service, token_for=token_for)
 
 
 def verify_asgi(scope: Mapping[str, Any], body: bytes, secret_for: Callable[[str], str | None],

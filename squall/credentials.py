@@ -3,7 +3,9 @@
 A credential is an AWS-style key pair: the access key id names the function and when the
 credential expires; the secret key is an HMAC of the access key id under the node's signing
 key (kept in the store, shared by every node), so any node can check it without storing
-anything. Instances get it as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (boto3 signs with it)
+anything. Instances get it as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+(boto3 signs with the pair and sends the session token, as with the temporary credentials
+Lambda gives; squall's AWS doors require the token with a function's key: `session_token_for`)
 and as SQUALL_FUNCTION_TOKEN (`<access key id>:<secret>`, what squall.sdk sends).
 
 What a credential allows is not in it: it is the grants of the function's active version
@@ -32,6 +34,7 @@ PREFIX = "SQF"
 class Credential:
     access_key_id: str
     secret_access_key: str
+    session_token: str
     function: str
     expires_at: int
 
@@ -45,12 +48,18 @@ def _secret(key: bytes, access_key_id: str) -> str:
     return base64.b64encode(digest[:30]).decode()
 
 
+def _session_token(key: bytes, access_key_id: str) -> str:
+    digest = hmac.new(key, f"session:{access_key_id}".encode(), hashlib.sha512).digest()
+    return base64.b64encode(digest).decode()
+
+
 def issue(key: bytes, function: str, now: float, lifetime: float = CREDENTIAL_LIFETIME) -> Credential:
     """A credential of `function` valid until `now + lifetime`."""
     expires_at = int(now + lifetime)
     encoded = base64.b32encode(f"{function}:{expires_at}".encode()).decode().rstrip("=")
     access_key_id = PREFIX + encoded
-    return Credential(access_key_id, _secret(key, access_key_id), function, expires_at)
+    return Credential(access_key_id, _secret(key, access_key_id), _session_token(key, access_key_id), function,
+                      expires_at)
 
 
 def _decode(access_key_id: str) -> tuple[str, int] | None:
@@ -70,6 +79,12 @@ def secret_for(key: bytes, access_key_id: str, now: float) -> str | None:
     if decoded is None or decoded[1] <= now:
         return None
     return _secret(key, access_key_id)
+
+
+def session_token_for(key: bytes, access_key_id: str) -> str | None:
+    """The session token a request signed with `access_key_id` must carry: a function
+    credential's; None for a key that is not one (the admin's has none)."""
+    return _session_token(key, access_key_id) if access_key_id.startswith(PREFIX) else None
 
 
 def function_of(access_key_id: str) -> str | None:

@@ -501,3 +501,38 @@ def test_without_a_payload_hash_header_the_body_is_checked_after_reading() -> No
     with pytest.raises(AwsAuthError) as caught:
         pending.check_body(b'{"a": 2}')
     assert caught.value.code == "InvalidSignatureException"
+
+
+SESSION = {"SQFWORKER": "the-session-token"}
+
+
+def signed_with_session(token: str | None, *, sign_it: bool = True) -> Signed:
+    request = AWSRequest(method="POST", url=f"{DYNAMODB}/", data=b"{}", headers={})
+    SigV4Auth(Credentials("SQFWORKER", "worker-secret", token if sign_it else None), "dynamodb",
+              "us-east-1").add_auth(request)
+    sent = dict(request.headers.items())
+    if token is not None and not sign_it:
+        sent["X-Amz-Security-Token"] = token  # added after signing: not a signed header
+    sent["Host"] = urlsplit(DYNAMODB).netloc
+    return Signed("POST", f"{DYNAMODB}/", sent, b"{}")
+
+
+def check_session(signed: Signed) -> None:
+    check_headers(signed.method, signed.url, signed.headers, {"SQFWORKER": "worker-secret", **SECRETS}.get,
+                  signed.signed_at, token_for=SESSION.get).check_body(signed.body)
+
+
+def test_a_function_key_needs_its_session_token_signed() -> None:
+    check_session(signed_with_session("the-session-token"))
+    for bad in (signed_with_session(None), signed_with_session("forged-token"),
+                signed_with_session("the-session-token", sign_it=False)):
+        with pytest.raises(AwsAuthError) as caught:
+            check_session(bad)
+        assert caught.value.code in ("UnrecognizedClientException", "IncompleteSignatureException")
+
+
+def test_a_key_without_a_session_token_ignores_one_sent() -> None:
+    request = AWSRequest(method="POST", url=f"{DYNAMODB}/", data=b"{}", headers={})
+    SigV4Auth(Credentials("admin", "tok", "a-real-aws-session-token"), "dynamodb", "us-east-1").add_auth(request)
+    sent = {**dict(request.headers.items()), "Host": urlsplit(DYNAMODB).netloc}
+    check_session(Signed("POST", f"{DYNAMODB}/", sent, b"{}"))

@@ -34,3 +34,13 @@ def test_access_key_ids_are_upper_case_letters_and_digits_as_aws_ones() -> None:
     access_key_id = credentials.issue(KEY, "a-very_long-function-name", NOW).access_key_id
     assert access_key_id.isalnum() and access_key_id == access_key_id.upper()
     assert 16 <= len(access_key_id) <= 128
+
+
+def test_a_function_credential_has_its_own_session_token_and_the_admin_key_none() -> None:
+    credential = credentials.issue(KEY, "worker", NOW)
+    other = credentials.issue(KEY, "worker", NOW + 1)
+
+    assert credentials.session_token_for(KEY, credential.access_key_id) == credential.session_token
+    assert credential.session_token != other.session_token  # each credential its own
+    assert credentials.session_token_for(b"other" * 8, credential.access_key_id) != credential.session_token
+    assert credentials.session_token_for(KEY, "admin") is None

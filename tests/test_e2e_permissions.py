@@ -75,6 +75,8 @@ def handler(event, context):
         "put_uploads": attempt(lambda: sdk.bucket("uploads").put("a.txt", b"a")),
         "put_vault": attempt(lambda: sdk.bucket("vault").put("a.txt", b"a")),
         "access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+        "credential": [os.environ.get(name) for name in (
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")],
         "env_keys": sorted(k for k in os.environ if k.startswith(("AWS_", "SQUALL_"))),
         "env_values": list(os.environ.values()),
     }
@@ -127,16 +129,26 @@ def test_the_write_that_was_allowed_landed_and_the_denied_one_did_not(node: Squa
 def test_the_instance_has_its_own_credential_and_never_the_admin_token(node: SquallServer) -> None:
     outcome = invoke(node, "worker")
 
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_DYNAMODB",
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB",
             "SQUALL_FUNCTION_TOKEN"} <= set(outcome["env_keys"])
     assert node.token not in outcome["env_values"]
     assert all(node.token not in value for value in outcome["env_values"])
 
 
-def dynamodb_client(node: SquallServer, key_id: str, secret: str) -> Any:
+def dynamodb_client(node: SquallServer, key_id: str, secret: str, token: str | None = None) -> Any:
     return boto3.client("dynamodb", endpoint_url=f"{node.url}/_squall/aws/dynamodb", region_name="us-east-1",
-                        aws_access_key_id=key_id, aws_secret_access_key=secret,
+                        aws_access_key_id=key_id, aws_secret_access_key=secret, aws_session_token=token,
                         config=Config(retries={"max_attempts": 0}))
+
+
+def test_a_function_key_pair_is_refused_without_its_session_token(node: SquallServer) -> None:
+    key_id, secret, token = invoke(node, "worker")["credential"]
+
+    assert dynamodb_client(node, key_id, secret, token).list_tables()["TableNames"] is not None
+    for missing_or_wrong in (None, token[:-4] + "AAA="):
+        with pytest.raises(ClientError) as exc:
+            dynamodb_client(node, key_id, secret, missing_or_wrong).list_tables()
+        assert exc.value.response["Error"]["Code"] == "UnrecognizedClientException"
 
 
 def test_a_function_key_id_with_a_guessed_secret_or_past_expiry_is_refused(node: SquallServer) -> None:

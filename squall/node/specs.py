@@ -151,6 +151,7 @@ def platform_access(settings: NodeSettings, function: str) -> dict[str, str]:
     return {
         API_URL.name: settings.api_url, FUNCTION_TOKEN.name: credential.token,
         "AWS_ACCESS_KEY_ID": credential.access_key_id, "AWS_SECRET_ACCESS_KEY": credential.secret_access_key,
+        "AWS_SESSION_TOKEN": credential.session_token,
         "AWS_ENDPOINT_URL_DYNAMODB": f"{settings.api_url}/_squall/aws/dynamodb",
         "AWS_ENDPOINT_URL_LAMBDA": f"{settings.api_url}/_squall/aws/lambda",
     }

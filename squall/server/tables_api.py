@@ -177,6 +177,9 @@ class TablesApi:
             return self.token
         return credentials.secret_for(self.node.settings.sdk_key, access_key, time.time())
 
+    def token_for(self, access_key: str) -> str | None:
+        return credentials.session_token_for(self.node.settings.sdk_key, access_key)
+
     def aws_caller(self, access_key: str) -> Caller:
         if access_key == ADMIN_ACCESS_KEY:
             return ADMIN
@@ -202,7 +205,7 @@ class TablesApi:
         try:
             if scope["method"] != "POST":
                 raise TableError("The DynamoDB endpoint takes POST requests")
-            pending = check_asgi_headers(scope, self.secret_for, datetime.now(UTC))
+            pending = check_asgi_headers(scope, self.secret_for, datetime.now(UTC), token_for=self.token_for)
             try:
                 body = await read_body(scope, receive, MAX_TABLE_REQUEST_BYTES,
                                        None if pending.signature_checked else UNVERIFIED)
