@@ -37,7 +37,8 @@ def new_trace_id(now: float | None = None) -> str:
     """A fresh X-Ray trace header as Lambda gives one in `_X_AMZN_TRACE_ID`:
     `Root=1-<epoch seconds, 8 hex>-<24 hex>;Parent=<16 hex>;Sampled=0`."""
     seconds = int(time.time() if now is None else now)
-    return f"Root=1-{seconds:08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
+    random = os.urandom(20).hex()
+    return f"Root=1-{seconds:08x}-{random[:24]};Parent={random[24:]};Sampled=0"
 
 
 def trace_id_from(header: str | None) -> str:

@@ -252,7 +252,7 @@ def test_runs_as_nobody_without_groups_and_cannot_kill_the_zygote(layout: Layout
         ok, seen = await call(pool, layout.spec(), layout.probe(zygote=zygote_pid(pool)))
         assert ok, seen
         assert (seen["uid"], seen["gid"], seen["groups"]) == (65534, 65534, [])
-        assert seen["environ"] == {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+        assert seen["environ"] == {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}
         assert not seen["kill_zygote"]["ok"] and seen["kill_zygote"]["errno"] == errno.ESRCH
         ok, again = await call(pool, layout.spec(), {})
         assert ok and again["pid"] == seen["pid"]

@@ -18,6 +18,7 @@ from squall import credentials
 from squall.exceptions import BadInput, SquallError
 from squall.runtime.context import function_arn
 from squall.runtime.instance import InstanceSpec
+from squall.runtime.lambda_path import build_runtime_folder
 from squall.runtime.launcher import choose_profile
 from squall.secrets import SecretKey
 from squall.settings import API_URL, FUNCTION, FUNCTION_TOKEN, STAGE, UID_RANGE, Settings
@@ -113,12 +114,24 @@ class NodeSettings:
         return self.server_data_dir or self.data_dir
 
 
+_runtime_folders: dict[Path, Path] = {}
+
+
+def runtime_folder(data_dir: Path) -> Path:
+    """The node's folder of what Lambda's runtime lets a function import (made once per run:
+    squall/runtime/lambda_path.py)."""
+    if data_dir not in _runtime_folders:
+        _runtime_folders[data_dir] = build_runtime_folder(data_dir / "runtime" / "python")
+    return _runtime_folders[data_dir]
+
+
 def instance_spec(settings: NodeSettings, version: FunctionVersion) -> InstanceSpec:
     """What the pool needs to run `version` on this node: paths, limits, hooks, sandbox, environment."""
     config = version.config
     code_dir = str(settings.data_dir / version.code_path)
     deps = config.get("deps")
-    sys_path = (code_dir,) + ((str(settings.data_dir / "deps" / deps),) if deps else ())
+    own_path = (code_dir,) + ((str(settings.data_dir / "deps" / deps),) if deps else ())
+    sys_path = own_path + (str(runtime_folder(settings.data_dir)),)
     log_stream = f"{time.strftime('%Y/%m/%d')}/[{version.number}]{secrets.token_hex(16)}"
     spec = InstanceSpec(
         function=version.function, version=version.number, handler=config["handler"],
@@ -127,7 +140,7 @@ def instance_spec(settings: NodeSettings, version: FunctionVersion) -> InstanceS
         concurrency=int(config.get("concurrency", 100)), min_instances=int(config.get("min_instances", 0)),
         idle_timeout=float(config.get("idle_timeout", 300)), init_timeout=float(config.get("init_timeout", 10)),
         initializer=config.get("initializer"), shutdown=config.get("shutdown"),
-        zygote=choose_profile(sys_path),
+        zygote=choose_profile(own_path),
         sandbox=sandbox(settings, version, sys_path),
         arn=function_arn(version.function, settings.region, settings.account_id))
     return replace(spec, environ=environment(settings, version, spec))

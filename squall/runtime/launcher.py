@@ -245,18 +245,18 @@ class ZygoteLauncher:
 BASE_PROFILE, AWS_PROFILE = "base", "aws"
 BASE_PRELOAD = ("json", "logging", "decimal", "datetime", "urllib.request", "http.client", "base64",
                 "hashlib", "hmac", "uuid", "email.utils")
-AWS_PRELOAD = ("boto3", "botocore.session", "requests")
+AWS_PRELOAD = ("boto3", "botocore.session")
 
 
-AWS_IMPORT = re.compile(rb"^\s*(?:import|from)\s+(?:boto3|botocore|requests)\b", re.MULTILINE)
+AWS_IMPORT = re.compile(rb"^\s*(?:import|from)\s+(?:boto3|botocore)\b", re.MULTILINE)
 MAX_SCANNED_BYTES = 20 * 2**20
 
 
 def choose_profile(sys_path: Iterable[str]) -> str:
-    """`aws` when the function's code imports boto3, botocore or requests and does not
-    bundle its own copy (a bundled copy must win, as on Lambda); `base` otherwise."""
+    """`aws` when the function's code imports boto3 or botocore and does not bundle its own
+    copy (a bundled copy must win, as on Lambda); `base` otherwise."""
     folders = [Path(p) for p in sys_path]
-    if any((folder / name).exists() for folder in folders for name in ("boto3", "botocore", "requests")):
+    if any((folder / name).exists() for folder in folders for name in ("boto3", "botocore")):
         return BASE_PROFILE
     budget = MAX_SCANNED_BYTES
     for source in (f for folder in folders[:1] for f in sorted(folder.rglob("*.py"))):

@@ -29,6 +29,7 @@ import sys
 import time
 
 from squall.runtime.cgroups import join_own_cgroups, oom_killed, remember_host_pid, remove_cgroups
+from squall.runtime import lambda_path
 from squall.runtime.heap import fill_free_blocks
 from squall.runtime.sandbox import die_with_parent, fork_in_new_pid_namespace
 from squall.runtime.zygote_protocol import MAX_PACKET, Exited, Spawn, Spawned, SpawnFailed, request_from_node
@@ -242,6 +243,7 @@ class Zygote:
 def main() -> None:
     control = socket.socket(fileno=int(sys.argv[1]))
     preload(list(ZYGOTE_PRELOAD.read()))  # the whole list of this zygote, set by the node
+    lambda_path.prepare()  # what each instance will drop from the import path, worked out once
     gc.collect()
     gc.freeze()
     fill_free_blocks()
