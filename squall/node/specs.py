@@ -110,7 +110,8 @@ class NodeSettings:
     @property
     def hidden_dir(self) -> Path:
         """What every instance of this node hides: the server's whole data dir (store, token,
-        keys, buckets, every stage's code), of which only its own code and deps come back."""
+        keys, buckets, every stage's code), of which only its own code and deps come back, and
+        the runtime folder (links to installed packages: squall/runtime/lambda_path.py)."""
         return self.server_data_dir or self.data_dir
 
 

@@ -130,7 +130,8 @@ def test_data_dir_store_and_token_are_not_readable(server: SquallServer) -> None
     assert not seen["store"]["ok"] and seen["store"]["errno"] == errno.ENOENT
     assert not seen["token"]["ok"] and seen["token"]["errno"] in (errno.ENOENT, errno.EACCES)
     assert not seen["other_code"]["ok"]
-    assert set(seen["data_listing"]["value"]) <= {"code", "deps"}
+    # its code and deps, and the runtime folder (links to the server's installed boto3 and squall)
+    assert set(seen["data_listing"]["value"]) <= {"code", "deps", "runtime"}
 
 
 def test_runs_as_its_own_uid_with_read_only_code_and_no_platform_secrets(server: SquallServer) -> None:

@@ -241,14 +241,15 @@ def test_a_stage_function_cannot_read_the_root_data_dir_or_its_store(server: Squ
 
 def test_the_data_dir_and_the_files_the_node_writes_are_its_alone(server: SquallServer) -> None:
     """The data dir is 0700 and owned by the node; every file the node wrote (stores, keys,
-    logs, ...) has no group or other bits. Code and deps trees are readable on purpose:
-    instances reach them only through their binds."""
+    logs, ...) has no group or other bits. Code and deps trees, and the runtime folder of links
+    to installed packages, are readable on purpose: instances reach them only through their
+    binds."""
     server.payload("whoami", {})
     server.cli("bucket", "put", "uploads", "note.txt", "-", input="a bucket object", check=True)
     data = server.data_dir
     info = data.stat()
     assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
-    shared = ("code", "deps")
+    shared = ("code", "deps", "runtime")
     checked = []
     for folder, dirs, files in os.walk(data):
         relative = Path(folder).relative_to(data).parts
