@@ -227,9 +227,8 @@ def invoke(handler: Callable[..., Any], init: Init, call: Invoke, request_filter
     try:
         client_context = client_context_of(lambda_json.read_event(call.client_context)) if call.client_context else None
     except ValueError as exc:
-        return _result(False, started, lambda_json.dumps(runtime_error(
-            request_id, "Runtime.LambdaContextUnmarshalError", f"Unable to parse Client Context JSON: {exc}"),
-            ensure_ascii=ascii_only))
+        return _runtime_failure(started, request_id, "Runtime.LambdaContextUnmarshalError",
+                                f"Unable to parse Client Context JSON: {exc}", ascii_only)
     context = LambdaContext(
         request_id=request_id, function_name=init.function, function_version=call.version,
         invoked_function_arn=call.arn, memory_limit_in_mb=init.memory,
@@ -238,14 +237,13 @@ def invoke(handler: Callable[..., Any], init: Init, call: Invoke, request_filter
     try:
         event = lambda_json.read_event(call.event) if call.event else None
     except ValueError as exc:
-        return _result(False, started, lambda_json.dumps(runtime_error(
-            request_id, "Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}"), ensure_ascii=ascii_only))
+        return _runtime_failure(started, request_id, "Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}",
+                                ascii_only)
     try:
         payload = lambda_json.marshal_result(handler(event, context), ensure_ascii=ascii_only)
         ok = True
     except lambda_json.MarshalError as exc:  # the result, not the handler, failed: no stack trace
-        payload = lambda_json.dumps(runtime_error(request_id, exc.error_type, str(exc)), ensure_ascii=ascii_only)
-        ok = False
+        return _runtime_failure(started, request_id, exc.error_type, str(exc), ascii_only)
     except SystemExit as exc:
         payload = lambda_json.dumps(error_object(
             exc, request_id, "Runtime.ExitError",
@@ -282,9 +280,10 @@ def set_trace_id(trace_id: str) -> None:
         data.pop(key, None)
 
 
-def runtime_error(request_id: str, error_type: str, message: str) -> dict[str, Any]:
-    """Lambda's error object for a failure of the runtime's own (no stack trace)."""
-    return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": []}
+def _runtime_failure(started: float, request_id: str, error_type: str, message: str, ascii_only: bool) -> Result:
+    """A failed result whose error is the runtime's own (Lambda's error object, no stack trace)."""
+    error = {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": []}
+    return _result(False, started, lambda_json.dumps(error, ensure_ascii=ascii_only))
 
 
 def results_ascii_only(init: Init) -> bool:

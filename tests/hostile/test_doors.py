@@ -9,6 +9,7 @@ are set short (SQUALL_HEADER_TIMEOUT, SQUALL_BODY_IDLE_TIMEOUT) so those tests r
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import resource
@@ -42,6 +43,8 @@ PROJECT = {
               - http: "POST /echo"
               - http: "POST /keyed"
                 auth: {type: api_key, secret_env: DOOR_KEY}
+          leak:
+            handler: app.leak
     """,
     "app.py": """
         def steady(event, context):
@@ -49,6 +52,10 @@ PROJECT = {
 
         def echo(event, context):
             return {"statusCode": 200, "body": str(len(event.get("body") or ""))}
+
+        def leak(event, context):  # a function whose credential gets out
+            import os
+            return [os.environ[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
     """,
 }
 HEADER_TIMEOUT = 2
@@ -550,6 +557,25 @@ def test_a_non_ascii_access_key_is_a_4xx_on_the_aws_doors(server: SquallServer) 
                               headers=[(b"authorization", authorization), (b"x-amz-date", now)])
         assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
         assert "Credential" in response.text or "security token" in response.text
+
+
+def test_a_leaked_function_key_pair_without_its_session_token_is_refused(server: SquallServer) -> None:
+    key, secret, token = json.loads(server.cli("invoke", "leak", "--json", check=True).stdout)["payload"]
+    for stolen in ({}, {"aws_session_token": "guessed"}, {"aws_session_token": token[:-8] + "AAAAAAA="}):
+        client = boto3.client("dynamodb", endpoint_url=f"{server.url}/_squall/aws/dynamodb", region_name="us-east-1",
+                              aws_access_key_id=key, aws_secret_access_key=secret,
+                              config=Config(retries={"max_attempts": 0}), **stolen)
+        with pytest.raises(ClientError) as refused:
+            client.list_tables()
+        assert refused.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+def test_a_huge_or_malformed_client_context_is_refused_before_the_function_runs(server: SquallServer) -> None:
+    client = lambda_client(server)
+    for context in ("A" * 10_000, base64.b64encode(b"{" * 2000).decode(), "%%%"):
+        with pytest.raises(ClientError) as refused:
+            client.invoke(FunctionName="echo", Payload=b"{}", ClientContext=context)  # type: ignore[attr-defined]
+        assert refused.value.response["Error"]["Code"] == "InvalidRequestContentException"
 
 
 # ---------------------------------------------------------------- item 15: route auth and platform variables
